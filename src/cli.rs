@@ -1,0 +1,194 @@
+//! The command line: `serve`, `migrate`, `rebuild`, `init`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::app::{self, App};
+use crate::config::{NodeRole, Settings};
+use crate::db::{Db, migrations};
+use crate::domain::{NodeId, ProvinceCode};
+use crate::tickets::store as ticket_store;
+
+/// lapor-node: one province node (or the national hub) of the federated LAPOR! complaint system.
+#[derive(Debug, Parser)]
+#[command(name = "lapor-node", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (TOML). Environment variables LAPOR__SECTION__KEY override it.
+    #[arg(long, short, global = true, env = "LAPOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node: migrate the database, then serve the API and run the SLA jobs until
+    /// Ctrl-C or SIGTERM.
+    Serve,
+    /// Apply pending database migrations and exit (`--revert-all` undoes them all: this
+    /// deletes every table and its data).
+    Migrate {
+        /// Revert every migration instead.
+        #[arg(long)]
+        revert_all: bool,
+    },
+    /// Rebuild the `tickets` projection from the event log, in one transaction, and print what
+    /// was folded.
+    Rebuild,
+    /// Create a new node: a data directory with a working config.toml and a migrated
+    /// database.
+    Init {
+        /// The node's DNS name, e.g. prov-31.lapor.test.
+        #[arg(long)]
+        node_id: String,
+        /// The province code, e.g. 31.
+        #[arg(long)]
+        province: String,
+        /// Directory to create (holds config.toml and the database).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Province node or national hub.
+        #[arg(long, value_enum, default_value = "province")]
+        role: RoleArg,
+        /// Public API listen address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Overwrite an existing config.toml.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `--role` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RoleArg {
+    /// A province node.
+    Province,
+    /// The national hub.
+    Hub,
+}
+
+impl From<RoleArg> for NodeRole {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Province => Self::Province,
+            RoleArg::Hub => Self::Hub,
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init {
+            node_id,
+            province,
+            dir,
+            role,
+            listen,
+            force,
+        } => init(&node_id, &province, &dir, role.into(), &listen, force),
+        Command::Serve => {
+            let settings = load(cli.config.as_deref())?;
+            crate::telemetry::init(&settings.raw.log);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let app = App::build(&settings)?;
+                app.run_until_stopped().await?;
+                anyhow::Ok(())
+            })
+        }
+        Command::Migrate { revert_all } => {
+            let settings = load(cli.config.as_deref())?;
+            crate::telemetry::init(&settings.raw.log);
+            let db = Db::open(&settings.database, 1)?;
+            let names = if revert_all {
+                db.with_writer(migrations::revert_all)??
+            } else {
+                db.with_writer(migrations::run_pending)??
+            };
+            let verb = if revert_all { "reverted" } else { "applied" };
+            say(&format!(
+                "{} migration(s) {verb} on {}",
+                names.len(),
+                settings.database.describe()
+            ));
+            for n in names {
+                say(&format!("  {n}"));
+            }
+            Ok(())
+        }
+        Command::Rebuild => {
+            let settings = load(cli.config.as_deref())?;
+            crate::telemetry::init(&settings.raw.log);
+            let db = app::open_database(&settings)?;
+            let done = db.write(ticket_store::rebuild)?;
+            say(&format!(
+                "rebuilt {} ticket(s) from {} event(s); {} event(s) refused by the fold",
+                done.tickets, done.events, done.rejected
+            ));
+            Ok(())
+        }
+    }
+}
+
+fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
+    Ok(Settings::load(path)?)
+}
+
+#[expect(clippy::print_stdout, reason = "the CLI's output")]
+fn say(line: &str) {
+    println!("{line}");
+}
+
+fn init(
+    node_id: &str,
+    province: &str,
+    dir: &Path,
+    role: NodeRole,
+    listen: &str,
+    force: bool,
+) -> anyhow::Result<()> {
+    let node_id = NodeId::parse(node_id)?;
+    let province = ProvinceCode::parse(province)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = std::fs::canonicalize(dir)?;
+    let config_path = dir.join("config.toml");
+    if config_path.exists() && !force {
+        anyhow::bail!(
+            "{} exists; pass --force to overwrite it",
+            config_path.display()
+        );
+    }
+    let role = match role {
+        NodeRole::Province => "province",
+        NodeRole::Hub => "hub",
+    };
+    let text = format!(
+        "# lapor-node configuration for {node_id} (written by `lapor-node init`).\n\
+         # Every key is documented in config/prov-31.example.toml of the source tree.\n\n\
+         [node]\nid = \"{node_id}\"\nrole = \"{role}\"\nprovince = \"{province}\"\n\
+         data_dir = {data_dir}\n\n[http]\nlisten = \"{listen}\"\n\n\
+         [calendar]\n# National holidays and cuti bersama, YYYY-MM-DD.\nholidays = []\n",
+        data_dir = toml::Value::String(dir.display().to_string()),
+    );
+    let settings = Settings::from_toml(&text)?;
+    let db = app::open_database(&settings)?;
+    drop(db);
+    std::fs::write(&config_path, text)
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    say(&format!("created node {node_id} in {}", dir.display()));
+    say(&format!("  config:   {}", config_path.display()));
+    say(&format!("  database: {}", settings.database.describe()));
+    say(&format!(
+        "start it with: lapor-node serve --config {}",
+        config_path.display()
+    ));
+    Ok(())
+}

@@ -1,0 +1,440 @@
+//! Configuration, in layers: built-in defaults → a TOML file (`--config FILE`) → environment
+//! variables `LAPOR__SECTION__KEY` (e.g. `LAPOR__DATABASE__URL`, `LAPOR__HTTP__LISTEN`).
+//! Unknown keys are refused, and every fault names its field. Secrets (the database URL, which
+//! may carry a password) are wrapped so they never print.
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `node.id` | required | the node's DNS name, e.g. `prov-31.lapor.test` |
+//! | `node.role` | `province` | `province` or `hub` |
+//! | `node.province` | required | Kemendagri province code, e.g. `31` |
+//! | `node.time_zone` | from the province list | UTC offset such as `+07:00` |
+//! | `node.data_dir` | `./data` | where the SQLite database and keys live |
+//! | `http.listen` | `127.0.0.1:8080` | public API listener |
+//! | `http.max_body_bytes` | `65536` | request body limit |
+//! | `database.url` | `<data_dir>/lapor.sqlite` | `sqlite://PATH` or `postgres://…` |
+//! | `database.pool_size` | `8` | connections in the pool |
+//! | `calendar.holidays` | `[]` | national holidays and *cuti bersama*, `YYYY-MM-DD` |
+//! | `sla.verify_dispatch_working_days` | `3` | verification + dispatch limit |
+//! | `sla.response_working_days` | `5` | agency response limit after dispatch |
+//! | `sla.auto_close_working_days` | `10` | auto-close after a response with no reply |
+//! | `sla.reopen_window_working_days` | `10` | how long a citizen may reopen |
+//! | `sla.overall_calendar_days` | `60` | completion cap |
+//! | `sla.sweep_interval_secs` | `60` | how often breaches and auto-close are checked |
+//! | `limits.title_max_chars` | `200` | report title limit |
+//! | `limits.text_max_chars` | `8000` | report/response/reply text limit |
+//! | `reference.provinces_file` | built-in copy of `config/provinces.csv` | province list |
+//! | `reference.agencies_file` | built-in copy of `config/agencies.csv` | agency list |
+//! | `log.format` | `text` | `text` or `json` |
+//! | `log.filter` | `info` | tracing filter (`RUST_LOG` syntax); `RUST_LOG` wins if set |
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use time::{Date, UtcOffset};
+
+use crate::domain::reference::{Agency, Provinces, parse_agencies, parse_offset};
+use crate::domain::sla::WorkCalendar;
+use crate::domain::{NodeId, ProvinceCode};
+
+/// The built-in province list.
+pub const BUILTIN_PROVINCES: &str = include_str!("../config/provinces.csv");
+/// The built-in (example) agency list.
+pub const BUILTIN_AGENCIES: &str = include_str!("../config/agencies.csv");
+
+/// A configuration fault, naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The layers could not be read or did not match the schema.
+    #[error("configuration: {0}")]
+    Load(String),
+    /// A value is well-formed but not acceptable.
+    #[error("configuration: {field}: {message}")]
+    Invalid {
+        /// Dotted key.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// What a node is in the federation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeRole {
+    /// A province node.
+    Province,
+    /// The national hub.
+    Hub,
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSettings {
+    /// DNS name.
+    pub id: NodeId,
+    /// Role.
+    #[serde(default = "default_role")]
+    pub role: NodeRole,
+    /// Province code.
+    pub province: ProvinceCode,
+    /// UTC offset override.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// Data directory.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+fn default_role() -> NodeRole {
+    NodeRole::Province
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Public API listener.
+    pub listen: SocketAddr,
+    /// Request body limit in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// Connection URL (secret: may hold a password).
+    pub url: Option<SecretString>,
+    /// Pool size.
+    pub pool_size: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            pool_size: 8,
+        }
+    }
+}
+
+/// `[calendar]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalendarSettings {
+    /// Non-working dates besides weekends.
+    pub holidays: Vec<Date>,
+}
+
+/// `[sla]`: all limits of the SLA clocks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlaSettings {
+    /// Verification + dispatch, working days after submission.
+    pub verify_dispatch_working_days: u32,
+    /// Agency response, working days after dispatch.
+    pub response_working_days: u32,
+    /// Auto-close, working days after a response or resolution without reply.
+    pub auto_close_working_days: u32,
+    /// Reopen window, working days after resolution.
+    pub reopen_window_working_days: u32,
+    /// Completion cap, calendar days after submission.
+    pub overall_calendar_days: u32,
+    /// Sweep period of the SLA job.
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for SlaSettings {
+    fn default() -> Self {
+        Self {
+            verify_dispatch_working_days: 3,
+            response_working_days: 5,
+            auto_close_working_days: 10,
+            reopen_window_working_days: 10,
+            overall_calendar_days: 60,
+            sweep_interval_secs: 60,
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Report title, in characters.
+    pub title_max_chars: usize,
+    /// Report, response and reply texts, in characters.
+    pub text_max_chars: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            title_max_chars: 200,
+            text_max_chars: 8000,
+        }
+    }
+}
+
+/// `[reference]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReferenceSettings {
+    /// Province list file.
+    pub provinces_file: Option<PathBuf>,
+    /// Agency list file.
+    pub agencies_file: Option<PathBuf>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// Output format.
+    pub format: LogFormat,
+    /// Filter directives.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    /// `[node]`.
+    pub node: NodeSettings,
+    /// `[http]`.
+    #[serde(default)]
+    pub http: HttpSettings,
+    /// `[database]`.
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    /// `[calendar]`.
+    #[serde(default)]
+    pub calendar: CalendarSettings,
+    /// `[sla]`.
+    #[serde(default)]
+    pub sla: SlaSettings,
+    /// `[limits]`.
+    #[serde(default)]
+    pub limits: LimitSettings,
+    /// `[reference]`.
+    #[serde(default)]
+    pub reference: ReferenceSettings,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+/// Where the database is.
+#[derive(Debug, Clone)]
+pub enum DatabaseUrl {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (secret).
+    Postgres(SecretString),
+}
+
+impl DatabaseUrl {
+    /// Parses `sqlite://PATH`, `sqlite:PATH` or `postgres://…`/`postgresql://…`.
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            url::Url::parse(url)
+                .map_err(|e| invalid("database.url", format!("not a valid PostgreSQL URL: {e}")))?;
+            return Ok(Self::Postgres(SecretString::from(url)));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"));
+        match path {
+            Some(p) if !p.is_empty() => Ok(Self::Sqlite(PathBuf::from(p))),
+            _ => Err(invalid(
+                "database.url",
+                "must start with sqlite:// (a file path) or postgres:// (a PostgreSQL URL)",
+            )),
+        }
+    }
+
+    /// A description safe to log (no password).
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(p) => format!("sqlite {}", p.display()),
+            Self::Postgres(s) => match url::Url::parse(s.expose_secret()) {
+                Ok(u) => format!(
+                    "postgres {}:{}{}",
+                    u.host_str().unwrap_or("?"),
+                    u.port().unwrap_or(5432),
+                    u.path()
+                ),
+                Err(_) => "postgres".into(),
+            },
+        }
+    }
+}
+
+/// The checked configuration a node runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The raw sections.
+    pub raw: RawSettings,
+    /// The database to use.
+    pub database: DatabaseUrl,
+    /// Working-day calendar in the node's time zone.
+    pub calendar: WorkCalendar,
+    /// Province list.
+    pub provinces: Provinces,
+    /// Agency list.
+    pub agencies: Vec<Agency>,
+}
+
+impl Settings {
+    /// Loads the layers (file optional) and checks them.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::new();
+        if let Some(f) = file {
+            if !f.is_file() {
+                return Err(invalid(
+                    "--config",
+                    format!("file {} does not exist", f.display()),
+                ));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        Self::from_figment(&fig.merge(Env::prefixed("LAPOR__").split("__")))
+    }
+
+    /// Checks a configuration given as TOML text (tests, `init`).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(&Figment::new().merge(Toml::string(text)))
+    }
+
+    fn from_figment(fig: &Figment) -> Result<Self, ConfigError> {
+        let raw: RawSettings = fig
+            .extract()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        Self::check(raw)
+    }
+
+    /// Checks cross-field rules and reads the reference files.
+    pub fn check(raw: RawSettings) -> Result<Self, ConfigError> {
+        let provinces_text = read_or(
+            &raw.reference.provinces_file,
+            BUILTIN_PROVINCES,
+            "reference.provinces_file",
+        )?;
+        let provinces = Provinces::parse(&provinces_text)
+            .map_err(|e| invalid("reference.provinces_file", e.to_string()))?;
+        let agencies_text = read_or(
+            &raw.reference.agencies_file,
+            BUILTIN_AGENCIES,
+            "reference.agencies_file",
+        )?;
+        let agencies = parse_agencies(&agencies_text)
+            .map_err(|e| invalid("reference.agencies_file", e.to_string()))?;
+        if let Some(a) = agencies.iter().find(|a| !provinces.knows_region(&a.region)) {
+            return Err(invalid(
+                "reference.agencies_file",
+                format!("agency {} names unknown region {}", a.code, a.region),
+            ));
+        }
+        let Some(province) = provinces.get(&raw.node.province) else {
+            return Err(invalid(
+                "node.province",
+                format!("unknown province code {}", raw.node.province),
+            ));
+        };
+        let offset: UtcOffset = match &raw.node.time_zone {
+            None => province.offset,
+            Some(tz) => parse_offset(tz).ok_or_else(|| {
+                invalid(
+                    "node.time_zone",
+                    format!("{tz:?} is not an offset like +07:00"),
+                )
+            })?,
+        };
+        let database = match &raw.database.url {
+            Some(url) => DatabaseUrl::parse(url.expose_secret())?,
+            None => DatabaseUrl::Sqlite(raw.node.data_dir.join("lapor.sqlite")),
+        };
+        if raw.database.pool_size == 0 {
+            return Err(invalid("database.pool_size", "must be at least 1"));
+        }
+        if raw.http.max_body_bytes < 1024 {
+            return Err(invalid("http.max_body_bytes", "must be at least 1024"));
+        }
+        if raw.sla.sweep_interval_secs == 0 {
+            return Err(invalid("sla.sweep_interval_secs", "must be at least 1"));
+        }
+        let calendar = WorkCalendar::new(offset, raw.calendar.holidays.iter().copied());
+        Ok(Self {
+            raw,
+            database,
+            calendar,
+            provinces,
+            agencies,
+        })
+    }
+
+    /// This node's id.
+    #[must_use]
+    pub fn node_id(&self) -> &NodeId {
+        &self.raw.node.id
+    }
+}
+
+fn read_or(
+    path: &Option<PathBuf>,
+    builtin: &str,
+    field: &'static str,
+) -> Result<String, ConfigError> {
+    match path {
+        None => Ok(builtin.to_owned()),
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|e| invalid(field, format!("cannot read {}: {e}", p.display()))),
+    }
+}

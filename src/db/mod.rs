@@ -1,0 +1,258 @@
+//! The database: one binary speaks SQLite (embedded default) and PostgreSQL, chosen by the URL.
+//!
+//! - [`DbConn`] is a `diesel::MultiConnection` over both backends;
+//! - [`ConnManager`] opens connections for the r2d2 pool, keeping the real error of a failed
+//!   connection (diesel's own multi-connection `establish` hides it), and sets SQLite's
+//!   pragmas (WAL, busy timeout, foreign keys, synchronous=NORMAL) on every connection;
+//! - [`migrations`] embeds `migrations/sqlite` and `migrations/postgres` (twin folders with
+//!   identical names) and runs them;
+//! - [`Db`] pairs a read pool with one writer connection: every write transaction of the
+//!   process runs there, one at a time.
+
+pub mod migrations;
+pub mod schema;
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, RunQueryDsl};
+use secrecy::ExposeSecret;
+
+use crate::config::DatabaseUrl;
+
+/// A connection to either backend.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    /// Embedded SQLite.
+    Sqlite(SqliteConnection),
+    /// PostgreSQL.
+    Pg(PgConnection),
+}
+
+impl std::fmt::Debug for DbConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sqlite(_) => "DbConn::Sqlite",
+            Self::Pg(_) => "DbConn::Pg",
+        })
+    }
+}
+
+/// The connection pool.
+pub type DbPool = Pool<ConnManager>;
+/// A pooled connection.
+pub type PooledConn = PooledConnection<ConnManager>;
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The backend refused or could not be reached (the backend's own message).
+    #[error("cannot connect to {what}: {cause}")]
+    Connect {
+        /// Which database (no password).
+        what: String,
+        /// The backend's error.
+        cause: diesel::ConnectionError,
+    },
+    /// A setup statement failed.
+    #[error("cannot set up connection to {what}: {cause}")]
+    Setup {
+        /// Which database.
+        what: String,
+        /// The error.
+        cause: diesel::result::Error,
+    },
+    /// The data directory could not be created.
+    #[error("cannot create directory {path}: {cause}")]
+    Dir {
+        /// The directory.
+        path: String,
+        /// The IO error.
+        cause: std::io::Error,
+    },
+    /// The pool could not be built.
+    #[error("connection pool: {0}")]
+    Pool(String),
+}
+
+/// Opens connections for the pool.
+#[derive(Debug, Clone)]
+pub struct ConnManager {
+    url: DatabaseUrl,
+}
+
+impl ConnManager {
+    /// A manager for this database.
+    #[must_use]
+    pub const fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+
+    /// Opens one connection.
+    pub fn open(&self) -> Result<DbConn, ConnectError> {
+        let what = self.url.describe();
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                let path_str = path.to_string_lossy();
+                let mut c = SqliteConnection::establish(&path_str).map_err(|cause| {
+                    ConnectError::Connect {
+                        what: what.clone(),
+                        cause,
+                    }
+                })?;
+                c.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                )
+                .map_err(|cause| ConnectError::Setup { what, cause })?;
+                Ok(DbConn::Sqlite(c))
+            }
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url.expose_secret())
+                .map(DbConn::Pg)
+                .map_err(|cause| ConnectError::Connect { what, cause }),
+        }
+    }
+}
+
+impl ManageConnection for ConnManager {
+    type Connection = DbConn;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<DbConn, ConnectError> {
+        self.open()
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectError> {
+        diesel::sql_query("SELECT 1")
+            .execute(conn)
+            .map(|_| ())
+            .map_err(|cause| ConnectError::Setup {
+                what: self.url.describe(),
+                cause,
+            })
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+/// Builds the pool. For SQLite the parent directory is created; the first connection is opened
+/// here, so a wrong URL or password fails now with the backend's message.
+pub fn connect(url: &DatabaseUrl, size: u32) -> Result<DbPool, ConnectError> {
+    if let DatabaseUrl::Sqlite(path) = url {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_dir(dir)?;
+        }
+    }
+    let manager = ConnManager::new(url.clone());
+    // Open once by hand so the caller sees the real error rather than a pool timeout.
+    drop(manager.open()?);
+    r2d2::Pool::builder()
+        .max_size(size)
+        .connection_timeout(Duration::from_secs(10))
+        .build(manager)
+        .map_err(|e| ConnectError::Pool(e.to_string()))
+}
+
+fn create_dir(dir: &Path) -> Result<(), ConnectError> {
+    std::fs::create_dir_all(dir).map_err(|cause| ConnectError::Dir {
+        path: dir.display().to_string(),
+        cause,
+    })
+}
+
+/// The node's database: a pool for reads and one dedicated writer connection.
+///
+/// All writes of a process go through the writer, one transaction at a time: SQLite allows a
+/// single writer anyway, and on PostgreSQL the chain-head row lock serialises appends across
+/// processes. Readers never wait for the writer (SQLite WAL, PostgreSQL MVCC).
+#[derive(Clone)]
+pub struct Db {
+    pool: DbPool,
+    writer: std::sync::Arc<std::sync::Mutex<DbConn>>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which backend a database uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A failed database call.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had in time.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+impl Db {
+    /// Opens the pool and the writer.
+    pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Self, ConnectError> {
+        let pool = connect(url, pool_size)?;
+        let writer = ConnManager::new(url.clone()).open()?;
+        let backend = match url {
+            DatabaseUrl::Sqlite(_) => Backend::Sqlite,
+            DatabaseUrl::Postgres(_) => Backend::Postgres,
+        };
+        Ok(Self {
+            pool,
+            writer: std::sync::Arc::new(std::sync::Mutex::new(writer)),
+            backend,
+        })
+    }
+
+    /// The backend.
+    #[must_use]
+    pub const fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A pooled connection for reads.
+    pub fn read(&self) -> Result<PooledConn, DbError> {
+        self.pool
+            .get()
+            .map_err(|e| DbError::Unavailable(e.to_string()))
+    }
+
+    /// Runs `f` in a transaction on the writer connection.
+    pub fn write<T, E>(&self, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<diesel::result::Error> + From<DbError>,
+    {
+        let mut guard = self
+            .writer
+            .lock()
+            .map_err(|_| DbError::Unavailable("writer connection poisoned".into()))?;
+        guard.transaction(f)
+    }
+
+    /// Runs `f` with the writer connection, outside any transaction (migrations).
+    pub fn with_writer<T>(&self, f: impl FnOnce(&mut DbConn) -> T) -> Result<T, DbError> {
+        let mut guard = self
+            .writer
+            .lock()
+            .map_err(|_| DbError::Unavailable("writer connection poisoned".into()))?;
+        Ok(f(&mut guard))
+    }
+}

@@ -1,0 +1,87 @@
+//! Table definitions, shared by both backends (kept in step with `migrations/`).
+
+diesel::table! {
+    agencies (code) {
+        code -> Text,
+        name -> Text,
+        level -> Text,
+        region -> Text,
+        owner_node -> Text,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Text,
+        origin -> Text,
+        seq -> BigInt,
+        prev -> Nullable<Text>,
+        ticket -> Text,
+        kind -> Text,
+        at_ms -> BigInt,
+        raw -> Text,
+        key_id -> Nullable<Text>,
+        sig -> Nullable<Text>,
+        stored_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    chain_heads (origin) {
+        origin -> Text,
+        seq -> BigInt,
+        last_id -> Text,
+    }
+}
+
+diesel::table! {
+    tickets (id) {
+        id -> Text,
+        tracking_code -> Text,
+        origin_node -> Text,
+        handling_node -> Text,
+        report_kind -> Text,
+        category -> Text,
+        title -> Text,
+        body -> Text,
+        region -> Text,
+        agency -> Nullable<Text>,
+        channel -> Text,
+        anonymous -> Bool,
+        confidential -> Bool,
+        status -> Text,
+        archive_reason -> Nullable<Text>,
+        rating -> Nullable<Integer>,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+        verify_due_ms -> BigInt,
+        response_due_ms -> Nullable<BigInt>,
+        auto_close_due_ms -> Nullable<BigInt>,
+        reopen_until_ms -> Nullable<BigInt>,
+        overall_due_ms -> BigInt,
+        breaches -> Integer,
+        head -> Text,
+        event_count -> Integer,
+        state -> Text,
+    }
+}
+
+diesel::table! {
+    reporter_contacts (ticket_id) {
+        ticket_id -> Text,
+        name -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        email -> Nullable<Text>,
+        salt -> Nullable<Text>,
+        stored_at_ms -> BigInt,
+    }
+}
+
+diesel::joinable!(tickets -> agencies (agency));
+diesel::allow_tables_to_appear_in_same_query!(
+    agencies,
+    events,
+    chain_heads,
+    tickets,
+    reporter_contacts
+);

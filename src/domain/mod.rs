@@ -1,0 +1,18 @@
+//! The domain: pure types and rules, no IO. Nothing here imports diesel, actix or tokio.
+
+pub mod event;
+pub mod fold;
+pub mod ids;
+pub mod reference;
+pub mod report;
+pub mod sla;
+pub mod ticket;
+pub mod timestamp;
+
+pub use event::{Actor, Change, Created, Event, Role};
+pub use ids::{
+    AgencyCode, EventId, IdError, NodeId, ProvinceCode, RegionCode, TicketId, TrackingCode,
+};
+pub use report::{Category, Channel, Privacy, ReportKind};
+pub use ticket::{Status, TicketState, TransitionError};
+pub use timestamp::Timestamp;

@@ -1,0 +1,10 @@
+//! The event log: every ticket change is appended here, in the same transaction as the
+//! projection update.
+//!
+//! - `wire`: an [`Event`](crate::domain::Event) as JSON, its canonical bytes (RFC 8785) and id;
+//! - `model`: the `events` and `chain_heads` rows;
+//! - `store`: append (allocating the node's next `seq` and `prev` from its chain head) and read.
+
+pub mod model;
+pub mod store;
+pub mod wire;

@@ -1,0 +1,178 @@
+//! Appending to and reading from the event log. Callers pass the connection of an open write
+//! transaction ([`crate::db::Db::write`]): the event, the chain head and the projection change
+//! commit together or not at all.
+
+use diesel::prelude::*;
+
+use super::model::{ChainHead, EventRow};
+use super::wire::{self, WireError};
+use crate::db::DbConn;
+use crate::db::schema::{chain_heads, events};
+use crate::domain::{Actor, Change, Event, EventId, NodeId, TicketId, Timestamp};
+
+/// A failed log operation.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    /// A stored or new event could not be encoded or decoded.
+    #[error("event {id}: {cause}")]
+    Wire {
+        /// The event concerned.
+        id: String,
+        /// The fault.
+        cause: WireError,
+    },
+}
+
+/// An event before the log gives it its place (`seq`, `prev`) and id.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// The ticket.
+    pub ticket: TicketId,
+    /// The ticket's latest events seen by the writer.
+    pub parents: Vec<EventId>,
+    /// When.
+    pub at: Timestamp,
+    /// Who.
+    pub actor: Actor,
+    /// What.
+    pub change: Change,
+    /// Personal-data commitment.
+    pub pii: Option<String>,
+}
+
+/// Appends a draft as `origin`'s next event and returns it.
+#[tracing::instrument(name = "event_log.append", skip_all, fields(event.kind = draft.change.kind()))]
+pub fn append(
+    conn: &mut DbConn,
+    origin: &NodeId,
+    draft: Draft,
+    stored_at: Timestamp,
+) -> Result<Event, LogError> {
+    let head: Option<ChainHead> = chain_heads::table
+        .find(origin.as_str())
+        .select(ChainHead::as_select())
+        .first(conn)
+        .optional()?;
+    let (seq, prev) = match &head {
+        Some(h) => (h.seq.saturating_add(1), Some(h.last_id.clone())),
+        None => (1, None),
+    };
+    let prev = prev
+        .map(|p| EventId::parse(&p))
+        .transpose()
+        .map_err(|e| LogError::Wire {
+            id: format!("{origin}#{}", seq.saturating_sub(1)),
+            cause: WireError::Field {
+                field: "prev",
+                message: e.to_string(),
+            },
+        })?;
+    let mut event = Event {
+        id: EventId::of_bytes(b""),
+        origin: origin.clone(),
+        seq: u64::try_from(seq).unwrap_or(u64::MAX),
+        prev,
+        ticket: draft.ticket,
+        parents: draft.parents,
+        at: draft.at,
+        actor: draft.actor,
+        change: draft.change,
+        pii: draft.pii,
+    };
+    let wire_err = |cause| LogError::Wire {
+        id: format!("{origin}#{seq}"),
+        cause,
+    };
+    event.id = wire::compute_id(&event).map_err(wire_err)?;
+    let raw = wire::to_value(&event).map_err(wire_err)?.to_string();
+    let row = EventRow {
+        id: event.id.to_string(),
+        origin: origin.to_string(),
+        seq,
+        prev: event.prev.as_ref().map(ToString::to_string),
+        ticket: event.ticket.to_string(),
+        kind: event.change.kind().to_owned(),
+        at_ms: event.at.millis(),
+        raw,
+        key_id: None,
+        sig: None,
+        stored_at_ms: stored_at.millis(),
+    };
+    diesel::insert_into(events::table)
+        .values(&row)
+        .execute(conn)?;
+    let new_head = ChainHead {
+        origin: origin.to_string(),
+        seq,
+        last_id: row.id.clone(),
+    };
+    if head.is_some() {
+        diesel::update(chain_heads::table.find(origin.as_str()))
+            .set(&new_head)
+            .execute(conn)?;
+    } else {
+        diesel::insert_into(chain_heads::table)
+            .values(&new_head)
+            .execute(conn)?;
+    }
+    Ok(event)
+}
+
+/// Decodes a stored row.
+pub fn decode(row: &EventRow) -> Result<Event, LogError> {
+    let wire_err = |cause| LogError::Wire {
+        id: row.id.clone(),
+        cause,
+    };
+    let v: serde_json::Value = serde_json::from_str(&row.raw).map_err(|e| {
+        wire_err(WireError::Field {
+            field: "raw",
+            message: e.to_string(),
+        })
+    })?;
+    wire::from_value(&v).map_err(wire_err)
+}
+
+/// A ticket's events, in the order they were stored.
+#[tracing::instrument(name = "event_log.for_ticket", skip_all)]
+pub fn for_ticket(conn: &mut DbConn, ticket: &TicketId) -> Result<Vec<EventRow>, LogError> {
+    Ok(events::table
+        .filter(events::ticket.eq(ticket.to_string()))
+        .order((
+            events::stored_at_ms.asc(),
+            events::origin.asc(),
+            events::seq.asc(),
+        ))
+        .select(EventRow::as_select())
+        .load(conn)?)
+}
+
+/// A page of all events, by id, after `after` (for rebuild and audit).
+pub fn page(conn: &mut DbConn, after: Option<&str>, limit: i64) -> Result<Vec<EventRow>, LogError> {
+    let mut q = events::table
+        .select(EventRow::as_select())
+        .order(events::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(a) = after {
+        q = q.filter(events::id.gt(a.to_owned()));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// Ids of all tickets that have events.
+pub fn ticket_ids(conn: &mut DbConn) -> Result<Vec<String>, LogError> {
+    Ok(events::table
+        .select(events::ticket)
+        .distinct()
+        .order(events::ticket.asc())
+        .load(conn)?)
+}
+
+/// Number of stored events.
+pub fn count(conn: &mut DbConn) -> Result<i64, LogError> {
+    Ok(events::table.count().get_result(conn)?)
+}

@@ -1,0 +1,38 @@
+//! # lapor-node
+//!
+//! One node of the federated LAPOR! complaint system: a province node owns the complaints
+//! filed in its region and keeps working with every link down; the national hub aggregates
+//! and relays. This crate is the whole node; its modules follow the data flow.
+//!
+//! ```text
+//!  citizen (web / SMS / Open311)          officer (API)
+//!           │                                  │
+//!           ▼                                  ▼
+//!       intake ─────────────► tickets ◄──── handling actions      tickets::service
+//!                               │  (domain: state machine, SLA)   domain::{ticket, sla}
+//!                               ▼
+//!                          event_log   event + chain head +        event_log::store
+//!                               │      projection, one tx
+//!                               ▼
+//!                 (outbox → delivery → network → inbox: federation, later issues)
+//! ```
+//!
+//! | module | stage |
+//! |---|---|
+//! | [`config`] | layered settings: defaults → TOML → `LAPOR__…` environment |
+//! | [`telemetry`] | tracing subscriber (text or JSON) |
+//! | [`domain`] | pure types and rules: ids, reports, the ticket state machine, fold, SLA calendar |
+//! | [`db`] | SQLite/PostgreSQL connection, pool, single writer, embedded migrations, schema |
+//! | [`event_log`] | the append-only event log: wire form, canonical bytes, ids, chain heads |
+//! | [`tickets`] | commands (submit, act, SLA sweep), projection store, rebuild |
+//! | [`app`] | builds and runs the node: listeners, background jobs |
+//! | [`cli`] | `serve`, `migrate`, `rebuild`, `init` |
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod event_log;
+pub mod telemetry;
+pub mod tickets;

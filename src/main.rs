@@ -1,0 +1,14 @@
+//! `lapor-node`: parse the command line and run it. Everything else is in the library.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = lapor_node::cli::Cli::parse();
+    match lapor_node::cli::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Tickets: the handling actions and their projection.
+//!
+//! - `service`: the commands (submit a report, take an action, SLA sweep) — each checks the
+//!   input, lets the domain state machine decide, appends the event and updates the projection
+//!   in one transaction;
+//! - `store`: the projection's queries (`tickets`, `reporter_contacts`, `agencies`) and rebuild;
+//! - `model`: the row types.
+
+pub mod model;
+pub mod service;
+pub mod store;
+
+pub use service::{Action, Contact, NewReport, TicketError, Tickets};

@@ -1,0 +1,153 @@
+//! Rows of the projection tables.
+
+use diesel::prelude::*;
+
+use crate::db::schema::{agencies, reporter_contacts, tickets};
+use crate::domain::ticket::TicketState;
+use crate::domain::{EventId, TicketId};
+
+/// One ticket of the projection.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = tickets, treat_none_as_null = true)]
+pub struct TicketRow {
+    /// Ticket id.
+    pub id: String,
+    /// Tracking code.
+    pub tracking_code: String,
+    /// Origin node.
+    pub origin_node: String,
+    /// Handling node.
+    pub handling_node: String,
+    /// Report kind.
+    pub report_kind: String,
+    /// Category.
+    pub category: String,
+    /// Title.
+    pub title: String,
+    /// Report text.
+    pub body: String,
+    /// Region code.
+    pub region: String,
+    /// Agency dispatched to.
+    pub agency: Option<String>,
+    /// Channel.
+    pub channel: String,
+    /// Anonymous flag.
+    pub anonymous: bool,
+    /// Confidential flag.
+    pub confidential: bool,
+    /// Status.
+    pub status: String,
+    /// Archive reason.
+    pub archive_reason: Option<String>,
+    /// Citizen rating.
+    pub rating: Option<i32>,
+    /// Filed at.
+    pub created_at_ms: i64,
+    /// Last change.
+    pub updated_at_ms: i64,
+    /// Verification deadline.
+    pub verify_due_ms: i64,
+    /// Response deadline.
+    pub response_due_ms: Option<i64>,
+    /// Auto-close time.
+    pub auto_close_due_ms: Option<i64>,
+    /// Reopen window end.
+    pub reopen_until_ms: Option<i64>,
+    /// Completion cap.
+    pub overall_due_ms: i64,
+    /// Breach bits.
+    pub breaches: i32,
+    /// Latest event id.
+    pub head: String,
+    /// Events folded.
+    pub event_count: i32,
+    /// The full folded state (JSON).
+    pub state: String,
+}
+
+fn enum_str<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+impl TicketRow {
+    /// The row for a folded state.
+    pub fn from_state(
+        id: &TicketId,
+        s: &TicketState,
+        head: &EventId,
+    ) -> Result<Self, serde_json::Error> {
+        let r = &s.report;
+        Ok(Self {
+            id: id.to_string(),
+            tracking_code: r.tracking_code.to_string(),
+            origin_node: s.origin.to_string(),
+            handling_node: s.handler.to_string(),
+            report_kind: enum_str(&r.report_kind),
+            category: r.category.as_str().to_owned(),
+            title: r.title.clone(),
+            body: r.text.clone(),
+            region: r.region.to_string(),
+            agency: s.agency.as_ref().map(ToString::to_string),
+            channel: enum_str(&r.channel),
+            anonymous: r.privacy.anonymous,
+            confidential: r.privacy.confidential,
+            status: s.status.as_str().to_owned(),
+            archive_reason: s.archive_reason.as_ref().map(enum_str),
+            rating: s.rating.map(i32::from),
+            created_at_ms: s.created_at.millis(),
+            updated_at_ms: s.updated_at.millis(),
+            verify_due_ms: r.verify_due.millis(),
+            response_due_ms: s.response_due.map(crate::domain::Timestamp::millis),
+            auto_close_due_ms: s.auto_close_due.map(crate::domain::Timestamp::millis),
+            reopen_until_ms: s.reopen_until.map(crate::domain::Timestamp::millis),
+            overall_due_ms: r.overall_due.millis(),
+            breaches: i32::from(s.breaches),
+            head: head.to_string(),
+            event_count: i32::try_from(s.events).unwrap_or(i32::MAX),
+            state: serde_json::to_string(s)?,
+        })
+    }
+
+    /// The folded state stored in the row.
+    pub fn state(&self) -> Result<TicketState, serde_json::Error> {
+        serde_json::from_str(&self.state)
+    }
+}
+
+/// Reporter contact (personal data).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = reporter_contacts)]
+pub struct ContactRow {
+    /// Ticket id.
+    pub ticket_id: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Commitment salt (signed-log layer).
+    pub salt: Option<String>,
+    /// Stored at.
+    pub stored_at_ms: i64,
+}
+
+/// An agency.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = agencies)]
+pub struct AgencyRow {
+    /// Code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Level.
+    pub level: String,
+    /// Region.
+    pub region: String,
+    /// Owning node.
+    pub owner_node: String,
+}

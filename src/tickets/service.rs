@@ -1,0 +1,538 @@
+//! Ticket commands. Each one checks its input, asks the domain state machine whether the change
+//! is legal, and appends the event and updates the projection in one write transaction:
+//! on any error nothing is written.
+
+use serde::Deserialize;
+
+use super::model::{ContactRow, TicketRow};
+use super::store;
+use crate::config::{LimitSettings, SlaSettings};
+use crate::db::{Db, DbConn, DbError};
+use crate::domain::event::{ArchiveReason, CloseReason, SlaStep};
+use crate::domain::reference::Provinces;
+use crate::domain::sla::WorkCalendar;
+use crate::domain::{
+    Actor, AgencyCode, Category, Change, Channel, Created, Event, NodeId, Privacy, ProvinceCode,
+    RegionCode, ReportKind, Role, TicketId, TicketState, Timestamp, TrackingCode, TransitionError,
+};
+use crate::event_log::store::{self as log, Draft, LogError};
+
+/// A failed ticket command. The first group is the caller's fault (4xx), the rest are ours.
+#[derive(Debug, thiserror::Error)]
+pub enum TicketError {
+    /// A field is missing, empty, too long or malformed.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// No such ticket.
+    #[error("ticket not found")]
+    NotFound,
+    /// The region is not in the reference data.
+    #[error("unknown region {0}")]
+    UnknownRegion(String),
+    /// The agency is not known.
+    #[error("unknown agency {0}")]
+    UnknownAgency(String),
+    /// The state machine refused the change.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// This node does not hold the ticket's authority for the change.
+    #[error("this node does not handle the ticket (handler: {0})")]
+    NotHandler(String),
+    /// Database failure.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Event log failure.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// Could not encode the projection.
+    #[error("cannot encode ticket state: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+impl From<diesel::result::Error> for TicketError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(DbError::Query(e))
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> TicketError {
+    TicketError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Reporter contact: personal data, stored apart from the report and never put in an event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    /// Name.
+    pub name: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+}
+
+/// A report as a citizen files it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReport {
+    /// Kind.
+    pub kind: ReportKind,
+    /// Title.
+    pub title: String,
+    /// Text.
+    pub text: String,
+    /// Category.
+    pub category: Category,
+    /// Region concerned.
+    pub region: RegionCode,
+    /// Agency the citizen names.
+    pub agency: Option<AgencyCode>,
+    /// Channel.
+    pub channel: Channel,
+    /// Privacy flags.
+    pub privacy: Privacy,
+    /// Reporter contact.
+    pub contact: Option<Contact>,
+}
+
+/// An officer's action on a ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// Verify.
+    Verify,
+    /// Dispatch to an agency.
+    Dispatch {
+        /// The agency.
+        agency: AgencyCode,
+    },
+    /// Postpone (*tunda*).
+    Postpone {
+        /// Why.
+        note: String,
+    },
+    /// Archive.
+    Archive {
+        /// Why.
+        reason: ArchiveReason,
+    },
+    /// Not our authority (*bukan wewenang*).
+    NotOurAuthority {
+        /// Why.
+        note: String,
+    },
+    /// Start work.
+    Start,
+    /// Respond publicly.
+    Respond {
+        /// The response.
+        message: String,
+    },
+    /// Mark resolved.
+    Resolve {
+        /// Closing remarks.
+        message: String,
+    },
+    /// Citizen reply.
+    Reply {
+        /// The reply.
+        message: String,
+    },
+    /// Citizen rating.
+    Rate {
+        /// 1 to 5.
+        rating: u8,
+    },
+    /// Citizen reopen.
+    Reopen {
+        /// Why.
+        message: String,
+    },
+}
+
+/// What an SLA sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Breach events written.
+    pub breaches: usize,
+    /// Tickets auto-closed.
+    pub closed: usize,
+}
+
+/// The ticket commands of one node.
+#[derive(Debug, Clone)]
+pub struct Tickets {
+    db: Db,
+    node: NodeId,
+    province: ProvinceCode,
+    calendar: WorkCalendar,
+    sla: SlaSettings,
+    limits: LimitSettings,
+    provinces: Provinces,
+}
+
+fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), TicketError> {
+    if text.trim().is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    let n = text.chars().count();
+    if n > max {
+        return Err(invalid(
+            field,
+            format!("is {n} characters; the limit is {max}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_contact(c: &Contact) -> Result<(), TicketError> {
+    for (field, v, max) in [
+        ("contact.name", &c.name, 200),
+        ("contact.phone", &c.phone, 32),
+        ("contact.email", &c.email, 254),
+    ] {
+        if let Some(v) = v {
+            if v.trim().is_empty() || v.chars().count() > max {
+                return Err(invalid(field, format!("must be 1 to {max} characters")));
+            }
+        }
+    }
+    if let Some(p) = &c.phone {
+        let digits = p.trim_start_matches('+');
+        if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid(
+                "contact.phone",
+                "must be digits, optionally starting with +",
+            ));
+        }
+    }
+    if let Some(e) = &c.email {
+        if !e
+            .split_once('@')
+            .is_some_and(|(a, d)| !a.is_empty() && d.contains('.'))
+        {
+            return Err(invalid("contact.email", "is not an e-mail address"));
+        }
+    }
+    Ok(())
+}
+
+impl Tickets {
+    /// Commands for this node.
+    #[must_use]
+    pub fn new(db: Db, settings: &crate::config::Settings) -> Self {
+        Self {
+            db,
+            node: settings.raw.node.id.clone(),
+            province: settings.raw.node.province.clone(),
+            calendar: settings.calendar.clone(),
+            sla: settings.raw.sla.clone(),
+            limits: settings.raw.limits.clone(),
+            provinces: settings.provinces.clone(),
+        }
+    }
+
+    /// The database.
+    #[must_use]
+    pub const fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// This node.
+    #[must_use]
+    pub const fn node(&self) -> &NodeId {
+        &self.node
+    }
+
+    fn due(&self, now: Timestamp, working_days: u32) -> Timestamp {
+        Timestamp::from_datetime(
+            self.calendar
+                .add_working_days(now.to_datetime(), working_days),
+        )
+    }
+
+    /// Files a new report. Returns the `created` event.
+    #[tracing::instrument(name = "tickets.submit", skip_all, fields(channel = ?report.channel))]
+    pub fn submit(
+        &self,
+        report: &NewReport,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Event, TicketError> {
+        check_text("title", &report.title, self.limits.title_max_chars)?;
+        check_text("body", &report.text, self.limits.text_max_chars)?;
+        if let Some(c) = &report.contact {
+            check_contact(c)?;
+        }
+        if !self.provinces.knows_region(&report.region) {
+            return Err(TicketError::UnknownRegion(report.region.to_string()));
+        }
+        let ticket = TicketId::new();
+        let overall = self
+            .calendar
+            .add_calendar_days(now.to_datetime(), self.sla.overall_calendar_days);
+        self.db.write(|conn| {
+            if let Some(a) = &report.agency {
+                if store::agency(conn, a.as_str())?.is_none() {
+                    return Err(TicketError::UnknownAgency(a.to_string()));
+                }
+            }
+            let tracking_code = self.fresh_tracking_code(conn)?;
+            let change = Change::Created(Box::new(Created {
+                tracking_code,
+                report_kind: report.kind,
+                title: report.title.clone(),
+                text: report.text.clone(),
+                category: report.category.clone(),
+                region: report.region.clone(),
+                suggested_agency: report.agency.clone(),
+                channel: report.channel,
+                privacy: report.privacy,
+                verify_due: self.due(now, self.sla.verify_dispatch_working_days),
+                overall_due: Timestamp::from_datetime(overall),
+            }));
+            let state = TicketState::create(&self.node, actor, &change, now)?;
+            let draft = Draft {
+                ticket,
+                parents: vec![],
+                at: now,
+                actor: actor.clone(),
+                change,
+                pii: None,
+            };
+            let event = log::append(conn, &self.node, draft, now)?;
+            store::insert(conn, &TicketRow::from_state(&ticket, &state, &event.id)?)?;
+            if let Some(c) = report
+                .contact
+                .as_ref()
+                .filter(|c| c.name.is_some() || c.phone.is_some() || c.email.is_some())
+            {
+                store::insert_contact(
+                    conn,
+                    &ContactRow {
+                        ticket_id: ticket.to_string(),
+                        name: c.name.clone(),
+                        phone: c.phone.clone(),
+                        email: c.email.clone(),
+                        salt: None,
+                        stored_at_ms: now.millis(),
+                    },
+                )?;
+            }
+            Ok(event)
+        })
+    }
+
+    fn fresh_tracking_code(&self, conn: &mut DbConn) -> Result<TrackingCode, TicketError> {
+        let mut rng = rand::thread_rng();
+        for _ in 0..8 {
+            let code = TrackingCode::generate(&self.province, &mut rng);
+            if !store::tracking_code_taken(conn, code.as_str())? {
+                return Ok(code);
+            }
+        }
+        Err(TicketError::Db(DbError::Unavailable(
+            "could not find a free tracking code".into(),
+        )))
+    }
+
+    /// Takes an action on a ticket. Returns the new event and state.
+    #[tracing::instrument(name = "tickets.act", skip_all, fields(ticket = %ticket, role = ?actor.role))]
+    pub fn act(
+        &self,
+        ticket: &TicketId,
+        actor: &Actor,
+        action: Action,
+        now: Timestamp,
+    ) -> Result<(Event, TicketState), TicketError> {
+        self.check_action_text(&action)?;
+        self.db.write(|conn| {
+            let row = store::by_id(conn, ticket)?.ok_or(TicketError::NotFound)?;
+            let state = row.state()?;
+            let change = self.change_for(conn, &state, action, now)?;
+            if actor.role != Role::Citizen
+                && state.handler != self.node
+                && !matches!(change, Change::SlaBreached { .. })
+            {
+                return Err(TicketError::NotHandler(state.handler.to_string()));
+            }
+            self.append_change(conn, ticket, &row, &state, actor, change, now)
+        })
+    }
+
+    fn check_action_text(&self, action: &Action) -> Result<(), TicketError> {
+        let max = self.limits.text_max_chars;
+        match action {
+            Action::Postpone { note } | Action::NotOurAuthority { note } => {
+                check_text("note", note, max)
+            }
+            Action::Respond { message }
+            | Action::Resolve { message }
+            | Action::Reply { message }
+            | Action::Reopen { message } => check_text("message", message, max),
+            Action::Rate { rating } if !(1..=5).contains(rating) => {
+                Err(invalid("rating", "must be between 1 and 5"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one transaction step with its whole context"
+    )]
+    fn append_change(
+        &self,
+        conn: &mut DbConn,
+        ticket: &TicketId,
+        row: &TicketRow,
+        state: &TicketState,
+        actor: &Actor,
+        change: Change,
+        now: Timestamp,
+    ) -> Result<(Event, TicketState), TicketError> {
+        let next = state.apply(actor, &change, now)?;
+        let parents = vec![
+            crate::domain::EventId::parse(&row.head).map_err(|e| invalid("head", e.to_string()))?,
+        ];
+        let draft = Draft {
+            ticket: *ticket,
+            parents,
+            at: now,
+            actor: actor.clone(),
+            change,
+            pii: None,
+        };
+        let event = log::append(conn, &self.node, draft, now)?;
+        store::update(conn, &TicketRow::from_state(ticket, &next, &event.id)?)?;
+        Ok((event, next))
+    }
+
+    fn change_for(
+        &self,
+        conn: &mut DbConn,
+        state: &TicketState,
+        action: Action,
+        now: Timestamp,
+    ) -> Result<Change, TicketError> {
+        let sla = &self.sla;
+        Ok(match action {
+            Action::Verify => Change::Verified {},
+            Action::Dispatch { agency } => {
+                let a = store::agency(conn, agency.as_str())?
+                    .ok_or_else(|| TicketError::UnknownAgency(agency.to_string()))?;
+                let handler = NodeId::parse(&a.owner_node)
+                    .map_err(|e| invalid("agency.owner_node", e.to_string()))?;
+                Change::Dispatched {
+                    agency,
+                    handler,
+                    response_due: self.due(now, sla.response_working_days),
+                }
+            }
+            Action::Postpone { note } => Change::Postponed { note },
+            Action::Archive { reason } => Change::Archived { reason },
+            Action::NotOurAuthority { note } => Change::NotOurAuthority { note },
+            Action::Start => Change::Started {},
+            Action::Respond { message } => Change::Responded {
+                message,
+                auto_close_due: self.due(now, sla.auto_close_working_days),
+            },
+            Action::Resolve { message } => Change::Resolved {
+                message,
+                auto_close_due: self.due(now, sla.auto_close_working_days),
+                reopen_until: self.due(now, sla.reopen_window_working_days),
+            },
+            Action::Reply { message } => Change::CitizenReplied {
+                message,
+                response_due: (state.status == crate::domain::Status::Responded)
+                    .then(|| self.due(now, sla.response_working_days)),
+            },
+            Action::Rate { rating } => Change::Rated { rating },
+            Action::Reopen { message } => Change::Reopened {
+                message,
+                response_due: self.due(now, sla.response_working_days),
+            },
+        })
+    }
+
+    /// Records passed deadlines and auto-closes tickets, up to `max_tickets` per call. Each
+    /// ticket is its own transaction; a ticket that fails is logged and left for the next sweep.
+    #[tracing::instrument(name = "tickets.sla_sweep", skip_all)]
+    pub fn sla_sweep(&self, now: Timestamp, max_tickets: usize) -> Result<Swept, TicketError> {
+        let mut swept = Swept::default();
+        let mut after = String::new();
+        let mut seen = 0usize;
+        while seen < max_tickets {
+            let batch = {
+                let mut conn = self.db.read()?;
+                store::sweep_candidates(&mut conn, now.millis(), &after, 200)?
+            };
+            let Some(last) = batch.last() else { break };
+            after.clone_from(&last.id);
+            for row in batch {
+                seen += 1;
+                let Ok(id) = TicketId::parse(&row.id) else {
+                    continue;
+                };
+                match self.sweep_one(&id, now) {
+                    Ok(s) => {
+                        swept.breaches += s.breaches;
+                        swept.closed += s.closed;
+                    }
+                    Err(e) => {
+                        tracing::warn!(ticket = %id, error = %e, "sla sweep skipped a ticket");
+                    }
+                }
+            }
+        }
+        Ok(swept)
+    }
+
+    fn sweep_one(&self, ticket: &TicketId, now: Timestamp) -> Result<Swept, TicketError> {
+        self.db.write(|conn| {
+            let mut swept = Swept::default();
+            let Some(mut row) = store::by_id(conn, ticket)? else {
+                return Ok(swept);
+            };
+            let mut state = row.state()?;
+            if state.handler != self.node {
+                return Ok(swept);
+            }
+            let system = Actor::system();
+            for step in [SlaStep::VerifyDispatch, SlaStep::Response, SlaStep::Overall] {
+                let due = state.breach_due(step).filter(|d| *d <= now);
+                if due.is_some() && state.breaches & step.bit() == 0 {
+                    let (event, next) = self.append_change(
+                        conn,
+                        ticket,
+                        &row,
+                        &state,
+                        &system,
+                        Change::SlaBreached { step },
+                        now,
+                    )?;
+                    row.head = event.id.to_string();
+                    state = next;
+                    swept.breaches += 1;
+                }
+            }
+            if state.auto_close_due.is_some_and(|d| d <= now) {
+                let change = Change::Closed {
+                    reason: CloseReason::NoReply,
+                };
+                if state.apply(&system, &change, now).is_ok() {
+                    self.append_change(conn, ticket, &row, &state, &system, change, now)?;
+                    swept.closed += 1;
+                }
+            }
+            Ok(swept)
+        })
+    }
+}

@@ -1,0 +1,206 @@
+//! Queries on the projection tables, and the projection rebuild.
+
+use diesel::prelude::*;
+
+use super::model::{AgencyRow, ContactRow, TicketRow};
+use crate::db::DbConn;
+use crate::db::schema::{agencies, reporter_contacts, tickets};
+use crate::domain::reference::Agency;
+use crate::domain::{Status, TicketId, fold};
+use crate::event_log::store::{self as log, LogError};
+
+/// Inserts or updates the configured agencies.
+#[tracing::instrument(name = "tickets.sync_agencies", skip_all, fields(agencies = list.len()))]
+pub fn sync_agencies(conn: &mut DbConn, list: &[Agency]) -> QueryResult<()> {
+    for a in list {
+        let row = AgencyRow {
+            code: a.code.to_string(),
+            name: a.name.clone(),
+            level: a.level.as_str().to_owned(),
+            region: a.region.to_string(),
+            owner_node: a.owner.to_string(),
+        };
+        let n = diesel::update(agencies::table.find(&row.code))
+            .set(&row)
+            .execute(conn)?;
+        if n == 0 {
+            diesel::insert_into(agencies::table)
+                .values(&row)
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// One agency.
+pub fn agency(conn: &mut DbConn, code: &str) -> QueryResult<Option<AgencyRow>> {
+    agencies::table
+        .find(code)
+        .select(AgencyRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// All agencies, by code.
+pub fn agencies(conn: &mut DbConn) -> QueryResult<Vec<AgencyRow>> {
+    agencies::table
+        .order(agencies::code.asc())
+        .select(AgencyRow::as_select())
+        .load(conn)
+}
+
+/// A ticket by id.
+#[tracing::instrument(name = "tickets.by_id", skip_all)]
+pub fn by_id(conn: &mut DbConn, id: &TicketId) -> QueryResult<Option<TicketRow>> {
+    tickets::table
+        .find(id.to_string())
+        .select(TicketRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// A ticket by tracking code.
+#[tracing::instrument(name = "tickets.by_tracking_code", skip_all)]
+pub fn by_tracking_code(conn: &mut DbConn, code: &str) -> QueryResult<Option<TicketRow>> {
+    tickets::table
+        .filter(tickets::tracking_code.eq(code))
+        .select(TicketRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Whether a tracking code is taken.
+pub fn tracking_code_taken(conn: &mut DbConn, code: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        tickets::table.filter(tickets::tracking_code.eq(code)),
+    ))
+    .get_result(conn)
+}
+
+/// Inserts a new ticket row.
+pub fn insert(conn: &mut DbConn, row: &TicketRow) -> QueryResult<()> {
+    diesel::insert_into(tickets::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Replaces a ticket row.
+pub fn update(conn: &mut DbConn, row: &TicketRow) -> QueryResult<()> {
+    diesel::update(tickets::table.find(&row.id))
+        .set(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Stores a reporter's contact.
+pub fn insert_contact(conn: &mut DbConn, row: &ContactRow) -> QueryResult<()> {
+    diesel::insert_into(reporter_contacts::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// A reporter's contact.
+pub fn contact(conn: &mut DbConn, id: &TicketId) -> QueryResult<Option<ContactRow>> {
+    reporter_contacts::table
+        .find(id.to_string())
+        .select(ContactRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Tickets with a deadline at or before `now_ms` that are not closed or archived, by id after
+/// `after`: candidates for the SLA sweep (the domain decides what is actually due).
+pub fn sweep_candidates(
+    conn: &mut DbConn,
+    now_ms: i64,
+    after: &str,
+    limit: i64,
+) -> QueryResult<Vec<TicketRow>> {
+    tickets::table
+        .filter(tickets::id.gt(after))
+        .filter(tickets::status.ne_all([Status::Closed.as_str(), Status::Archived.as_str()]))
+        .filter(
+            tickets::verify_due_ms
+                .le(now_ms)
+                .or(tickets::response_due_ms.le(now_ms))
+                .or(tickets::auto_close_due_ms.le(now_ms))
+                .or(tickets::overall_due_ms.le(now_ms)),
+        )
+        .order(tickets::id.asc())
+        .limit(limit)
+        .select(TicketRow::as_select())
+        .load(conn)
+}
+
+/// Every ticket row, by id (tests compare projections with this).
+pub fn all(conn: &mut DbConn) -> QueryResult<Vec<TicketRow>> {
+    tickets::table
+        .order(tickets::id.asc())
+        .select(TicketRow::as_select())
+        .load(conn)
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// Tickets written.
+    pub tickets: usize,
+    /// Events folded.
+    pub events: usize,
+    /// Events the fold refused.
+    pub rejected: usize,
+}
+
+/// Why a rebuild failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    /// Reading or decoding the log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// Writing the projection failed.
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    /// No database connection.
+    #[error(transparent)]
+    Unavailable(#[from] crate::db::DbError),
+    /// The folded state could not be encoded.
+    #[error("ticket {0}: cannot encode state: {1}")]
+    Encode(String, serde_json::Error),
+}
+
+/// Replaces the `tickets` projection with the fold of the event log. Run it inside a
+/// transaction: readers see the old projection until it commits.
+#[tracing::instrument(name = "tickets.rebuild", skip_all)]
+pub fn rebuild(conn: &mut DbConn) -> Result<Rebuilt, RebuildError> {
+    diesel::delete(tickets::table).execute(conn)?;
+    let mut done = Rebuilt::default();
+    for id in log::ticket_ids(conn)? {
+        let rows = log::for_ticket(
+            conn,
+            &TicketId::parse(&id).map_err(|e| LogError::Wire {
+                id: id.clone(),
+                cause: crate::event_log::wire::WireError::Field {
+                    field: "ticket",
+                    message: e.to_string(),
+                },
+            })?,
+        )?;
+        let events = rows
+            .iter()
+            .map(log::decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        let folded = fold::fold(&events);
+        done.events += events.len();
+        done.rejected += folded.rejected.len();
+        if let (Some(state), Some(head)) = (folded.state, folded.head) {
+            let tid = events.first().map(|e| e.ticket).unwrap_or_default();
+            let row = TicketRow::from_state(&tid, &state, &head)
+                .map_err(|e| RebuildError::Encode(id.clone(), e))?;
+            insert(conn, &row)?;
+            done.tickets += 1;
+        }
+    }
+    Ok(done)
+}
