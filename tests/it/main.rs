@@ -1,1 +1,7 @@
-//! Integration tests: one binary.
+//! Integration tests, in one binary so they link once. Each test gets its own database: an
+//! SQLite file in a temporary directory, and — when `LAPOR_TEST_PG_URL` is set — a fresh
+//! PostgreSQL database created for it and dropped afterwards.
+
+mod cli;
+mod helpers;
+mod store;

@@ -1,0 +1,273 @@
+//! The node core against real databases: migrations, the lifecycle through the ticket
+//! commands, atomicity, the SLA sweep and the projection rebuild. Each test runs on SQLite and,
+//! when `LAPOR_TEST_PG_URL` is set, on PostgreSQL.
+
+use diesel::RunQueryDsl;
+use lapor_node::db::{migrations, schema};
+use lapor_node::domain::event::SlaStep;
+use lapor_node::domain::{Actor, AgencyCode, Category, Channel, Privacy, RegionCode, ReportKind, Status, TicketId};
+use lapor_node::event_log::store as log;
+use lapor_node::tickets::store as ticket_store;
+use lapor_node::tickets::{Action, Contact, NewReport, TicketError, Tickets};
+use proptest::prelude::*;
+
+use crate::helpers::{self, DAY_MS, backends, liaison, monday_morning, verifier};
+
+fn report() -> NewReport {
+    NewReport {
+        kind: ReportKind::Pengaduan,
+        title: "Jalan berlubang di Jl. Sudirman".into(),
+        text: "Lubang besar di lajur kiri sejak dua minggu, membahayakan pengendara motor.".into(),
+        category: Category::parse("infrastruktur").unwrap(),
+        region: RegionCode::parse("3171").unwrap(),
+        agency: None,
+        channel: Channel::Web,
+        privacy: Privacy::default(),
+        contact: Some(Contact { name: Some("Budi".into()), phone: Some("+6281234567890".into()), email: None }),
+    }
+}
+
+fn counts(t: &Tickets) -> (i64, usize) {
+    let mut c = t.db().read().unwrap();
+    (log::count(&mut c).unwrap(), ticket_store::all(&mut c).unwrap().len())
+}
+
+fn status(t: &Tickets, id: &TicketId) -> Status {
+    let mut c = t.db().read().unwrap();
+    ticket_store::by_id(&mut c, id).unwrap().unwrap().state().unwrap().status
+}
+
+#[test]
+fn migrations_run_up_and_down_on_every_backend() {
+    for db in backends() {
+        let database = helpers::open(&db);
+        let applied = database.with_writer(migrations::run_pending).unwrap().unwrap();
+        assert!(!applied.is_empty(), "{}: nothing applied", db.name);
+        assert!(database.with_writer(migrations::all_applied).unwrap().unwrap());
+        // A second run applies nothing.
+        assert!(database.with_writer(migrations::run_pending).unwrap().unwrap().is_empty());
+        let reverted = database.with_writer(migrations::revert_all).unwrap().unwrap();
+        assert_eq!(reverted.len(), applied.len(), "{}", db.name);
+        let gone = database.with_writer(|c| diesel::sql_query("SELECT count(*) FROM events").execute(c)).unwrap();
+        assert!(gone.is_err(), "{}: events table still exists after revert", db.name);
+        assert!(!database.with_writer(migrations::all_applied).unwrap().unwrap());
+        assert_eq!(database.with_writer(migrations::run_pending).unwrap().unwrap().len(), applied.len());
+    }
+}
+
+#[test]
+fn a_report_goes_through_the_whole_lifecycle() {
+    for db in backends() {
+        let t = helpers::tickets(&db);
+        let mut now = monday_morning();
+        let created = t.submit(&report(), &Actor::citizen(), now).unwrap();
+        let id = created.ticket;
+        assert_eq!(created.seq, 1);
+        assert!(created.prev.is_none());
+        let steps: Vec<(Actor, Action, Status)> = vec![
+            (verifier(), Action::Verify, Status::Verified),
+            (verifier(), Action::Dispatch { agency: AgencyCode::parse("DKI-DISHUB").unwrap() }, Status::Dispatched),
+            (liaison("DKI-DISHUB"), Action::Start, Status::InProgress),
+            (liaison("DKI-DISHUB"), Action::Respond { message: "Akan ditambal minggu ini.".into() }, Status::Responded),
+            (Actor::citizen(), Action::Reply { message: "Kapan tepatnya?".into() }, Status::InProgress),
+            (liaison("DKI-DISHUB"), Action::Respond { message: "Kamis, 3 Desember.".into() }, Status::Responded),
+            (liaison("DKI-DISHUB"), Action::Resolve { message: "Sudah ditambal.".into() }, Status::Resolved),
+            (Actor::citizen(), Action::Rate { rating: 5 }, Status::Closed),
+        ];
+        let mut prev = created.id.clone();
+        for (i, (actor, action, expect)) in steps.into_iter().enumerate() {
+            now = now.plus_millis(3_600_000);
+            let (event, state) = t.act(&id, &actor, action, now).unwrap();
+            assert_eq!(state.status, expect, "{}: step {i}", db.name);
+            assert_eq!(status(&t, &id), expect);
+            // The node's chain: seq without gaps, prev = the previous event, parents = ticket head.
+            assert_eq!(event.seq, i as u64 + 2);
+            assert_eq!(event.prev.as_ref(), Some(&prev));
+            assert_eq!(event.parents, vec![prev.clone()]);
+            prev = event.id.clone();
+        }
+        let mut c = t.db().read().unwrap();
+        let row = ticket_store::by_id(&mut c, &id).unwrap().unwrap();
+        assert_eq!(row.rating, Some(5));
+        assert_eq!(row.event_count, 9);
+        assert_eq!(log::for_ticket(&mut c, &id).unwrap().len(), 9);
+        // The contact is stored apart and is not in any event.
+        let contact = ticket_store::contact(&mut c, &id).unwrap().unwrap();
+        assert_eq!(contact.phone.as_deref(), Some("+6281234567890"));
+        for r in log::for_ticket(&mut c, &id).unwrap() {
+            assert!(!r.raw.contains("6281234567890") && !r.raw.contains("Budi"), "personal data in event {}", r.id);
+            // Every stored event decodes and its id matches its content.
+            log::decode(&r).unwrap();
+        }
+    }
+}
+
+#[test]
+fn refused_commands_write_nothing() {
+    for db in backends() {
+        let t = helpers::tickets(&db);
+        let now = monday_morning();
+        let id = t.submit(&report(), &Actor::citizen(), now).unwrap().ticket;
+        let before = counts(&t);
+
+        // Illegal transition, wrong role, wrong agency, unknown agency, oversized text.
+        let e = t.act(&id, &liaison("DKI-DISHUB"), Action::Start, now).unwrap_err();
+        assert!(matches!(e, TicketError::Transition(_)), "{e}");
+        let e = t.act(&id, &Actor::citizen(), Action::Verify, now).unwrap_err();
+        assert!(matches!(e, TicketError::Transition(_)), "{e}");
+        let e = t.act(&id, &verifier(), Action::Dispatch { agency: AgencyCode::parse("NOPE").unwrap() }, now).unwrap_err();
+        assert!(matches!(e, TicketError::UnknownAgency(_)), "{e}");
+        let e = t.act(&id, &verifier(), Action::Postpone { note: "x".repeat(8001) }, now).unwrap_err();
+        assert!(matches!(e, TicketError::Invalid { field: "note", .. }), "{e}");
+        let e = t.act(&TicketId::new(), &verifier(), Action::Verify, now).unwrap_err();
+        assert!(matches!(e, TicketError::NotFound), "{e}");
+        t.act(&id, &verifier(), Action::Dispatch { agency: AgencyCode::parse("DKI-DISHUB").unwrap() }, now).unwrap();
+        let before_wrong_agency = counts(&t);
+        let e = t.act(&id, &liaison("DKI-DINKES"), Action::Start, now).unwrap_err();
+        assert!(matches!(e, TicketError::Transition(_)), "{e}");
+        assert_eq!(counts(&t), before_wrong_agency);
+        assert_eq!(before_wrong_agency.0, before.0 + 1);
+
+        // Bad reports.
+        let mut r = report();
+        r.title = "x".repeat(201);
+        assert!(matches!(t.submit(&r, &Actor::citizen(), now), Err(TicketError::Invalid { field: "title", .. })));
+        let mut r = report();
+        r.text = "   ".into();
+        assert!(matches!(t.submit(&r, &Actor::citizen(), now), Err(TicketError::Invalid { field: "body", .. })));
+        let mut r = report();
+        r.agency = Some(AgencyCode::parse("NOT-AN-AGENCY").unwrap());
+        assert!(matches!(t.submit(&r, &Actor::citizen(), now), Err(TicketError::UnknownAgency(_))));
+        let mut r = report();
+        r.region = RegionCode::parse("9901").unwrap();
+        assert!(matches!(t.submit(&r, &Actor::citizen(), now), Err(TicketError::UnknownRegion(_))));
+        let mut r = report();
+        r.contact = Some(Contact { phone: Some("call me".into()), ..Contact::default() });
+        assert!(matches!(t.submit(&r, &Actor::citizen(), now), Err(TicketError::Invalid { field: "contact.phone", .. })));
+        assert_eq!(counts(&t), before_wrong_agency, "{}: a refused command wrote something", db.name);
+    }
+}
+
+#[test]
+fn sla_sweep_records_breaches_and_auto_closes() {
+    for db in backends() {
+        let t = helpers::tickets(&db);
+        let monday = monday_morning();
+        let late = t.submit(&report(), &Actor::citizen(), monday).unwrap().ticket;
+        let answered = t.submit(&report(), &Actor::citizen(), monday).unwrap().ticket;
+        t.act(&answered, &verifier(), Action::Dispatch { agency: AgencyCode::parse("DKI-DISHUB").unwrap() }, monday).unwrap();
+        t.act(&answered, &liaison("DKI-DISHUB"), Action::Respond { message: "Sudah kami cek.".into() }, monday).unwrap();
+
+        // Thursday: verification deadline (3 working days after Monday = end of Thursday) not yet.
+        let thursday = monday.plus_millis(3 * DAY_MS);
+        assert_eq!(t.sla_sweep(thursday, 1000).unwrap().breaches, 0);
+        // Friday morning: the unverified ticket is late.
+        let friday = monday.plus_millis(4 * DAY_MS);
+        let s = t.sla_sweep(friday, 1000).unwrap();
+        assert_eq!((s.breaches, s.closed), (1, 0), "{}", db.name);
+        // Sweeping again records nothing twice.
+        assert_eq!(t.sla_sweep(friday, 1000).unwrap().breaches, 0);
+        let mut c = t.db().read().unwrap();
+        let row = ticket_store::by_id(&mut c, &late).unwrap().unwrap();
+        assert_eq!(row.breaches, i32::from(SlaStep::VerifyDispatch.bit()));
+        drop(c);
+
+        // Auto-close 10 working days after the response: Monday + 2 weeks is the end of that day.
+        let two_weeks = monday.plus_millis(14 * DAY_MS);
+        assert_eq!(t.sla_sweep(two_weeks, 1000).unwrap().closed, 0);
+        let after = monday.plus_millis(15 * DAY_MS);
+        assert_eq!(t.sla_sweep(after, 1000).unwrap().closed, 1, "{}", db.name);
+        assert_eq!(status(&t, &answered), Status::Closed);
+    }
+}
+
+fn projection(t: &Tickets) -> Vec<lapor_node::tickets::model::TicketRow> {
+    let mut c = t.db().read().unwrap();
+    ticket_store::all(&mut c).unwrap()
+}
+
+fn rebuild(t: &Tickets) -> ticket_store::Rebuilt {
+    t.db().write(ticket_store::rebuild).unwrap()
+}
+
+#[test]
+fn rebuild_on_every_backend_equals_the_live_projection() {
+    for db in backends() {
+        let t = helpers::tickets(&db);
+        let now = monday_morning();
+        run_script(&t, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 3, 3, 6, 1], now);
+        let live = projection(&t);
+        assert!(!live.is_empty());
+        let done = rebuild(&t);
+        assert_eq!(done.rejected, 0);
+        assert_eq!(projection(&t), live, "{}", db.name);
+        // The table really was rebuilt: wipe a row by hand and get it back.
+        t.db().write(|c| diesel::delete(schema::tickets::table).execute(c).map_err(lapor_node::db::DbError::from)).unwrap();
+        assert!(projection(&t).is_empty());
+        rebuild(&t);
+        assert_eq!(projection(&t), live);
+    }
+}
+
+/// Applies a script of action choices to a few tickets; illegal choices are refused (and must
+/// write nothing), legal ones advance the tickets.
+fn run_script(t: &Tickets, script: &[u8], start: lapor_node::domain::Timestamp) {
+    let mut now = start;
+    let mut ids = vec![t.submit(&report(), &Actor::citizen(), now).unwrap().ticket];
+    for (i, choice) in script.iter().enumerate() {
+        now = now.plus_millis(7 * 3_600_000);
+        let id = ids[i % ids.len()];
+        let dishub = || AgencyCode::parse("DKI-DISHUB").unwrap();
+        let (actor, action) = match choice % 14 {
+            0 => (verifier(), Action::Verify),
+            1 => (verifier(), Action::Dispatch { agency: dishub() }),
+            2 => (verifier(), Action::Postpone { note: "menunggu data".into() }),
+            3 => (liaison("DKI-DISHUB"), Action::Start),
+            4 => (liaison("DKI-DISHUB"), Action::Respond { message: "ditangani".into() }),
+            5 => (Actor::citizen(), Action::Reply { message: "terima kasih".into() }),
+            6 => (liaison("DKI-DISHUB"), Action::Resolve { message: "selesai".into() }),
+            7 => (Actor::citizen(), Action::Rate { rating: 4 }),
+            8 => (Actor::citizen(), Action::Reopen { message: "belum beres".into() }),
+            9 => (verifier(), Action::NotOurAuthority { note: "bukan wewenang".into() }),
+            10 => (verifier(), Action::Archive { reason: lapor_node::domain::event::ArchiveReason::Duplicate }),
+            11 => {
+                ids.push(t.submit(&report(), &Actor::citizen(), now).unwrap().ticket);
+                continue;
+            }
+            12 => {
+                t.sla_sweep(now.plus_millis(20 * DAY_MS), 1000).unwrap();
+                continue;
+            }
+            _ => (liaison("DKI-DINKES"), Action::Start),
+        };
+        let before = counts(t);
+        if t.act(&id, &actor, action, now).is_err() {
+            assert_eq!(counts(t), before, "a refused action wrote something");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    #[test]
+    fn rebuild_equals_live_after_random_actions(script in proptest::collection::vec(0u8..14, 1..40)) {
+        let db = helpers::sqlite();
+        let t = helpers::tickets(&db);
+        run_script(&t, &script, monday_morning());
+        let live = projection(&t);
+        let done = rebuild(&t);
+        prop_assert_eq!(done.rejected, 0);
+        prop_assert_eq!(projection(&t), live);
+    }
+}
+
+#[test]
+fn postgres_url_errors_keep_their_cause() {
+    let Some(db) = helpers::postgres() else { return };
+    assert!(helpers::is_pg(&db));
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_username("no_such_role_here").unwrap();
+    let e = lapor_node::db::Db::open(&lapor_node::config::DatabaseUrl::parse(url.as_str()).unwrap(), 1).unwrap_err();
+    assert!(e.to_string().contains("no_such_role_here"), "{e}");
+}
