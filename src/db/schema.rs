@@ -77,8 +77,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    officers (username) {
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        agency -> Nullable<Text>,
+        disabled -> Bool,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (token_hash) {
+        token_hash -> Text,
+        username -> Text,
+        created_at_ms -> BigInt,
+        expires_at_ms -> BigInt,
+        revoked -> Bool,
+    }
+}
+
+diesel::table! {
+    follow_up_tokens (ticket_id) {
+        ticket_id -> Text,
+        token_hash -> Text,
+    }
+}
+
 diesel::joinable!(tickets -> agencies (agency));
+diesel::joinable!(sessions -> officers (username));
 diesel::allow_tables_to_appear_in_same_query!(
+    officers,
+    sessions,
+    follow_up_tokens,
     agencies,
     events,
     chain_heads,

@@ -8,7 +8,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_lapor-node");
 
 fn http_get(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -19,16 +23,36 @@ fn init_then_serve_answers_health_and_readiness() {
     let dir = tempfile::tempdir().unwrap();
     let node_dir = dir.path().join("n31");
     let out = Command::new(BIN)
-        .args(["init", "--node-id", "prov-31.lapor.test", "--province", "31", "--listen", "127.0.0.1:0", "--dir"])
+        .args([
+            "init",
+            "--node-id",
+            "prov-31.lapor.test",
+            "--province",
+            "31",
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+        ])
         .arg(&node_dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(node_dir.join("lapor.sqlite").exists());
     let config = node_dir.join("config.toml");
     // init refuses to overwrite.
     let again = Command::new(BIN)
-        .args(["init", "--node-id", "prov-31.lapor.test", "--province", "31", "--dir"])
+        .args([
+            "init",
+            "--node-id",
+            "prov-31.lapor.test",
+            "--province",
+            "31",
+            "--dir",
+        ])
         .arg(&node_dir)
         .output()
         .unwrap();
@@ -60,7 +84,10 @@ fn init_then_serve_answers_health_and_readiness() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-    assert!(ready.starts_with("HTTP/1.1 200") && ready.contains("ready"), "{ready}");
+    assert!(
+        ready.starts_with("HTTP/1.1 200") && ready.contains("ready"),
+        "{ready}"
+    );
 }
 
 fn migrate_with(config: &str, env: &[(&str, &str)]) -> (bool, String) {
@@ -68,21 +95,33 @@ fn migrate_with(config: &str, env: &[(&str, &str)]) -> (bool, String) {
     let path = dir.path().join("c.toml");
     std::fs::write(&path, config).unwrap();
     let mut cmd = Command::new(BIN);
-    cmd.arg("--config").arg(&path).arg("migrate").current_dir(dir.path());
+    cmd.arg("--config")
+        .arg(&path)
+        .arg("migrate")
+        .current_dir(dir.path());
     for (k, v) in env {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn bad_configuration_fails_at_start_naming_the_field() {
     let base = "[node]\nid = \"prov-31.lapor.test\"\nprovince = \"31\"\ndata_dir = \"d\"\n";
     let (ok, err) = migrate_with(&format!("{base}colour = \"red\"\n"), &[]);
-    assert!(!ok && err.contains("colour") && err.contains("node"), "{err}");
+    assert!(
+        !ok && err.contains("colour") && err.contains("node"),
+        "{err}"
+    );
     let (ok, err) = migrate_with(&base.replace("\"31\"", "\"99\""), &[]);
-    assert!(!ok && err.contains("node.province") && err.contains("99"), "{err}");
+    assert!(
+        !ok && err.contains("node.province") && err.contains("99"),
+        "{err}"
+    );
     let (ok, err) = migrate_with(&base.replace("\"31\"", "\"3x\""), &[]);
     assert!(!ok && err.contains("node.province"), "{err}");
     let (ok, err) = migrate_with(&base.replace("prov-31.lapor.test", "Prov 31"), &[]);
@@ -108,11 +147,18 @@ fn help_explains_each_command() {
 #[test]
 fn example_configurations_are_valid() {
     for (name, text) in [
-        ("prov-31.example.toml", include_str!("../../config/prov-31.example.toml")),
-        ("hub.example.toml", include_str!("../../config/hub.example.toml")),
+        (
+            "prov-31.example.toml",
+            include_str!("../../config/prov-31.example.toml"),
+        ),
+        (
+            "hub.example.toml",
+            include_str!("../../config/hub.example.toml"),
+        ),
         ("dev.toml", include_str!("../../config/dev.toml")),
     ] {
-        let s = lapor_node::config::Settings::from_toml(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let s =
+            lapor_node::config::Settings::from_toml(text).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(s.provinces.len(), 38, "{name}");
     }
 }

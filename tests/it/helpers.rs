@@ -20,7 +20,8 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some((admin, db)) = &self.pg_drop {
             if let Ok(mut c) = PgConnection::establish(admin) {
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut c);
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                    .execute(&mut c);
             }
         }
     }
@@ -29,7 +30,12 @@ impl Drop for TestDb {
 pub fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("lapor.sqlite").display());
-    TestDb { name: "sqlite", url, _dir: dir, pg_drop: None }
+    TestDb {
+        name: "sqlite",
+        url,
+        _dir: dir,
+        pg_drop: None,
+    }
 }
 
 static PG_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -49,7 +55,9 @@ pub fn postgres() -> Option<TestDb> {
         PG_COUNTER.fetch_add(1, Ordering::SeqCst),
         rand_suffix()
     );
-    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut c).unwrap();
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .unwrap();
     let mut url = url::Url::parse(&admin).unwrap();
     url.set_path(&name);
     Some(TestDb {
@@ -60,8 +68,12 @@ pub fn postgres() -> Option<TestDb> {
     })
 }
 
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 % 1_000_000
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        % 1_000_000
 }
 
 /// SQLite always, PostgreSQL when configured.
@@ -99,11 +111,19 @@ pub fn is_pg(db: &TestDb) -> bool {
 }
 
 pub fn verifier() -> Actor {
-    Actor { role: Role::Verifier, officer: Some("verif1".into()), agency: None }
+    Actor {
+        role: Role::Verifier,
+        officer: Some("verif1".into()),
+        agency: None,
+    }
 }
 
 pub fn liaison(agency: &str) -> Actor {
-    Actor { role: Role::Liaison, officer: Some("liaison1".into()), agency: Some(AgencyCode::parse(agency).unwrap()) }
+    Actor {
+        role: Role::Liaison,
+        officer: Some("liaison1".into()),
+        agency: Some(AgencyCode::parse(agency).unwrap()),
+    }
 }
 
 /// Monday 2026-11-30 09:00 WIB.

@@ -2,6 +2,12 @@
 //! SQLite file in a temporary directory, and — when `LAPOR_TEST_PG_URL` is set — a fresh
 //! PostgreSQL database created for it and dropped afterwards.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail the test loudly on any unexpected error"
+)]
+
 mod cli;
 mod helpers;
 mod store;

@@ -5,7 +5,9 @@
 use diesel::RunQueryDsl;
 use lapor_node::db::{migrations, schema};
 use lapor_node::domain::event::SlaStep;
-use lapor_node::domain::{Actor, AgencyCode, Category, Channel, Privacy, RegionCode, ReportKind, Status, TicketId};
+use lapor_node::domain::{
+    Actor, AgencyCode, Category, Channel, Privacy, RegionCode, ReportKind, Status, TicketId,
+};
 use lapor_node::event_log::store as log;
 use lapor_node::tickets::store as ticket_store;
 use lapor_node::tickets::{Action, Contact, NewReport, TicketError, Tickets};
@@ -23,35 +25,82 @@ fn report() -> NewReport {
         agency: None,
         channel: Channel::Web,
         privacy: Privacy::default(),
-        contact: Some(Contact { name: Some("Budi".into()), phone: Some("+6281234567890".into()), email: None }),
+        contact: Some(Contact {
+            name: Some("Budi".into()),
+            phone: Some("+6281234567890".into()),
+            email: None,
+        }),
     }
 }
 
 fn counts(t: &Tickets) -> (i64, usize) {
     let mut c = t.db().read().unwrap();
-    (log::count(&mut c).unwrap(), ticket_store::all(&mut c).unwrap().len())
+    (
+        log::count(&mut c).unwrap(),
+        ticket_store::all(&mut c).unwrap().len(),
+    )
 }
 
 fn status(t: &Tickets, id: &TicketId) -> Status {
     let mut c = t.db().read().unwrap();
-    ticket_store::by_id(&mut c, id).unwrap().unwrap().state().unwrap().status
+    ticket_store::by_id(&mut c, id)
+        .unwrap()
+        .unwrap()
+        .state()
+        .unwrap()
+        .status
 }
 
 #[test]
 fn migrations_run_up_and_down_on_every_backend() {
     for db in backends() {
         let database = helpers::open(&db);
-        let applied = database.with_writer(migrations::run_pending).unwrap().unwrap();
+        let applied = database
+            .with_writer(migrations::run_pending)
+            .unwrap()
+            .unwrap();
         assert!(!applied.is_empty(), "{}: nothing applied", db.name);
-        assert!(database.with_writer(migrations::all_applied).unwrap().unwrap());
+        assert!(
+            database
+                .with_writer(migrations::all_applied)
+                .unwrap()
+                .unwrap()
+        );
         // A second run applies nothing.
-        assert!(database.with_writer(migrations::run_pending).unwrap().unwrap().is_empty());
-        let reverted = database.with_writer(migrations::revert_all).unwrap().unwrap();
+        assert!(
+            database
+                .with_writer(migrations::run_pending)
+                .unwrap()
+                .unwrap()
+                .is_empty()
+        );
+        let reverted = database
+            .with_writer(migrations::revert_all)
+            .unwrap()
+            .unwrap();
         assert_eq!(reverted.len(), applied.len(), "{}", db.name);
-        let gone = database.with_writer(|c| diesel::sql_query("SELECT count(*) FROM events").execute(c)).unwrap();
-        assert!(gone.is_err(), "{}: events table still exists after revert", db.name);
-        assert!(!database.with_writer(migrations::all_applied).unwrap().unwrap());
-        assert_eq!(database.with_writer(migrations::run_pending).unwrap().unwrap().len(), applied.len());
+        let gone = database
+            .with_writer(|c| diesel::sql_query("SELECT count(*) FROM events").execute(c))
+            .unwrap();
+        assert!(
+            gone.is_err(),
+            "{}: events table still exists after revert",
+            db.name
+        );
+        assert!(
+            !database
+                .with_writer(migrations::all_applied)
+                .unwrap()
+                .unwrap()
+        );
+        assert_eq!(
+            database
+                .with_writer(migrations::run_pending)
+                .unwrap()
+                .unwrap()
+                .len(),
+            applied.len()
+        );
     }
 }
 
@@ -66,12 +115,42 @@ fn a_report_goes_through_the_whole_lifecycle() {
         assert!(created.prev.is_none());
         let steps: Vec<(Actor, Action, Status)> = vec![
             (verifier(), Action::Verify, Status::Verified),
-            (verifier(), Action::Dispatch { agency: AgencyCode::parse("DKI-DISHUB").unwrap() }, Status::Dispatched),
+            (
+                verifier(),
+                Action::Dispatch {
+                    agency: AgencyCode::parse("DKI-DISHUB").unwrap(),
+                },
+                Status::Dispatched,
+            ),
             (liaison("DKI-DISHUB"), Action::Start, Status::InProgress),
-            (liaison("DKI-DISHUB"), Action::Respond { message: "Akan ditambal minggu ini.".into() }, Status::Responded),
-            (Actor::citizen(), Action::Reply { message: "Kapan tepatnya?".into() }, Status::InProgress),
-            (liaison("DKI-DISHUB"), Action::Respond { message: "Kamis, 3 Desember.".into() }, Status::Responded),
-            (liaison("DKI-DISHUB"), Action::Resolve { message: "Sudah ditambal.".into() }, Status::Resolved),
+            (
+                liaison("DKI-DISHUB"),
+                Action::Respond {
+                    message: "Akan ditambal minggu ini.".into(),
+                },
+                Status::Responded,
+            ),
+            (
+                Actor::citizen(),
+                Action::Reply {
+                    message: "Kapan tepatnya?".into(),
+                },
+                Status::InProgress,
+            ),
+            (
+                liaison("DKI-DISHUB"),
+                Action::Respond {
+                    message: "Kamis, 3 Desember.".into(),
+                },
+                Status::Responded,
+            ),
+            (
+                liaison("DKI-DISHUB"),
+                Action::Resolve {
+                    message: "Sudah ditambal.".into(),
+                },
+                Status::Resolved,
+            ),
             (Actor::citizen(), Action::Rate { rating: 5 }, Status::Closed),
         ];
         let mut prev = created.id.clone();
@@ -95,7 +174,11 @@ fn a_report_goes_through_the_whole_lifecycle() {
         let contact = ticket_store::contact(&mut c, &id).unwrap().unwrap();
         assert_eq!(contact.phone.as_deref(), Some("+6281234567890"));
         for r in log::for_ticket(&mut c, &id).unwrap() {
-            assert!(!r.raw.contains("6281234567890") && !r.raw.contains("Budi"), "personal data in event {}", r.id);
+            assert!(
+                !r.raw.contains("6281234567890") && !r.raw.contains("Budi"),
+                "personal data in event {}",
+                r.id
+            );
             // Every stored event decodes and its id matches its content.
             log::decode(&r).unwrap();
         }
@@ -111,19 +194,56 @@ fn refused_commands_write_nothing() {
         let before = counts(&t);
 
         // Illegal transition, wrong role, wrong agency, unknown agency, oversized text.
-        let e = t.act(&id, &liaison("DKI-DISHUB"), Action::Start, now).unwrap_err();
+        let e = t
+            .act(&id, &liaison("DKI-DISHUB"), Action::Start, now)
+            .unwrap_err();
         assert!(matches!(e, TicketError::Transition(_)), "{e}");
-        let e = t.act(&id, &Actor::citizen(), Action::Verify, now).unwrap_err();
+        let e = t
+            .act(&id, &Actor::citizen(), Action::Verify, now)
+            .unwrap_err();
         assert!(matches!(e, TicketError::Transition(_)), "{e}");
-        let e = t.act(&id, &verifier(), Action::Dispatch { agency: AgencyCode::parse("NOPE").unwrap() }, now).unwrap_err();
+        let e = t
+            .act(
+                &id,
+                &verifier(),
+                Action::Dispatch {
+                    agency: AgencyCode::parse("NOPE").unwrap(),
+                },
+                now,
+            )
+            .unwrap_err();
         assert!(matches!(e, TicketError::UnknownAgency(_)), "{e}");
-        let e = t.act(&id, &verifier(), Action::Postpone { note: "x".repeat(8001) }, now).unwrap_err();
-        assert!(matches!(e, TicketError::Invalid { field: "note", .. }), "{e}");
-        let e = t.act(&TicketId::new(), &verifier(), Action::Verify, now).unwrap_err();
+        let e = t
+            .act(
+                &id,
+                &verifier(),
+                Action::Postpone {
+                    note: "x".repeat(8001),
+                },
+                now,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(e, TicketError::Invalid { field: "note", .. }),
+            "{e}"
+        );
+        let e = t
+            .act(&TicketId::new(), &verifier(), Action::Verify, now)
+            .unwrap_err();
         assert!(matches!(e, TicketError::NotFound), "{e}");
-        t.act(&id, &verifier(), Action::Dispatch { agency: AgencyCode::parse("DKI-DISHUB").unwrap() }, now).unwrap();
+        t.act(
+            &id,
+            &verifier(),
+            Action::Dispatch {
+                agency: AgencyCode::parse("DKI-DISHUB").unwrap(),
+            },
+            now,
+        )
+        .unwrap();
         let before_wrong_agency = counts(&t);
-        let e = t.act(&id, &liaison("DKI-DINKES"), Action::Start, now).unwrap_err();
+        let e = t
+            .act(&id, &liaison("DKI-DINKES"), Action::Start, now)
+            .unwrap_err();
         assert!(matches!(e, TicketError::Transition(_)), "{e}");
         assert_eq!(counts(&t), before_wrong_agency);
         assert_eq!(before_wrong_agency.0, before.0 + 1);
@@ -131,20 +251,46 @@ fn refused_commands_write_nothing() {
         // Bad reports.
         let mut r = report();
         r.title = "x".repeat(201);
-        assert!(matches!(t.submit(&r, &Actor::citizen(), now), Err(TicketError::Invalid { field: "title", .. })));
+        assert!(matches!(
+            t.submit(&r, &Actor::citizen(), now),
+            Err(TicketError::Invalid { field: "title", .. })
+        ));
         let mut r = report();
         r.text = "   ".into();
-        assert!(matches!(t.submit(&r, &Actor::citizen(), now), Err(TicketError::Invalid { field: "body", .. })));
+        assert!(matches!(
+            t.submit(&r, &Actor::citizen(), now),
+            Err(TicketError::Invalid { field: "body", .. })
+        ));
         let mut r = report();
         r.agency = Some(AgencyCode::parse("NOT-AN-AGENCY").unwrap());
-        assert!(matches!(t.submit(&r, &Actor::citizen(), now), Err(TicketError::UnknownAgency(_))));
+        assert!(matches!(
+            t.submit(&r, &Actor::citizen(), now),
+            Err(TicketError::UnknownAgency(_))
+        ));
         let mut r = report();
         r.region = RegionCode::parse("9901").unwrap();
-        assert!(matches!(t.submit(&r, &Actor::citizen(), now), Err(TicketError::UnknownRegion(_))));
+        assert!(matches!(
+            t.submit(&r, &Actor::citizen(), now),
+            Err(TicketError::UnknownRegion(_))
+        ));
         let mut r = report();
-        r.contact = Some(Contact { phone: Some("call me".into()), ..Contact::default() });
-        assert!(matches!(t.submit(&r, &Actor::citizen(), now), Err(TicketError::Invalid { field: "contact.phone", .. })));
-        assert_eq!(counts(&t), before_wrong_agency, "{}: a refused command wrote something", db.name);
+        r.contact = Some(Contact {
+            phone: Some("call me".into()),
+            ..Contact::default()
+        });
+        assert!(matches!(
+            t.submit(&r, &Actor::citizen(), now),
+            Err(TicketError::Invalid {
+                field: "contact.phone",
+                ..
+            })
+        ));
+        assert_eq!(
+            counts(&t),
+            before_wrong_agency,
+            "{}: a refused command wrote something",
+            db.name
+        );
     }
 }
 
@@ -153,10 +299,32 @@ fn sla_sweep_records_breaches_and_auto_closes() {
     for db in backends() {
         let t = helpers::tickets(&db);
         let monday = monday_morning();
-        let late = t.submit(&report(), &Actor::citizen(), monday).unwrap().ticket;
-        let answered = t.submit(&report(), &Actor::citizen(), monday).unwrap().ticket;
-        t.act(&answered, &verifier(), Action::Dispatch { agency: AgencyCode::parse("DKI-DISHUB").unwrap() }, monday).unwrap();
-        t.act(&answered, &liaison("DKI-DISHUB"), Action::Respond { message: "Sudah kami cek.".into() }, monday).unwrap();
+        let late = t
+            .submit(&report(), &Actor::citizen(), monday)
+            .unwrap()
+            .ticket;
+        let answered = t
+            .submit(&report(), &Actor::citizen(), monday)
+            .unwrap()
+            .ticket;
+        t.act(
+            &answered,
+            &verifier(),
+            Action::Dispatch {
+                agency: AgencyCode::parse("DKI-DISHUB").unwrap(),
+            },
+            monday,
+        )
+        .unwrap();
+        t.act(
+            &answered,
+            &liaison("DKI-DISHUB"),
+            Action::Respond {
+                message: "Sudah kami cek.".into(),
+            },
+            monday,
+        )
+        .unwrap();
 
         // Thursday: verification deadline (3 working days after Monday = end of Thursday) not yet.
         let thursday = monday.plus_millis(3 * DAY_MS);
@@ -202,7 +370,13 @@ fn rebuild_on_every_backend_equals_the_live_projection() {
         assert_eq!(done.rejected, 0);
         assert_eq!(projection(&t), live, "{}", db.name);
         // The table really was rebuilt: wipe a row by hand and get it back.
-        t.db().write(|c| diesel::delete(schema::tickets::table).execute(c).map_err(lapor_node::db::DbError::from)).unwrap();
+        t.db()
+            .write(|c| {
+                diesel::delete(schema::tickets::table)
+                    .execute(c)
+                    .map_err(lapor_node::db::DbError::from)
+            })
+            .unwrap();
         assert!(projection(&t).is_empty());
         rebuild(&t);
         assert_eq!(projection(&t), live);
@@ -221,15 +395,50 @@ fn run_script(t: &Tickets, script: &[u8], start: lapor_node::domain::Timestamp) 
         let (actor, action) = match choice % 14 {
             0 => (verifier(), Action::Verify),
             1 => (verifier(), Action::Dispatch { agency: dishub() }),
-            2 => (verifier(), Action::Postpone { note: "menunggu data".into() }),
+            2 => (
+                verifier(),
+                Action::Postpone {
+                    note: "menunggu data".into(),
+                },
+            ),
             3 => (liaison("DKI-DISHUB"), Action::Start),
-            4 => (liaison("DKI-DISHUB"), Action::Respond { message: "ditangani".into() }),
-            5 => (Actor::citizen(), Action::Reply { message: "terima kasih".into() }),
-            6 => (liaison("DKI-DISHUB"), Action::Resolve { message: "selesai".into() }),
+            4 => (
+                liaison("DKI-DISHUB"),
+                Action::Respond {
+                    message: "ditangani".into(),
+                },
+            ),
+            5 => (
+                Actor::citizen(),
+                Action::Reply {
+                    message: "terima kasih".into(),
+                },
+            ),
+            6 => (
+                liaison("DKI-DISHUB"),
+                Action::Resolve {
+                    message: "selesai".into(),
+                },
+            ),
             7 => (Actor::citizen(), Action::Rate { rating: 4 }),
-            8 => (Actor::citizen(), Action::Reopen { message: "belum beres".into() }),
-            9 => (verifier(), Action::NotOurAuthority { note: "bukan wewenang".into() }),
-            10 => (verifier(), Action::Archive { reason: lapor_node::domain::event::ArchiveReason::Duplicate }),
+            8 => (
+                Actor::citizen(),
+                Action::Reopen {
+                    message: "belum beres".into(),
+                },
+            ),
+            9 => (
+                verifier(),
+                Action::NotOurAuthority {
+                    note: "bukan wewenang".into(),
+                },
+            ),
+            10 => (
+                verifier(),
+                Action::Archive {
+                    reason: lapor_node::domain::event::ArchiveReason::Duplicate,
+                },
+            ),
             11 => {
                 ids.push(t.submit(&report(), &Actor::citizen(), now).unwrap().ticket);
                 continue;
@@ -264,10 +473,16 @@ proptest! {
 
 #[test]
 fn postgres_url_errors_keep_their_cause() {
-    let Some(db) = helpers::postgres() else { return };
+    let Some(db) = helpers::postgres() else {
+        return;
+    };
     assert!(helpers::is_pg(&db));
     let mut url = url::Url::parse(&db.url).unwrap();
     url.set_username("no_such_role_here").unwrap();
-    let e = lapor_node::db::Db::open(&lapor_node::config::DatabaseUrl::parse(url.as_str()).unwrap(), 1).unwrap_err();
+    let e = lapor_node::db::Db::open(
+        &lapor_node::config::DatabaseUrl::parse(url.as_str()).unwrap(),
+        1,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("no_such_role_here"), "{e}");
 }

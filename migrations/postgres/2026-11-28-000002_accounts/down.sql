@@ -1,0 +1,3 @@
+DROP TABLE follow_up_tokens;
+DROP TABLE sessions;
+DROP TABLE officers;
