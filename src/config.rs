@@ -25,6 +25,8 @@
 //! | `limits.text_max_chars` | `8000` | report/response/reply text limit |
 //! | `reference.provinces_file` | built-in copy of `config/provinces.csv` | province list |
 //! | `reference.agencies_file` | built-in copy of `config/agencies.csv` | agency list |
+//! | `http.intake_per_minute` | `30` | public intake requests per client address per minute |
+//! | `auth.token_ttl_minutes` | `480` | officer bearer token lifetime |
 //! | `log.format` | `text` | `text` or `json` |
 //! | `log.filter` | `info` | tracing filter (`RUST_LOG` syntax); `RUST_LOG` wins if set |
 
@@ -113,6 +115,8 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
     /// Request body limit in bytes.
     pub max_body_bytes: usize,
+    /// Public intake requests allowed per client address per minute (0 = unlimited).
+    pub intake_per_minute: u32,
 }
 
 impl Default for HttpSettings {
@@ -201,6 +205,20 @@ impl Default for LimitSettings {
     }
 }
 
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Officer bearer token lifetime, in minutes.
+    pub token_ttl_minutes: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self { token_ttl_minutes: 480 }
+    }
+}
+
 /// `[reference]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -262,7 +280,21 @@ pub struct RawSettings {
     /// `[limits]`.
     #[serde(default)]
     pub limits: LimitSettings,
-    /// `[reference]`.
+    /// `[auth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Officer bearer token lifetime, in minutes.
+    pub token_ttl_minutes: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self { token_ttl_minutes: 480 }
+    }
+}
+
+/// `[reference]`.
     #[serde(default)]
     pub reference: ReferenceSettings,
     /// `[log]`.
@@ -406,6 +438,9 @@ impl Settings {
         }
         if raw.http.max_body_bytes < 1024 {
             return Err(invalid("http.max_body_bytes", "must be at least 1024"));
+        }
+        if raw.auth.token_ttl_minutes == 0 {
+            return Err(invalid("auth.token_ttl_minutes", "must be at least 1"));
         }
         if raw.sla.sweep_interval_secs == 0 {
             return Err(invalid("sla.sweep_interval_secs", "must be at least 1"));

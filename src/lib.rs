@@ -36,3 +36,4 @@ pub mod domain;
 pub mod event_log;
 pub mod telemetry;
 pub mod tickets;
+pub mod api;
