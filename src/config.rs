@@ -124,6 +124,7 @@ impl Default for HttpSettings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 64 * 1024,
+            intake_per_minute: 30,
         }
     }
 }
@@ -215,7 +216,9 @@ pub struct AuthSettings {
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self { token_ttl_minutes: 480 }
+        Self {
+            token_ttl_minutes: 480,
+        }
     }
 }
 
@@ -281,20 +284,9 @@ pub struct RawSettings {
     #[serde(default)]
     pub limits: LimitSettings,
     /// `[auth]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthSettings {
-    /// Officer bearer token lifetime, in minutes.
-    pub token_ttl_minutes: u32,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        Self { token_ttl_minutes: 480 }
-    }
-}
-
-/// `[reference]`.
+    #[serde(default)]
+    pub auth: AuthSettings,
+    /// `[reference]`.
     #[serde(default)]
     pub reference: ReferenceSettings,
     /// `[log]`.

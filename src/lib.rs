@@ -28,6 +28,7 @@
 //! | [`app`] | builds and runs the node: listeners, background jobs |
 //! | [`cli`] | `serve`, `migrate`, `rebuild`, `init` |
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -36,4 +37,3 @@ pub mod domain;
 pub mod event_log;
 pub mod telemetry;
 pub mod tickets;
-pub mod api;

@@ -80,7 +80,10 @@ impl ApiError {
 
     /// A 422 naming a field.
     pub fn invalid(field: &str, message: impl std::fmt::Display) -> Self {
-        Self::Unprocessable { code: "invalid_field", message: format!("{field}: {message}") }
+        Self::Unprocessable {
+            code: "invalid_field",
+            message: format!("{field}: {message}"),
+        }
     }
 }
 
@@ -118,7 +121,10 @@ impl ResponseError for ApiError {
                 }
             }
         };
-        HttpResponse::build(self.status_code()).json(ErrorBody { error: self.code().to_owned(), message })
+        HttpResponse::build(self.status_code()).json(ErrorBody {
+            error: self.code().to_owned(),
+            message,
+        })
     }
 }
 
@@ -144,24 +150,38 @@ impl From<TicketError> for ApiError {
     fn from(e: TicketError) -> Self {
         match e {
             TicketError::Invalid { field, message } => {
-                let code = if message.contains("limit") { "too_long" } else { "invalid_field" };
-                Self::Unprocessable { code, message: format!("{field}: {message}") }
+                let code = if message.contains("limit") {
+                    "too_long"
+                } else {
+                    "invalid_field"
+                };
+                Self::Unprocessable {
+                    code,
+                    message: format!("{field}: {message}"),
+                }
             }
             TicketError::NotFound => Self::NotFound("ticket not found".into()),
-            TicketError::UnknownRegion(r) => {
-                Self::Unprocessable { code: "unknown_region", message: format!("region: unknown region {r}") }
-            }
-            TicketError::UnknownAgency(a) => {
-                Self::Unprocessable { code: "unknown_agency", message: format!("agency: unknown agency {a}") }
-            }
+            TicketError::UnknownRegion(r) => Self::Unprocessable {
+                code: "unknown_region",
+                message: format!("region: unknown region {r}"),
+            },
+            TicketError::UnknownAgency(a) => Self::Unprocessable {
+                code: "unknown_agency",
+                message: format!("agency: unknown agency {a}"),
+            },
             TicketError::Transition(t) => match t {
-                crate::domain::TransitionError::Forbidden { .. } | crate::domain::TransitionError::WrongAgency { .. } => {
+                crate::domain::TransitionError::Forbidden { .. }
+                | crate::domain::TransitionError::WrongAgency { .. } => {
                     Self::Forbidden(t.to_string())
                 }
-                crate::domain::TransitionError::Invalid(m) if m.starts_with("rating") => Self::invalid("rating", m),
+                crate::domain::TransitionError::Invalid(m) if m.starts_with("rating") => {
+                    Self::invalid("rating", m)
+                }
                 other => Self::Conflict(other.to_string()),
             },
-            TicketError::NotHandler(h) => Self::Conflict(format!("this node does not handle the ticket (handler: {h})")),
+            TicketError::NotHandler(h) => Self::Conflict(format!(
+                "this node does not handle the ticket (handler: {h})"
+            )),
             TicketError::Db(d) => d.into(),
             TicketError::Log(l) => Self::Internal(l.to_string()),
             TicketError::Encode(x) => Self::Internal(x.to_string()),
