@@ -11,8 +11,12 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{App as ActixApp, HttpResponse, HttpServer, web};
+use actix_web::{App as ActixApp, HttpServer, web};
 
+use crate::api::metrics::Metrics;
+use crate::api::ratelimit::RateLimiter;
+use crate::api::{self, ApiState};
+use crate::auth::Auth;
 use crate::config::Settings;
 use crate::db::{Db, migrations};
 use crate::domain::Timestamp;
@@ -41,13 +45,6 @@ pub enum StartError {
     },
 }
 
-/// Shared state of the HTTP handlers.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    /// Ticket commands and queries.
-    pub tickets: Tickets,
-}
-
 /// Opens the database and brings its schema and agencies up to date.
 pub fn open_database(settings: &Settings) -> Result<Db, StartError> {
     let db = Db::open(&settings.database, settings.raw.database.pool_size)?;
@@ -55,9 +52,8 @@ pub fn open_database(settings: &Settings) -> Result<Db, StartError> {
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "migrations applied");
     }
-    db.write(|c| {
-        ticket_store::sync_agencies(c, &settings.agencies).map_err(crate::db::DbError::from)
-    })?;
+    let agencies = settings.agencies.clone();
+    db.write(move |c| ticket_store::sync_agencies(c, &agencies).map_err(crate::db::DbError::from))?;
     Ok(db)
 }
 
@@ -65,7 +61,7 @@ pub fn open_database(settings: &Settings) -> Result<Db, StartError> {
 pub struct App {
     port: u16,
     server: Server,
-    state: AppState,
+    state: ApiState,
     sweep_every: Duration,
 }
 
@@ -81,9 +77,14 @@ impl App {
     /// Opens the database and binds the listeners (nothing runs until [`App::run_until_stopped`]).
     pub fn build(settings: &Settings) -> Result<Self, StartError> {
         let db = open_database(settings)?;
-        let state = AppState {
+        let metrics = std::sync::Arc::new(Metrics::new());
+        let state = ApiState {
+            auth: Auth::new(db.clone(), settings.raw.auth.token_ttl_minutes),
             tickets: Tickets::new(db, settings),
+            metrics: metrics.clone(),
+            limiter: std::sync::Arc::new(RateLimiter::new(settings.raw.http.intake_per_minute)),
         };
+        let limit = settings.raw.http.max_body_bytes;
         let addr = settings.raw.http.listen;
         let listener = TcpListener::bind(addr).map_err(|cause| StartError::Bind {
             addr: addr.to_string(),
@@ -100,8 +101,12 @@ impl App {
         let server = HttpServer::new(move || {
             ActixApp::new()
                 .app_data(data.clone())
-                .route("/healthz", web::get().to(healthz))
-                .route("/readyz", web::get().to(readyz))
+                .app_data(web::Data::from(metrics.clone()))
+                .app_data(api::json_config(limit, metrics.clone()))
+                .app_data(api::query_config(metrics.clone()))
+                .app_data(web::PayloadConfig::new(limit))
+                .wrap(actix_web::middleware::from_fn(api::metrics::track))
+                .configure(api::routes)
         })
         .listen(listener)
         .map_err(|cause| StartError::Bind {
@@ -127,7 +132,7 @@ impl App {
 
     /// The handler state (tests drive commands through it).
     #[must_use]
-    pub const fn state(&self) -> &AppState {
+    pub const fn state(&self) -> &ApiState {
         &self.state
     }
 
@@ -177,30 +182,5 @@ async fn shutdown_signal() -> std::io::Result<()> {
     #[cfg(not(unix))]
     {
         tokio::signal::ctrl_c().await
-    }
-}
-
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-}
-
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let db = state.tickets.db().clone();
-    let ready = web::block(move || -> Result<bool, String> {
-        let mut conn = db.read().map_err(|e| e.to_string())?;
-        migrations::all_applied(&mut conn).map_err(|e| e.to_string())
-    })
-    .await;
-    match ready {
-        Ok(Ok(true)) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
-        Ok(Ok(false)) => HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"error": "not_ready", "message": "migrations pending"})),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            HttpResponse::ServiceUnavailable()
-                .json(serde_json::json!({"error": "not_ready", "message": "database unreachable"}))
-        }
-        Err(_) => HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"error": "not_ready", "message": "readiness check failed"})),
     }
 }

@@ -39,6 +39,13 @@ pub enum Command {
     /// Rebuild the `tickets` projection from the event log, in one transaction, and print what
     /// was folded.
     Rebuild,
+    /// Manage officer accounts: `officer add NAME --role verifier|liaison|admin|analyst
+    /// [--agency CODE]`, `officer disable NAME`, `officer reset NAME`, `officer list`.
+    Officer {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::auth::cli::OfficerCommand,
+    },
     /// Create a new node: a data directory with a working config.toml and a migrated
     /// database.
     Init {
@@ -121,6 +128,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             ));
             for n in names {
                 say(&format!("  {n}"));
+            }
+            Ok(())
+        }
+        Command::Officer { command } => {
+            let settings = load(cli.config.as_deref())?;
+            crate::telemetry::init(&settings.raw.log);
+            let db = app::open_database(&settings)?;
+            let auth = crate::auth::Auth::new(db, settings.raw.auth.token_ttl_minutes);
+            for line in crate::auth::cli::run(&auth, command)? {
+                say(&line);
             }
             Ok(())
         }

@@ -1,6 +1,147 @@
 //! The public HTTP API (`/api/v1`), operations routes and the OpenAPI document.
 //!
-//! - `error`: the JSON error body and status mapping;
+//! - `error`: the JSON error body and status mapping (one place);
+//! - `dto`: request and response bodies (the wire format);
+//! - `views`: response bodies from rows and events, with the privacy rules;
+//! - `reports`: citizen endpoints (no account; follow-up token);
+//! - `officers`: login, inbox, detail, actions, statistics (bearer token, roles);
+//! - `ops`: `/healthz`, `/readyz`, `/metrics`, `/api-docs/openapi.json`;
 //! - `metrics`: Prometheus registry and request-metrics middleware;
-//! - `ratelimit`: per-client-address limit of public intake;
+//! - `ratelimit`: per-client-address limit of public intake.
+
+pub mod dto;
 pub mod error;
+pub mod metrics;
+pub mod officers;
+pub mod ops;
+pub mod ratelimit;
+pub mod reports;
+pub mod views;
+
+use std::sync::Arc;
+
+use actix_web::error::JsonPayloadError;
+use actix_web::{HttpRequest, web};
+
+use self::error::ApiError;
+use self::metrics::Metrics;
+use self::ratelimit::RateLimiter;
+use crate::auth::Auth;
+use crate::tickets::Tickets;
+
+/// Shared state of the handlers.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// Ticket commands and queries.
+    pub tickets: Tickets,
+    /// Officer accounts and sessions.
+    pub auth: Auth,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Intake rate limiter.
+    pub limiter: Arc<RateLimiter>,
+}
+
+/// Runs blocking (database) work off the async executor.
+pub async fn block<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    web::block(f).await?
+}
+
+/// JSON body handling: size limit (413), malformed JSON (400), a body that does not match the
+/// schema (422, naming the field), wrong content type (400).
+pub fn json_config(limit: usize, metrics: Arc<Metrics>) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(move |err, _req: &HttpRequest| {
+            let (reason, e) = json_error(&err, limit);
+            metrics.count_rejection(reason);
+            e.into()
+        })
+}
+
+fn json_error(err: &JsonPayloadError, limit: usize) -> (&'static str, ApiError) {
+    match err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => (
+            "too_large",
+            ApiError::TooLarge(format!("request body is over the limit of {limit} bytes")),
+        ),
+        JsonPayloadError::ContentType => (
+            "content_type",
+            ApiError::BadRequest("Content-Type must be application/json".into()),
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ("invalid_field", ApiError::invalid("body", e))
+        }
+        JsonPayloadError::Deserialize(e) => (
+            "malformed_json",
+            ApiError::BadRequest(format!("malformed JSON: {e}")),
+        ),
+        other => (
+            "bad_body",
+            ApiError::BadRequest(format!("cannot read request body: {other}")),
+        ),
+    }
+}
+
+/// Query strings that do not parse (400).
+pub fn query_config(metrics: Arc<Metrics>) -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(move |err, _req| {
+        metrics.count_rejection("bad_query");
+        ApiError::BadRequest(format!("bad query string: {err}")).into()
+    })
+}
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz))
+        .route("/metrics", web::get().to(ops::metrics))
+        .route("/api-docs/openapi.json", web::get().to(ops::openapi))
+        .service(
+            web::scope("/api/v1")
+                .route("/reports", web::post().to(reports::create))
+                .route("/reports/{tracking_code}", web::get().to(reports::show))
+                .route(
+                    "/reports/{tracking_code}/replies",
+                    web::post().to(reports::reply),
+                )
+                .route(
+                    "/reports/{tracking_code}/rating",
+                    web::post().to(reports::rate),
+                )
+                .route(
+                    "/reports/{tracking_code}/reopen",
+                    web::post().to(reports::reopen),
+                )
+                .route("/auth/login", web::post().to(officers::login))
+                .route("/auth/logout", web::post().to(officers::logout))
+                .route("/tickets", web::get().to(officers::list))
+                .route("/tickets/{id}", web::get().to(officers::detail))
+                .route("/tickets/{id}/actions", web::post().to(officers::act))
+                .route("/stats", web::get().to(officers::stats)),
+        )
+        .default_service(web::to(ops::not_found));
+}
+
+/// The routes above, as (method, path) pairs: the OpenAPI test checks each is documented.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/api-docs/openapi.json"),
+    ("post", "/api/v1/reports"),
+    ("get", "/api/v1/reports/{tracking_code}"),
+    ("post", "/api/v1/reports/{tracking_code}/replies"),
+    ("post", "/api/v1/reports/{tracking_code}/rating"),
+    ("post", "/api/v1/reports/{tracking_code}/reopen"),
+    ("post", "/api/v1/auth/login"),
+    ("post", "/api/v1/auth/logout"),
+    ("get", "/api/v1/tickets"),
+    ("get", "/api/v1/tickets/{id}"),
+    ("post", "/api/v1/tickets/{id}/actions"),
+    ("get", "/api/v1/stats"),
+];

@@ -6,11 +6,12 @@
 //!   pragmas (WAL, busy timeout, foreign keys, synchronous=NORMAL) on every connection;
 //! - [`migrations`] embeds `migrations/sqlite` and `migrations/postgres` (twin folders with
 //!   identical names) and runs them;
-//! - [`Db`] pairs a read pool with one writer connection: every write transaction of the
-//!   process runs there, one at a time.
+//! - [`Db`] pairs a read pool with one writer connection owned by the `writer` thread: every
+//!   write transaction of the process runs there, and concurrent ones commit as a group.
 
 pub mod migrations;
 pub mod schema;
+pub mod writer;
 
 use std::path::Path;
 use std::time::Duration;
@@ -168,13 +169,14 @@ fn create_dir(dir: &Path) -> Result<(), ConnectError> {
 
 /// The node's database: a pool for reads and one dedicated writer connection.
 ///
-/// All writes of a process go through the writer, one transaction at a time: SQLite allows a
-/// single writer anyway, and on PostgreSQL the chain-head row lock serialises appends across
-/// processes. Readers never wait for the writer (SQLite WAL, PostgreSQL MVCC).
+/// All writes of a process go through the writer thread ([`writer`]): SQLite allows a single
+/// writer anyway, and concurrent requests share one commit. On PostgreSQL, processes sharing a
+/// database cannot fork a chain: the `(origin, seq)` key refuses a second event at one place.
+/// Readers never wait for the writer (SQLite WAL, PostgreSQL MVCC).
 #[derive(Clone)]
 pub struct Db {
     pool: DbPool,
-    writer: std::sync::Arc<std::sync::Mutex<DbConn>>,
+    writer: std::sync::mpsc::SyncSender<writer::Job>,
     backend: Backend,
 }
 
@@ -215,9 +217,10 @@ impl Db {
             DatabaseUrl::Sqlite(_) => Backend::Sqlite,
             DatabaseUrl::Postgres(_) => Backend::Postgres,
         };
+        let writer = writer::spawn(writer).map_err(|e| ConnectError::Pool(e.to_string()))?;
         Ok(Self {
             pool,
-            writer: std::sync::Arc::new(std::sync::Mutex::new(writer)),
+            writer,
             backend,
         })
     }
@@ -235,24 +238,46 @@ impl Db {
             .map_err(|e| DbError::Unavailable(e.to_string()))
     }
 
-    /// Runs `f` in a transaction on the writer connection.
-    pub fn write<T, E>(&self, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E>
+    /// Runs `f` in a transaction on the writer connection (under a savepoint of the group
+    /// transaction) and returns its result once the group has committed. On `Err` nothing `f`
+    /// wrote is kept.
+    pub fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        E: From<diesel::result::Error> + From<DbError>,
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + From<DbError> + Send + 'static,
     {
-        let mut guard = self
-            .writer
-            .lock()
-            .map_err(|_| DbError::Unavailable("writer connection poisoned".into()))?;
-        guard.transaction(f)
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T, E>>(1);
+        let job = writer::Job::Tx(Box::new(move |conn: &mut DbConn| {
+            let result = conn.transaction(f);
+            Box::new(move |commit: Result<(), String>| {
+                let out = match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(E::from(DbError::Unavailable(format!("commit failed: {e}")))),
+                };
+                let _ = tx.send(out);
+            })
+        }));
+        self.writer
+            .send(job)
+            .map_err(|_| DbError::Unavailable("the writer has stopped".into()))?;
+        rx.recv()
+            .map_err(|_| DbError::Unavailable("the writer has stopped".into()))?
     }
 
     /// Runs `f` with the writer connection, outside any transaction (migrations).
-    pub fn with_writer<T>(&self, f: impl FnOnce(&mut DbConn) -> T) -> Result<T, DbError> {
-        let mut guard = self
-            .writer
-            .lock()
-            .map_err(|_| DbError::Unavailable("writer connection poisoned".into()))?;
-        Ok(f(&mut guard))
+    pub fn with_writer<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut DbConn) -> T + Send + 'static,
+    ) -> Result<T, DbError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<T>(1);
+        let job = writer::Job::Raw(Box::new(move |conn: &mut DbConn| {
+            let _ = tx.send(f(conn));
+        }));
+        self.writer
+            .send(job)
+            .map_err(|_| DbError::Unavailable("the writer has stopped".into()))?;
+        rx.recv()
+            .map_err(|_| DbError::Unavailable("the writer has stopped".into()))
     }
 }

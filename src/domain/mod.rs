@@ -16,3 +16,6 @@ pub use ids::{
 pub use report::{Category, Channel, Privacy, ReportKind};
 pub use ticket::{Status, TicketState, TransitionError};
 pub use timestamp::Timestamp;
+
+#[cfg(test)]
+mod lifecycle_tests;

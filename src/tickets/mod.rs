@@ -10,4 +10,4 @@ pub mod model;
 pub mod service;
 pub mod store;
 
-pub use service::{Action, Contact, NewReport, TicketError, Tickets};
+pub use service::{Action, Contact, NewReport, Submitted, TicketError, Tickets, hash_token};

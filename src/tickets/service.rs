@@ -157,6 +157,31 @@ pub enum Action {
     },
 }
 
+/// A filed report: its `created` event and the citizen's follow-up token (shown once; only
+/// its SHA-256 is stored).
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The `created` event.
+    pub event: Event,
+    /// The secret the citizen presents to follow up.
+    pub follow_up_token: String,
+}
+
+/// SHA-256 (hex) of a follow-up token, as stored.
+#[must_use]
+pub fn hash_token(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+fn new_token() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// What an SLA sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Swept {
@@ -166,9 +191,13 @@ pub struct Swept {
     pub closed: usize,
 }
 
-/// The ticket commands of one node.
+/// The ticket commands of one node (cheap to clone: the state is shared).
 #[derive(Debug, Clone)]
-pub struct Tickets {
+pub struct Tickets(std::sync::Arc<Inner>);
+
+/// What the commands need.
+#[derive(Debug)]
+pub struct Inner {
     db: Db,
     node: NodeId,
     province: ProvinceCode,
@@ -224,11 +253,18 @@ fn check_contact(c: &Contact) -> Result<(), TicketError> {
     Ok(())
 }
 
+impl std::ops::Deref for Tickets {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
 impl Tickets {
     /// Commands for this node.
     #[must_use]
     pub fn new(db: Db, settings: &crate::config::Settings) -> Self {
-        Self {
+        Self(std::sync::Arc::new(Inner {
             db,
             node: settings.raw.node.id.clone(),
             province: settings.raw.node.province.clone(),
@@ -236,18 +272,18 @@ impl Tickets {
             sla: settings.raw.sla.clone(),
             limits: settings.raw.limits.clone(),
             provinces: settings.provinces.clone(),
-        }
+        }))
     }
 
     /// The database.
     #[must_use]
-    pub const fn db(&self) -> &Db {
+    pub fn db(&self) -> &Db {
         &self.db
     }
 
     /// This node.
     #[must_use]
-    pub const fn node(&self) -> &NodeId {
+    pub fn node(&self) -> &NodeId {
         &self.node
     }
 
@@ -258,14 +294,14 @@ impl Tickets {
         )
     }
 
-    /// Files a new report. Returns the `created` event.
+    /// Files a new report. Returns the `created` event and the follow-up token.
     #[tracing::instrument(name = "tickets.submit", skip_all, fields(channel = ?report.channel))]
     pub fn submit(
         &self,
         report: &NewReport,
         actor: &Actor,
         now: Timestamp,
-    ) -> Result<Event, TicketError> {
+    ) -> Result<Submitted, TicketError> {
         check_text("title", &report.title, self.limits.title_max_chars)?;
         check_text("body", &report.text, self.limits.text_max_chars)?;
         if let Some(c) = &report.contact {
@@ -278,13 +314,16 @@ impl Tickets {
         let overall = self
             .calendar
             .add_calendar_days(now.to_datetime(), self.sla.overall_calendar_days);
-        self.db.write(|conn| {
+        let this = self.clone();
+        let report = report.clone();
+        let actor = actor.clone();
+        self.db.write(move |conn| {
             if let Some(a) = &report.agency {
                 if store::agency(conn, a.as_str())?.is_none() {
                     return Err(TicketError::UnknownAgency(a.to_string()));
                 }
             }
-            let tracking_code = self.fresh_tracking_code(conn)?;
+            let tracking_code = this.fresh_tracking_code(conn)?;
             let change = Change::Created(Box::new(Created {
                 tracking_code,
                 report_kind: report.kind,
@@ -295,10 +334,10 @@ impl Tickets {
                 suggested_agency: report.agency.clone(),
                 channel: report.channel,
                 privacy: report.privacy,
-                verify_due: self.due(now, self.sla.verify_dispatch_working_days),
+                verify_due: this.due(now, this.sla.verify_dispatch_working_days),
                 overall_due: Timestamp::from_datetime(overall),
             }));
-            let state = TicketState::create(&self.node, actor, &change, now)?;
+            let state = TicketState::create(&this.node, &actor, &change, now)?;
             let draft = Draft {
                 ticket,
                 parents: vec![],
@@ -307,7 +346,7 @@ impl Tickets {
                 change,
                 pii: None,
             };
-            let event = log::append(conn, &self.node, draft, now)?;
+            let event = log::append(conn, &this.node, draft, now)?;
             store::insert(conn, &TicketRow::from_state(&ticket, &state, &event.id)?)?;
             if let Some(c) = report
                 .contact
@@ -326,7 +365,12 @@ impl Tickets {
                     },
                 )?;
             }
-            Ok(event)
+            let follow_up_token = new_token();
+            store::insert_follow_up(conn, &ticket, &hash_token(&follow_up_token))?;
+            Ok(Submitted {
+                event,
+                follow_up_token,
+            })
         })
     }
 
@@ -353,17 +397,19 @@ impl Tickets {
         now: Timestamp,
     ) -> Result<(Event, TicketState), TicketError> {
         self.check_action_text(&action)?;
-        self.db.write(|conn| {
-            let row = store::by_id(conn, ticket)?.ok_or(TicketError::NotFound)?;
+        let this = self.clone();
+        let (ticket, actor) = (*ticket, actor.clone());
+        self.db.write(move |conn| {
+            let row = store::by_id(conn, &ticket)?.ok_or(TicketError::NotFound)?;
             let state = row.state()?;
-            let change = self.change_for(conn, &state, action, now)?;
+            let change = this.change_for(conn, &state, action, now)?;
             if actor.role != Role::Citizen
-                && state.handler != self.node
+                && state.handler != this.node
                 && !matches!(change, Change::SlaBreached { .. })
             {
                 return Err(TicketError::NotHandler(state.handler.to_string()));
             }
-            self.append_change(conn, ticket, &row, &state, actor, change, now)
+            this.append_change(conn, &ticket, &row, &state, &actor, change, now)
         })
     }
 
@@ -496,22 +542,24 @@ impl Tickets {
     }
 
     fn sweep_one(&self, ticket: &TicketId, now: Timestamp) -> Result<Swept, TicketError> {
-        self.db.write(|conn| {
+        let this = self.clone();
+        let ticket = *ticket;
+        self.db.write(move |conn| {
             let mut swept = Swept::default();
-            let Some(mut row) = store::by_id(conn, ticket)? else {
+            let Some(mut row) = store::by_id(conn, &ticket)? else {
                 return Ok(swept);
             };
             let mut state = row.state()?;
-            if state.handler != self.node {
+            if state.handler != this.node {
                 return Ok(swept);
             }
             let system = Actor::system();
             for step in [SlaStep::VerifyDispatch, SlaStep::Response, SlaStep::Overall] {
                 let due = state.breach_due(step).filter(|d| *d <= now);
                 if due.is_some() && state.breaches & step.bit() == 0 {
-                    let (event, next) = self.append_change(
+                    let (event, next) = this.append_change(
                         conn,
-                        ticket,
+                        &ticket,
                         &row,
                         &state,
                         &system,
@@ -528,7 +576,7 @@ impl Tickets {
                     reason: CloseReason::NoReply,
                 };
                 if state.apply(&system, &change, now).is_ok() {
-                    self.append_change(conn, ticket, &row, &state, &system, change, now)?;
+                    this.append_change(conn, &ticket, &row, &state, &system, change, now)?;
                     swept.closed += 1;
                 }
             }

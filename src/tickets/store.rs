@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use super::model::{AgencyRow, ContactRow, TicketRow};
 use crate::db::DbConn;
-use crate::db::schema::{agencies, reporter_contacts, tickets};
+use crate::db::schema::{agencies, follow_up_tokens, reporter_contacts, tickets};
 use crate::domain::reference::Agency;
 use crate::domain::{Status, TicketId, fold};
 use crate::event_log::store::{self as log, LogError};
@@ -99,6 +99,26 @@ pub fn insert_contact(conn: &mut DbConn, row: &ContactRow) -> QueryResult<()> {
         .values(row)
         .execute(conn)
         .map(|_| ())
+}
+
+/// Stores the hash of a citizen's follow-up token.
+pub fn insert_follow_up(conn: &mut DbConn, ticket: &TicketId, token_hash: &str) -> QueryResult<()> {
+    diesel::insert_into(follow_up_tokens::table)
+        .values((
+            follow_up_tokens::ticket_id.eq(ticket.to_string()),
+            follow_up_tokens::token_hash.eq(token_hash),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// The hash of a ticket's follow-up token.
+pub fn follow_up_hash(conn: &mut DbConn, ticket: &TicketId) -> QueryResult<Option<String>> {
+    follow_up_tokens::table
+        .find(ticket.to_string())
+        .select(follow_up_tokens::token_hash)
+        .first(conn)
+        .optional()
 }
 
 /// A reporter's contact.
@@ -203,4 +223,133 @@ pub fn rebuild(conn: &mut DbConn) -> Result<Rebuilt, RebuildError> {
         }
     }
     Ok(done)
+}
+
+diesel::define_sql_function! {
+    /// SQL `lower(text)`, on both backends.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// Inbox filters; every field narrows the result.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Status wire name.
+    pub status: Option<String>,
+    /// Agency code (a liaison's scope is forced here).
+    pub agency: Option<String>,
+    /// Only tickets with a recorded breach (`true`) or without (`false`).
+    pub overdue: Option<bool>,
+    /// Report kind wire name.
+    pub kind: Option<String>,
+    /// Province (2 digits, includes its regencies) or regency (4 digits).
+    pub region: Option<String>,
+    /// Case-insensitive text in title or body.
+    pub text: Option<String>,
+}
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// A page of tickets matching `filter`, newest first (ids are UUIDv7), after `cursor`.
+#[tracing::instrument(name = "tickets.search", skip_all, fields(limit))]
+pub fn search(
+    conn: &mut DbConn,
+    filter: &Filter,
+    cursor: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<TicketRow>> {
+    let mut q = tickets::table.select(TicketRow::as_select()).into_boxed();
+    if let Some(s) = &filter.status {
+        q = q.filter(tickets::status.eq(s.clone()));
+    }
+    if let Some(a) = &filter.agency {
+        q = q.filter(tickets::agency.eq(a.clone()));
+    }
+    match filter.overdue {
+        Some(true) => q = q.filter(tickets::breaches.ne(0)),
+        Some(false) => q = q.filter(tickets::breaches.eq(0)),
+        None => {}
+    }
+    if let Some(k) = &filter.kind {
+        q = q.filter(tickets::report_kind.eq(k.clone()));
+    }
+    if let Some(r) = &filter.region {
+        if r.len() == 2 {
+            q = q.filter(
+                tickets::region
+                    .like(format!("{}%", like_escape(r)))
+                    .escape('\\'),
+            );
+        } else {
+            q = q.filter(tickets::region.eq(r.clone()));
+        }
+    }
+    if let Some(t) = &filter.text {
+        let pattern = format!("%{}%", like_escape(&t.to_lowercase()));
+        q = q.filter(
+            lower(tickets::title)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower(tickets::body).like(pattern).escape('\\')),
+        );
+    }
+    if let Some(c) = cursor {
+        q = q.filter(tickets::id.lt(c.to_owned()));
+    }
+    q.order(tickets::id.desc()).limit(limit).load(conn)
+}
+
+/// Ticket counts grouped by one column.
+pub fn count_by(conn: &mut DbConn, column: GroupColumn) -> QueryResult<Vec<(String, i64)>> {
+    use diesel::dsl::count_star;
+    match column {
+        GroupColumn::Status => tickets::table
+            .group_by(tickets::status)
+            .select((tickets::status, count_star()))
+            .load(conn),
+        GroupColumn::Kind => tickets::table
+            .group_by(tickets::report_kind)
+            .select((tickets::report_kind, count_star()))
+            .load(conn),
+        GroupColumn::Category => tickets::table
+            .group_by(tickets::category)
+            .select((tickets::category, count_star()))
+            .load(conn),
+        GroupColumn::Agency => {
+            let rows: Vec<(Option<String>, i64)> = tickets::table
+                .filter(tickets::agency.is_not_null())
+                .group_by(tickets::agency)
+                .select((tickets::agency, count_star()))
+                .load(conn)?;
+            Ok(rows
+                .into_iter()
+                .map(|(a, n)| (a.unwrap_or_default(), n))
+                .collect())
+        }
+    }
+}
+
+/// Columns statistics group by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupColumn {
+    /// Status.
+    Status,
+    /// Report kind.
+    Kind,
+    /// Category.
+    Category,
+    /// Agency.
+    Agency,
+}
+
+/// Ticket counts by (status, breach bits): the input of SLA compliance figures.
+pub fn count_by_status_and_breaches(conn: &mut DbConn) -> QueryResult<Vec<(String, i32, i64)>> {
+    use diesel::dsl::count_star;
+    tickets::table
+        .group_by((tickets::status, tickets::breaches))
+        .select((tickets::status, tickets::breaches, count_star()))
+        .load(conn)
 }

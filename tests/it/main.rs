@@ -8,6 +8,8 @@
     reason = "test helpers fail the test loudly on any unexpected error"
 )]
 
+mod api;
+mod api_rules;
 mod cli;
 mod helpers;
 mod store;

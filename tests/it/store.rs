@@ -109,7 +109,7 @@ fn a_report_goes_through_the_whole_lifecycle() {
     for db in backends() {
         let t = helpers::tickets(&db);
         let mut now = monday_morning();
-        let created = t.submit(&report(), &Actor::citizen(), now).unwrap();
+        let created = t.submit(&report(), &Actor::citizen(), now).unwrap().event;
         let id = created.ticket;
         assert_eq!(created.seq, 1);
         assert!(created.prev.is_none());
@@ -190,7 +190,11 @@ fn refused_commands_write_nothing() {
     for db in backends() {
         let t = helpers::tickets(&db);
         let now = monday_morning();
-        let id = t.submit(&report(), &Actor::citizen(), now).unwrap().ticket;
+        let id = t
+            .submit(&report(), &Actor::citizen(), now)
+            .unwrap()
+            .event
+            .ticket;
         let before = counts(&t);
 
         // Illegal transition, wrong role, wrong agency, unknown agency, oversized text.
@@ -302,10 +306,12 @@ fn sla_sweep_records_breaches_and_auto_closes() {
         let late = t
             .submit(&report(), &Actor::citizen(), monday)
             .unwrap()
+            .event
             .ticket;
         let answered = t
             .submit(&report(), &Actor::citizen(), monday)
             .unwrap()
+            .event
             .ticket;
         t.act(
             &answered,
@@ -387,7 +393,12 @@ fn rebuild_on_every_backend_equals_the_live_projection() {
 /// write nothing), legal ones advance the tickets.
 fn run_script(t: &Tickets, script: &[u8], start: lapor_node::domain::Timestamp) {
     let mut now = start;
-    let mut ids = vec![t.submit(&report(), &Actor::citizen(), now).unwrap().ticket];
+    let mut ids = vec![
+        t.submit(&report(), &Actor::citizen(), now)
+            .unwrap()
+            .event
+            .ticket,
+    ];
     for (i, choice) in script.iter().enumerate() {
         now = now.plus_millis(7 * 3_600_000);
         let id = ids[i % ids.len()];
@@ -440,7 +451,12 @@ fn run_script(t: &Tickets, script: &[u8], start: lapor_node::domain::Timestamp) 
                 },
             ),
             11 => {
-                ids.push(t.submit(&report(), &Actor::citizen(), now).unwrap().ticket);
+                ids.push(
+                    t.submit(&report(), &Actor::citizen(), now)
+                        .unwrap()
+                        .event
+                        .ticket,
+                );
                 continue;
             }
             12 => {

@@ -1,0 +1,170 @@
+//! Intake throughput over HTTP: complaints accepted per second by a real node (embedded SQLite,
+//! WAL) with concurrent keep-alive clients, against a trivial JSON echo route served by an
+//! actix server with the same worker count in the same process — the baseline of this machine
+//! in this run. Prints a table and the ratio; also the process's peak RSS.
+//!
+//! `cargo bench --bench intake` (env `BENCH_SECS`, `BENCH_CLIENTS` to change the load).
+
+#![expect(
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "a benchmark program: it reports on stdout and stops on any setup failure"
+)]
+
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use serde_json::{Value, json};
+
+fn report(i: usize) -> Value {
+    json!({
+        "kind": "pengaduan",
+        "title": format!("Lampu jalan mati #{i}"),
+        "body": "Lampu penerangan jalan di depan sekolah mati sejak tiga hari, jalan gelap di malam hari.",
+        "category": "infrastruktur",
+        "region": "3171",
+        "channel": "web",
+        "reporter": {"name": "Warga", "phone": "+628123456789"}
+    })
+}
+
+async fn echo(body: web::Json<Value>) -> HttpResponse {
+    HttpResponse::Created().json(body.into_inner())
+}
+
+/// Runs `clients` loops posting to `url` for `secs`; returns (ok responses, elapsed).
+async fn load(url: String, clients: usize, secs: u64, expect: u16) -> (usize, Duration) {
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap_or_default();
+            let mut ok = 0usize;
+            let mut i = c * 1_000_000;
+            while Instant::now() < deadline {
+                i += 1;
+                match http.post(&url).json(&report(i)).send().await {
+                    Ok(r) if r.status().as_u16() == expect => {
+                        let _ = r.bytes().await;
+                        ok += 1;
+                    }
+                    Ok(r) => {
+                        eprintln!("unexpected status {}", r.status());
+                        break;
+                    }
+                    Err(e) => {
+                        eprintln!("request failed: {e}");
+                        break;
+                    }
+                }
+            }
+            ok
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap_or(0);
+    }
+    (total, start.elapsed())
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let secs: u64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let clients: usize = std::env::var("BENCH_CLIENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(32);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = format!(
+            "[node]\nid = \"prov-31.lapor.test\"\nprovince = \"31\"\ndata_dir = {:?}\n\
+             [http]\nlisten = \"127.0.0.1:0\"\nintake_per_minute = 0\n[log]\nformat = \"json\"\n",
+            dir.path().display().to_string()
+        );
+        // The node runs as its own process (the release binary), so its memory is its own.
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, &text).expect("config");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lapor-node"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start node");
+        let pid = child.id();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+            child.stderr.take().expect("stderr"),
+        ));
+        let port = lines
+            .by_ref()
+            .take(100)
+            .filter_map(Result::ok)
+            .find_map(|l| {
+                let v: Value = serde_json::from_str(&l).ok()?;
+                (v["fields"]["message"] == "node listening")
+                    .then(|| v["fields"]["port"].as_u64())
+                    .flatten()
+            })
+            .expect("node did not start");
+        std::thread::spawn(move || lines.for_each(drop));
+        let node_url = format!("http://127.0.0.1:{port}/api/v1/reports");
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let echo_port = listener.local_addr().expect("addr").port();
+        let echo_server = HttpServer::new(|| App::new().route("/echo", web::post().to(echo)))
+            .workers(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+            .listen(listener)
+            .expect("listen")
+            .run();
+        tokio::spawn(echo_server);
+        let echo_url = format!("http://127.0.0.1:{echo_port}/echo");
+
+        // Warm up both, then measure the echo baseline and intake in the same run.
+        load(echo_url.clone(), 4, 1, 201).await;
+        load(node_url.clone(), 4, 1, 201).await;
+        let (echo_n, echo_t) = load(echo_url, clients, secs, 201).await;
+        let rss_before = rss_kib(pid, "VmRSS:");
+        let (intake_n, intake_t) = load(node_url, clients, secs, 201).await;
+        let echo_rate = echo_n as f64 / echo_t.as_secs_f64();
+        let intake_rate = intake_n as f64 / intake_t.as_secs_f64();
+        println!(
+            "intake benchmark: {clients} concurrent keep-alive clients, {secs} s each, SQLite WAL"
+        );
+        println!("| route | requests | req/s |");
+        println!("|---|---|---|");
+        println!("| POST /echo (baseline) | {echo_n} | {echo_rate:.0} |");
+        println!("| POST /api/v1/reports | {intake_n} | {intake_rate:.0} |");
+        println!("intake / echo = {:.3}", intake_rate / echo_rate);
+        println!(
+            "node RSS: {} MiB before intake load, {} MiB after, peak {} MiB",
+            rss_before / 1024,
+            rss_kib(pid, "VmRSS:") / 1024,
+            rss_kib(pid, "VmHWM:") / 1024
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    });
+}

@@ -1,0 +1,352 @@
+//! What crosses the public API: request and response bodies (the wire format), apart from the
+//! handlers that act on them. Request bodies refuse unknown fields.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::event::ArchiveReason;
+use crate::domain::{AgencyCode, Category, Channel, RegionCode, ReportKind};
+use crate::tickets::Contact;
+
+/// A new report (`POST /api/v1/reports`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReportRequest {
+    /// `pengaduan`, `aspirasi` or `permintaan_informasi`.
+    #[schema(value_type = String, example = "pengaduan")]
+    pub kind: ReportKind,
+    /// Short title.
+    pub title: String,
+    /// The report text.
+    pub body: String,
+    /// Category slug, e.g. `transportasi`.
+    #[schema(value_type = String, example = "transportasi")]
+    pub category: Category,
+    /// Province (`31`) or regency/city (`3171`) code.
+    #[schema(value_type = String, example = "3171")]
+    pub region: RegionCode,
+    /// Agency the citizen names (optional).
+    #[schema(value_type = Option<String>, example = "DKI-DISHUB")]
+    #[serde(default)]
+    pub agency: Option<AgencyCode>,
+    /// `web`, `sms`, `api`, `open311` or `walk_in` (default `api`).
+    #[schema(value_type = Option<String>, example = "web")]
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    /// Hide the reporter's identity from everyone but this node's verifiers.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// Keep the report itself out of public view.
+    #[serde(default)]
+    pub confidential: bool,
+    /// Reporter contact (optional; personal data, never shown publicly).
+    #[serde(default)]
+    #[schema(value_type = Option<ContactBody>)]
+    pub reporter: Option<Contact>,
+}
+
+/// Reporter contact.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ContactBody {
+    /// Name.
+    pub name: Option<String>,
+    /// Phone number, digits with optional leading `+`.
+    pub phone: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+}
+
+/// Deadlines of a ticket (RFC 3339 UTC); absent when not running.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deadlines {
+    /// Verification and dispatch.
+    pub verify_due: String,
+    /// Agency response.
+    pub response_due: Option<String>,
+    /// Auto-close.
+    pub auto_close_due: Option<String>,
+    /// Reopen window end.
+    pub reopen_until: Option<String>,
+    /// Completion cap.
+    pub overall_due: String,
+}
+
+/// Answer to a new report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportCreated {
+    /// Tracking code to follow the report.
+    pub tracking_code: String,
+    /// Secret for follow-up actions; shown only now.
+    pub follow_up_token: String,
+    /// Status.
+    pub status: String,
+    /// Deadlines.
+    pub deadlines: Deadlines,
+}
+
+/// One entry of a timeline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimelineEntry {
+    /// Event kind (`created`, `verified`, `dispatched`, `responded`, …).
+    pub kind: String,
+    /// When.
+    pub at: String,
+    /// Role of the actor.
+    pub role: String,
+    /// Public text of the step (responses, resolutions; citizen replies only for the citizen
+    /// and officers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Agency concerned (dispatch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agency: Option<String>,
+    /// Officer account (officer views only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub officer: Option<String>,
+    /// Event id.
+    pub event_id: String,
+}
+
+/// The public view of a report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicReport {
+    /// Tracking code.
+    pub tracking_code: String,
+    /// Kind.
+    pub kind: String,
+    /// Category.
+    pub category: String,
+    /// Region.
+    pub region: String,
+    /// Title.
+    pub title: String,
+    /// Text.
+    pub body: String,
+    /// Status.
+    pub status: String,
+    /// Agency handling it.
+    pub agency: Option<String>,
+    /// Rating given.
+    pub rating: Option<i32>,
+    /// Deadlines.
+    pub deadlines: Deadlines,
+    /// Steps so far.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// A citizen reply or reopen reason.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRequest {
+    /// The text.
+    pub message: String,
+}
+
+/// A citizen rating.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RatingRequest {
+    /// 1 to 5.
+    pub rating: u8,
+}
+
+/// An officer action (`POST /api/v1/tickets/{id}/actions`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ActionRequest {
+    /// Verify (verifier).
+    Verify,
+    /// Dispatch to an agency (verifier).
+    Dispatch {
+        /// Agency code.
+        #[schema(value_type = String)]
+        agency: AgencyCode,
+    },
+    /// Postpone (verifier).
+    Postpone {
+        /// Why.
+        note: String,
+    },
+    /// Archive (verifier): `spam`, `unclear`, `out_of_scope`, `duplicate`.
+    Archive {
+        /// Why.
+        #[schema(value_type = String)]
+        reason: ArchiveReason,
+    },
+    /// Not our authority (verifier).
+    NotOurAuthority {
+        /// Why.
+        note: String,
+    },
+    /// Start work (liaison of the ticket's agency).
+    Start,
+    /// Respond publicly (liaison).
+    Respond {
+        /// Response text.
+        message: String,
+    },
+    /// Resolve (liaison).
+    Resolve {
+        /// Closing remarks.
+        message: String,
+    },
+}
+
+/// Officer login.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Account name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// A bearer token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// Expiry (RFC 3339 UTC).
+    pub expires_at: String,
+    /// Role.
+    pub role: String,
+    /// Agency (liaison officers).
+    pub agency: Option<String>,
+}
+
+/// A ticket as officers see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketView {
+    /// Ticket id.
+    pub id: String,
+    /// Tracking code.
+    pub tracking_code: String,
+    /// Kind.
+    pub kind: String,
+    /// Category.
+    pub category: String,
+    /// Region.
+    pub region: String,
+    /// Title.
+    pub title: String,
+    /// Text.
+    pub body: String,
+    /// Channel.
+    pub channel: String,
+    /// Status.
+    pub status: String,
+    /// Agency.
+    pub agency: Option<String>,
+    /// Origin node.
+    pub origin_node: String,
+    /// Handling node.
+    pub handling_node: String,
+    /// Privacy flag.
+    pub anonymous: bool,
+    /// Privacy flag.
+    pub confidential: bool,
+    /// Rating.
+    pub rating: Option<i32>,
+    /// Deadlines.
+    pub deadlines: Deadlines,
+    /// Any deadline passed (breach recorded).
+    pub overdue: bool,
+    /// Filed at.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+/// Reporter identity (origin verifiers only, never for anonymous reports).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReporterView {
+    /// Name.
+    pub name: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// E-mail.
+    pub email: Option<String>,
+}
+
+/// Full ticket detail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketDetail {
+    /// The ticket.
+    #[serde(flatten)]
+    pub ticket: TicketView,
+    /// Reporter, when this caller may see it.
+    pub reporter: Option<ReporterView>,
+    /// Every step.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// A page of the inbox.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketPage {
+    /// Tickets, newest first.
+    pub items: Vec<TicketView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Inbox filters (`GET /api/v1/tickets`).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TicketQuery {
+    /// Status.
+    pub status: Option<String>,
+    /// Agency code.
+    pub agency: Option<String>,
+    /// Only tickets with a breached deadline.
+    pub overdue: Option<bool>,
+    /// Report kind.
+    pub kind: Option<String>,
+    /// Region code (province codes match their regencies too).
+    pub region: Option<String>,
+    /// Text search in title and body.
+    pub q: Option<String>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1–100 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// One count.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Count {
+    /// Key (status, kind, category or agency).
+    pub key: String,
+    /// Number of tickets.
+    pub count: i64,
+}
+
+/// SLA compliance of one step.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SlaCompliance {
+    /// `verify_dispatch`, `response` or `overall`.
+    pub step: String,
+    /// Tickets whose step finished or whose deadline passed.
+    pub measured: i64,
+    /// Of those, breached.
+    pub breached: i64,
+    /// On-time share in per mille (no floats): 1000 = all on time.
+    pub on_time_permille: i64,
+}
+
+/// Statistics (`GET /api/v1/stats`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stats {
+    /// All tickets on this node.
+    pub total: i64,
+    /// By status.
+    pub by_status: Vec<Count>,
+    /// By kind.
+    pub by_kind: Vec<Count>,
+    /// By category.
+    pub by_category: Vec<Count>,
+    /// By agency (dispatched tickets).
+    pub by_agency: Vec<Count>,
+    /// SLA compliance per step.
+    pub sla: Vec<SlaCompliance>,
+}

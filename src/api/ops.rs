@@ -1,0 +1,142 @@
+//! Operations routes: liveness, readiness, Prometheus metrics, the OpenAPI document.
+
+use actix_web::{HttpResponse, web};
+use utoipa::OpenApi;
+
+use super::error::{ApiError, ErrorBody};
+use super::metrics::Gauge;
+use super::{ApiState, block};
+use crate::db::migrations;
+use crate::domain::Status;
+use crate::domain::event::SlaStep;
+use crate::tickets::store::{self, GroupColumn};
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "up")))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness: the database answers and every migration is applied.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
+pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
+    let db = state.tickets.db().clone();
+    let ready = web::block(move || -> Result<bool, String> {
+        let mut conn = db.read().map_err(|e| e.to_string())?;
+        migrations::all_applied(&mut conn).map_err(|e| e.to_string())
+    })
+    .await;
+    let refuse = |message: &str| {
+        HttpResponse::ServiceUnavailable().json(ErrorBody {
+            error: "not_ready".into(),
+            message: message.into(),
+        })
+    };
+    match ready {
+        Ok(Ok(true)) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        Ok(Ok(false)) => refuse("migrations pending"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            refuse("database unreachable")
+        }
+        Err(_) => refuse("readiness check failed"),
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let db = state.tickets.db().clone();
+    let (by_status, groups) = block(move || {
+        let mut c = db.read()?;
+        Ok((
+            store::count_by(&mut c, GroupColumn::Status)?,
+            store::count_by_status_and_breaches(&mut c)?,
+        ))
+    })
+    .await?;
+    let tickets = Gauge {
+        name: "lapor_tickets",
+        help: "Tickets on this node by status.",
+        samples: Status::ALL
+            .iter()
+            .map(|s| {
+                let n = by_status
+                    .iter()
+                    .find(|(k, _)| k == s.as_str())
+                    .map_or(0, |(_, n)| *n);
+                (vec![("status", s.as_str().to_owned())], n as f64)
+            })
+            .collect(),
+    };
+    let breaches = Gauge {
+        name: "lapor_sla_breached_tickets",
+        help: "Tickets with a recorded SLA breach, by step.",
+        samples: [
+            (SlaStep::VerifyDispatch, "verify_dispatch"),
+            (SlaStep::Response, "response"),
+            (SlaStep::Overall, "overall"),
+        ]
+        .iter()
+        .map(|(step, name)| {
+            let bit = i32::from(step.bit());
+            let n: i64 = groups
+                .iter()
+                .filter(|(_, b, _)| b & bit != 0)
+                .map(|(_, _, n)| n)
+                .sum();
+            (vec![("step", (*name).to_owned())], n as f64)
+        })
+        .collect(),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(&[tickets, breaches])))
+}
+
+/// The OpenAPI document of this API.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "lapor-node API", description = "Citizen and officer API of a LAPOR! node."),
+    paths(
+        healthz, readyz, metrics, openapi,
+        super::reports::create, super::reports::show, super::reports::reply, super::reports::rate, super::reports::reopen,
+        super::officers::login, super::officers::logout, super::officers::list, super::officers::detail,
+        super::officers::act, super::officers::stats,
+    ),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer-token security scheme.
+#[derive(Debug)]
+pub struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI 3 document.
+#[utoipa::path(get, path = "/api-docs/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3 document")))]
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+/// Anything else.
+pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no route {} {}",
+        req.method(),
+        req.path()
+    )))
+}

@@ -1,0 +1,98 @@
+//! The single writer: one thread owns the write connection and commits work in groups.
+//!
+//! ```text
+//!  caller ─job─► channel ─► writer thread: BEGIN
+//!  caller ─job─►              SAVEPOINT; job 1; RELEASE (or ROLLBACK TO on its error)
+//!  caller ─job─►              SAVEPOINT; job 2; …            (up to MAX_GROUP jobs)
+//!     ▲                      COMMIT
+//!     └──── result ◄──────── each caller gets its own result after the COMMIT
+//! ```
+//!
+//! A job that fails is rolled back to its savepoint and does not disturb the others of its
+//! group; a failed COMMIT fails every job of the group. Results are delivered only after the
+//! COMMIT, so a caller that sees `Ok` knows its writes are durable (per the backend's
+//! synchronous setting). Grouping amortises the commit (WAL frame writes) over many small
+//! transactions when requests arrive concurrently; a lone request is committed at once.
+
+use std::sync::mpsc;
+
+use diesel::Connection;
+
+use super::{DbConn, DbError};
+
+/// Most jobs committed together.
+pub const MAX_GROUP: usize = 128;
+
+type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// Work for the writer thread.
+pub enum Job {
+    /// Runs inside the group transaction, under its own savepoint.
+    Tx(Box<dyn FnOnce(&mut DbConn) -> Done + Send>),
+    /// Runs alone, outside any transaction (migrations).
+    Raw(Box<dyn FnOnce(&mut DbConn) + Send>),
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Tx(_) => "Job::Tx",
+            Self::Raw(_) => "Job::Raw",
+        })
+    }
+}
+
+/// Starts the writer thread; it ends when every sender is dropped.
+pub fn spawn(mut conn: DbConn) -> Result<mpsc::SyncSender<Job>, DbError> {
+    let (tx, rx) = mpsc::sync_channel::<Job>(4 * MAX_GROUP);
+    std::thread::Builder::new()
+        .name("db-writer".into())
+        .spawn(move || run(&mut conn, &rx))
+        .map_err(|e| DbError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+    Ok(tx)
+}
+
+fn run(conn: &mut DbConn, rx: &mpsc::Receiver<Job>) {
+    let mut pending: Option<Job> = None;
+    loop {
+        let first = match pending.take() {
+            Some(j) => j,
+            None => match rx.recv() {
+                Ok(j) => j,
+                Err(_) => return,
+            },
+        };
+        let first = match first {
+            Job::Raw(f) => {
+                f(conn);
+                continue;
+            }
+            Job::Tx(f) => f,
+        };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(Job::Tx(f)) => group.push(f),
+                Ok(raw @ Job::Raw(_)) => {
+                    pending = Some(raw);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let mut dones: Vec<Done> = Vec::with_capacity(group.len());
+        let committed = conn.transaction(|c| {
+            for job in group.drain(..) {
+                dones.push(job(c));
+            }
+            Ok::<(), diesel::result::Error>(())
+        });
+        let outcome = committed.map_err(|e| e.to_string());
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, jobs = dones.len(), "group commit failed");
+        }
+        for done in dones {
+            done(outcome.clone());
+        }
+    }
+}
