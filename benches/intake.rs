@@ -164,6 +164,21 @@ fn main() {
             rss_kib(pid, "VmRSS:") / 1024,
             rss_kib(pid, "VmHWM:") / 1024
         );
+        let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        let value = |kind: &str| {
+            metrics
+                .lines()
+                .find(|l| l.starts_with(&format!("lapor_db_write_total{{kind=\"{kind}\"}}")))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        println!("writer: {:.1} jobs per group commit on average", value("jobs") / value("groups").max(1.0));
         let _ = child.kill();
         let _ = child.wait();
     });

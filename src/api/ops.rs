@@ -91,9 +91,20 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
         })
         .collect(),
     };
+    let ws = state.tickets.db().writer_stats();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    let writer = Gauge {
+        name: "lapor_db_write_total",
+        help: "Writer activity since start: group commits, jobs in them, failed group commits.",
+        samples: vec![
+            (vec![("kind", "groups".to_owned())], load(&ws.groups)),
+            (vec![("kind", "jobs".to_owned())], load(&ws.jobs)),
+            (vec![("kind", "failed_groups".to_owned())], load(&ws.failed_groups)),
+        ],
+    };
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(&[tickets, breaches])))
+        .body(state.metrics.render(&[tickets, breaches, writer])))
 }
 
 /// The OpenAPI document of this API.

@@ -107,7 +107,8 @@ impl ConnManager {
                 })?;
                 c.batch_execute(
                     "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+                     PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;",
                 )
                 .map_err(|cause| ConnectError::Setup { what, cause })?;
                 Ok(DbConn::Sqlite(c))
@@ -177,6 +178,7 @@ fn create_dir(dir: &Path) -> Result<(), ConnectError> {
 pub struct Db {
     pool: DbPool,
     writer: std::sync::mpsc::SyncSender<writer::Job>,
+    writer_stats: std::sync::Arc<writer::WriterStats>,
     backend: Backend,
 }
 
@@ -217,18 +219,21 @@ impl Db {
             DatabaseUrl::Sqlite(_) => Backend::Sqlite,
             DatabaseUrl::Postgres(_) => Backend::Postgres,
         };
-        let writer = writer::spawn(writer).map_err(|e| ConnectError::Pool(e.to_string()))?;
-        Ok(Self {
-            pool,
-            writer,
-            backend,
-        })
+        let (writer, writer_stats) =
+            writer::spawn(writer).map_err(|e| ConnectError::Pool(e.to_string()))?;
+        Ok(Self { pool, writer, writer_stats, backend })
     }
 
     /// The backend.
     #[must_use]
     pub const fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The writer's counters (group commits and jobs).
+    #[must_use]
+    pub fn writer_stats(&self) -> &writer::WriterStats {
+        &self.writer_stats
     }
 
     /// A pooled connection for reads.

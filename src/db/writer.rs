@@ -14,6 +14,8 @@
 //! synchronous setting). Grouping amortises the commit (WAL frame writes) over many small
 //! transactions when requests arrive concurrently; a lone request is committed at once.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use diesel::Connection;
@@ -42,17 +44,30 @@ impl std::fmt::Debug for Job {
     }
 }
 
-/// Starts the writer thread; it ends when every sender is dropped.
-pub fn spawn(mut conn: DbConn) -> Result<mpsc::SyncSender<Job>, DbError> {
-    let (tx, rx) = mpsc::sync_channel::<Job>(4 * MAX_GROUP);
-    std::thread::Builder::new()
-        .name("db-writer".into())
-        .spawn(move || run(&mut conn, &rx))
-        .map_err(|e| DbError::Unavailable(format!("cannot start the writer thread: {e}")))?;
-    Ok(tx)
+/// Counters of the writer, for metrics.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Group transactions committed or failed.
+    pub groups: AtomicU64,
+    /// Jobs run in them.
+    pub jobs: AtomicU64,
+    /// Groups whose commit failed.
+    pub failed_groups: AtomicU64,
 }
 
-fn run(conn: &mut DbConn, rx: &mpsc::Receiver<Job>) {
+/// Starts the writer thread; it ends when every sender is dropped.
+pub fn spawn(mut conn: DbConn) -> Result<(mpsc::SyncSender<Job>, Arc<WriterStats>), DbError> {
+    let (tx, rx) = mpsc::sync_channel::<Job>(4 * MAX_GROUP);
+    let stats = Arc::new(WriterStats::default());
+    let thread_stats = stats.clone();
+    std::thread::Builder::new()
+        .name("db-writer".into())
+        .spawn(move || run(&mut conn, &rx, &thread_stats))
+        .map_err(|e| DbError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+    Ok((tx, stats))
+}
+
+fn run(conn: &mut DbConn, rx: &mpsc::Receiver<Job>, stats: &WriterStats) {
     let mut pending: Option<Job> = None;
     loop {
         let first = match pending.take() {
@@ -88,7 +103,10 @@ fn run(conn: &mut DbConn, rx: &mpsc::Receiver<Job>) {
             Ok::<(), diesel::result::Error>(())
         });
         let outcome = committed.map_err(|e| e.to_string());
+        stats.groups.fetch_add(1, Ordering::Relaxed);
+        stats.jobs.fetch_add(dones.len() as u64, Ordering::Relaxed);
         if let Err(e) = &outcome {
+            stats.failed_groups.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, jobs = dones.len(), "group commit failed");
         }
         for done in dones {
