@@ -178,7 +178,10 @@ fn main() {
                 .and_then(|v| v.parse::<f64>().ok())
                 .unwrap_or(0.0)
         };
-        println!("writer: {:.1} jobs per group commit on average", value("jobs") / value("groups").max(1.0));
+        println!(
+            "writer: {:.1} jobs per group commit on average",
+            value("jobs") / value("groups").max(1.0)
+        );
         let _ = child.kill();
         let _ = child.wait();
     });

@@ -92,14 +92,18 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
         .collect(),
     };
     let ws = state.tickets.db().writer_stats();
-    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    let load =
+        |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
     let writer = Gauge {
         name: "lapor_db_write_total",
         help: "Writer activity since start: group commits, jobs in them, failed group commits.",
         samples: vec![
             (vec![("kind", "groups".to_owned())], load(&ws.groups)),
             (vec![("kind", "jobs".to_owned())], load(&ws.jobs)),
-            (vec![("kind", "failed_groups".to_owned())], load(&ws.failed_groups)),
+            (
+                vec![("kind", "failed_groups".to_owned())],
+                load(&ws.failed_groups),
+            ),
         ],
     };
     Ok(HttpResponse::Ok()

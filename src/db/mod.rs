@@ -221,7 +221,12 @@ impl Db {
         };
         let (writer, writer_stats) =
             writer::spawn(writer).map_err(|e| ConnectError::Pool(e.to_string()))?;
-        Ok(Self { pool, writer, writer_stats, backend })
+        Ok(Self {
+            pool,
+            writer,
+            writer_stats,
+            backend,
+        })
     }
 
     /// The backend.
