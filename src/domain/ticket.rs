@@ -281,15 +281,24 @@ impl TicketState {
                 next.archive_reason = Some(*reason);
             }
             Change::NotOurAuthority { .. } => {
-                require_role(change, actor, &[Role::Verifier])?;
-                if !matches!(
-                    st,
-                    S::Submitted | S::Verified | S::Postponed | S::Dispatched | S::InProgress
-                ) {
+                // A verifier may say so during triage or after dispatch; the agency's liaison
+                // may return a ticket dispatched to it. Either way it goes back to the origin's
+                // verifiers for re-routing.
+                require_role(change, actor, &[Role::Verifier, Role::Liaison])?;
+                if actor.role == Role::Liaison {
+                    self.require_liaison(change, actor)?;
+                }
+                let allowed = if actor.role == Role::Liaison {
+                    st.awaits_agency()
+                } else {
+                    st.is_triage() && st != S::NotOurAuthority || st.awaits_agency()
+                };
+                if !allowed {
                     return Err(illegal(change, st));
                 }
                 next.status = S::NotOurAuthority;
                 next.agency = None;
+                next.handler = self.origin.clone();
                 next.response_due = None;
             }
             Change::Started {} => {
@@ -346,6 +355,9 @@ impl TicketState {
                 if !matches!(st, S::Resolved | S::Closed) {
                     return Err(illegal(change, st));
                 }
+                if self.rating.is_some() {
+                    return Err(TransitionError::Invalid("the report is already rated"));
+                }
                 next.rating = Some(*rating);
                 next.status = S::Closed;
                 next.auto_close_due = None;
@@ -359,6 +371,8 @@ impl TicketState {
                     return Err(TransitionError::Invalid("the reopen window has passed"));
                 }
                 next.status = S::Reopened;
+                // The earlier rating judged the earlier outcome; the next one rates the new one.
+                next.rating = None;
                 next.response_due = Some(*response_due);
                 next.auto_close_due = None;
                 next.reopen_until = None;
