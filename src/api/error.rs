@@ -114,7 +114,13 @@ impl ResponseError for ApiError {
                 "internal error".to_owned()
             }
             other => {
-                tracing::info!(error.code = other.code(), error.message = %other, "request refused");
+                // Messages of 400/422 may quote the client's input (which may hold personal
+                // data): the log gets the code only. Our own texts are logged whole.
+                if matches!(other, Self::BadRequest(_) | Self::Unprocessable { .. }) {
+                    tracing::info!(error.code = other.code(), "request refused");
+                } else {
+                    tracing::info!(error.code = other.code(), error.message = %other, "request refused");
+                }
                 match other {
                     Self::Unprocessable { message, .. } => message.clone(),
                     _ => other.to_string(),
