@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::event::ArchiveReason;
 use crate::domain::{AgencyCode, Category, Channel, RegionCode, ReportKind};
 use crate::tickets::Contact;
 
@@ -41,19 +40,8 @@ pub struct NewReportRequest {
     pub confidential: bool,
     /// Reporter contact (optional; personal data, never shown publicly).
     #[serde(default)]
-    #[schema(value_type = Option<ContactBody>)]
+    #[schema(value_type = Option<ReporterView>)]
     pub reporter: Option<Contact>,
-}
-
-/// Reporter contact.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ContactBody {
-    /// Name.
-    pub name: Option<String>,
-    /// Phone number, digits with optional leading `+`.
-    pub phone: Option<String>,
-    /// E-mail address.
-    pub email: Option<String>,
 }
 
 /// Deadlines of a ticket (RFC 3339 UTC); absent when not running.
@@ -150,48 +138,6 @@ pub struct RatingRequest {
     pub rating: u8,
 }
 
-/// An officer action (`POST /api/v1/tickets/{id}/actions`).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ActionRequest {
-    /// Verify (verifier).
-    Verify,
-    /// Dispatch to an agency (verifier).
-    Dispatch {
-        /// Agency code.
-        #[schema(value_type = String)]
-        agency: AgencyCode,
-    },
-    /// Postpone (verifier).
-    Postpone {
-        /// Why.
-        note: String,
-    },
-    /// Archive (verifier): `spam`, `unclear`, `out_of_scope`, `duplicate`.
-    Archive {
-        /// Why.
-        #[schema(value_type = String)]
-        reason: ArchiveReason,
-    },
-    /// Not our authority (verifier).
-    NotOurAuthority {
-        /// Why.
-        note: String,
-    },
-    /// Start work (liaison of the ticket's agency).
-    Start,
-    /// Respond publicly (liaison).
-    Respond {
-        /// Response text.
-        message: String,
-    },
-    /// Resolve (liaison).
-    Resolve {
-        /// Closing remarks.
-        message: String,
-    },
-}
-
 /// Officer login.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -258,14 +204,15 @@ pub struct TicketView {
     pub updated_at: String,
 }
 
-/// Reporter identity (origin verifiers only, never for anonymous reports).
+/// Reporter contact: given at intake; shown only to the origin node's verifiers, never for
+/// anonymous reports.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReporterView {
     /// Name.
     pub name: Option<String>,
-    /// Phone.
+    /// Phone number, digits with optional leading `+`.
     pub phone: Option<String>,
-    /// E-mail.
+    /// E-mail address.
     pub email: Option<String>,
 }
 

@@ -10,8 +10,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::dto::{
-    ActionRequest, Count, LoginRequest, LoginResponse, SlaCompliance, Stats, TicketDetail,
-    TicketPage, TicketQuery,
+    Count, LoginRequest, LoginResponse, SlaCompliance, Stats, TicketDetail, TicketPage, TicketQuery,
 };
 use super::error::{ApiError, ErrorBody};
 use super::views::{self, Audience};
@@ -241,27 +240,18 @@ pub async fn detail(
 
 /// Take a lifecycle action.
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/actions", tag = "officers", params(("id" = String, Path)),
-    request_body = ActionRequest, security(("bearer" = [])),
+    request_body = Action, security(("bearer" = [])),
     responses((status = 200, body = TicketDetail), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn act(
     state: web::Data<ApiState>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<ActionRequest>,
+    body: web::Json<Action>,
 ) -> Result<HttpResponse, ApiError> {
     let officer = officer(&state, &req).await?;
     let row = visible_ticket(&state, &officer, &path).await?;
-    let action = match body.into_inner() {
-        ActionRequest::Verify => Action::Verify,
-        ActionRequest::Dispatch { agency } => Action::Dispatch { agency },
-        ActionRequest::Postpone { note } => Action::Postpone { note },
-        ActionRequest::Archive { reason } => Action::Archive { reason },
-        ActionRequest::NotOurAuthority { note } => Action::NotOurAuthority { note },
-        ActionRequest::Start => Action::Start,
-        ActionRequest::Respond { message } => Action::Respond { message },
-        ActionRequest::Resolve { message } => Action::Resolve { message },
-    };
+    let action = body.into_inner();
     let actor = Actor {
         role: officer.role,
         officer: Some(officer.username.clone()),

@@ -102,8 +102,10 @@ pub struct NewReport {
     pub contact: Option<Contact>,
 }
 
-/// An officer's action on a ticket.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// An action on a ticket: the officers' lifecycle actions (the body of
+/// `POST /api/v1/tickets/{id}/actions`) and the citizen's follow-ups. Who may take which is the
+/// state machine's decision (`TicketState::apply`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     /// Verify.
@@ -111,6 +113,7 @@ pub enum Action {
     /// Dispatch to an agency.
     Dispatch {
         /// The agency.
+        #[schema(value_type = String)]
         agency: AgencyCode,
     },
     /// Postpone (*tunda*).
@@ -120,7 +123,8 @@ pub enum Action {
     },
     /// Archive.
     Archive {
-        /// Why.
+        /// Why: `spam`, `unclear`, `out_of_scope` or `duplicate`.
+        #[schema(value_type = String)]
         reason: ArchiveReason,
     },
     /// Not our authority (*bukan wewenang*).
