@@ -29,7 +29,10 @@ fn main() {
     );
     let settings = lapor_node::config::Settings::from_toml(&text).expect("settings");
     let db = lapor_node::app::open_database(&settings).expect("db");
-    let tickets = Tickets::new(db.clone(), &settings);
+    let key =
+        lapor_node::event_log::keys::load_or_create(&db, settings.node_id(), &settings.key_path())
+            .expect("key");
+    let tickets = Tickets::new(db.clone(), &settings, key);
     let report = NewReport {
         kind: ReportKind::Pengaduan,
         title: "Lampu jalan mati".into(),

@@ -35,6 +35,9 @@ pub enum StartError {
     /// A database step failed.
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
+    /// The signing key could not be loaded or created.
+    #[error(transparent)]
+    Keys(#[from] crate::event_log::keys::KeysError),
     /// Binding a listener failed.
     #[error("cannot listen on {addr}: {cause}")]
     Bind {
@@ -77,10 +80,12 @@ impl App {
     /// Opens the database and binds the listeners (nothing runs until [`App::run_until_stopped`]).
     pub fn build(settings: &Settings) -> Result<Self, StartError> {
         let db = open_database(settings)?;
+        let key =
+            crate::event_log::keys::load_or_create(&db, settings.node_id(), &settings.key_path())?;
         let metrics = std::sync::Arc::new(Metrics::new());
         let state = ApiState {
             auth: Auth::new(db.clone(), settings.raw.auth.token_ttl_minutes),
-            tickets: Tickets::new(db, settings),
+            tickets: Tickets::new(db, settings, key),
             metrics: metrics.clone(),
             limiter: std::sync::Arc::new(RateLimiter::new(settings.raw.http.intake_per_minute)),
         };

@@ -46,6 +46,14 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::auth::cli::OfficerCommand,
     },
+    /// Check the event log: `audit verify` re-verifies every stored event (signature with the
+    /// key valid at its time, id, chain continuity, ticket fold), prints counts, and exits
+    /// non-zero naming each faulty event.
+    Audit {
+        /// What to check.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Create a new node: a data directory with a working config.toml and a migrated
     /// database.
     Init {
@@ -68,6 +76,13 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Re-verify every stored event.
+    Verify,
 }
 
 /// `--role` values.
@@ -141,6 +156,31 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let settings = load(cli.config.as_deref())?;
+            crate::telemetry::init(&settings.raw.log);
+            let db = app::open_database(&settings)?;
+            let mut conn = db.read()?;
+            let report = crate::event_log::audit::run(&mut conn)?;
+            say(&format!(
+                "audit: {} event(s) from {} origin(s), {} verified, {} ticket(s) folded, {} fault(s)",
+                report.events,
+                report.origins,
+                report.verified,
+                report.tickets,
+                report.faults.len()
+            ));
+            for f in &report.faults {
+                say(&format!("FAULT event {}: {}", f.event, f.reason));
+            }
+            if report.faults.is_empty() {
+                Ok(())
+            } else {
+                anyhow::bail!("audit found {} fault(s)", report.faults.len())
+            }
+        }
         Command::Rebuild => {
             let settings = load(cli.config.as_deref())?;
             crate::telemetry::init(&settings.raw.log);
@@ -197,12 +237,19 @@ fn init(
     );
     let settings = Settings::from_toml(&text)?;
     let db = app::open_database(&settings)?;
+    let key =
+        crate::event_log::keys::load_or_create(&db, settings.node_id(), &settings.key_path())?;
     drop(db);
     std::fs::write(&config_path, text)
         .with_context(|| format!("cannot write {}", config_path.display()))?;
     say(&format!("created node {node_id} in {}", dir.display()));
     say(&format!("  config:   {}", config_path.display()));
     say(&format!("  database: {}", settings.database.describe()));
+    say(&format!(
+        "  signing key: {} ({})",
+        key.id(),
+        settings.key_path().display()
+    ));
     say(&format!(
         "start it with: lapor-node serve --config {}",
         config_path.display()

@@ -10,6 +10,7 @@
 //! | `node.province` | required | Kemendagri province code, e.g. `31` |
 //! | `node.time_zone` | from the province list | UTC offset such as `+07:00` |
 //! | `node.data_dir` | `./data` | where the SQLite database and keys live |
+//! | `node.key_file` | `<data_dir>/keys/signing.pem` | Ed25519 signing key, mode 0600, created on first start |
 //! | `http.listen` | `127.0.0.1:8080` | public API listener |
 //! | `http.max_body_bytes` | `65536` | request body limit |
 //! | `database.url` | `<data_dir>/lapor.sqlite` | `sqlite://PATH` or `postgres://…` |
@@ -98,6 +99,9 @@ pub struct NodeSettings {
     /// Data directory.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// The node's Ed25519 signing key (PKCS#8 PEM, mode 0600); created on first start.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
 }
 
 fn default_role() -> NodeRole {
@@ -445,6 +449,16 @@ impl Settings {
             provinces,
             agencies,
         })
+    }
+
+    /// Where the node's signing key lives.
+    #[must_use]
+    pub fn key_path(&self) -> PathBuf {
+        self.raw
+            .node
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.raw.node.data_dir.join("keys").join("signing.pem"))
     }
 
     /// This node's id.

@@ -23,7 +23,8 @@
 //! | [`telemetry`] | tracing subscriber (text or JSON) |
 //! | [`domain`] | pure types and rules: ids, reports, the ticket state machine, fold, SLA calendar |
 //! | [`db`] | SQLite/PostgreSQL connection, pool, single writer, embedded migrations, schema |
-//! | [`event_log`] | the append-only event log: wire form, canonical bytes, ids, chain heads |
+//! | [`crypto`] | node signing keys, strict JSON for received events, event signatures |
+//! | [`event_log`] | the append-only signed log: wire form, canonical bytes, ids, chain heads, keys |
 //! | [`tickets`] | commands (submit, act, SLA sweep), projection store, rebuild |
 //! | [`app`] | builds and runs the node: listeners, background jobs |
 //! | [`cli`] | `serve`, `migrate`, `rebuild`, `init` |
@@ -33,6 +34,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod event_log;

@@ -93,6 +93,8 @@ pub struct TimelineEntry {
     pub officer: Option<String>,
     /// Event id.
     pub event_id: String,
+    /// Whether the event's signature verified (with its origin's key valid at its time).
+    pub verified: bool,
 }
 
 /// The public view of a report.

@@ -147,25 +147,35 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(views::public_report(&row, &events, audience)))
 }
 
-/// A ticket's decoded events, in order.
+/// A ticket's events in fold order, each with whether its signature verified with the key its
+/// origin held at the event's time.
 pub async fn ticket_events(
     state: &ApiState,
     row: &TicketRow,
-) -> Result<Vec<crate::domain::Event>, ApiError> {
+) -> Result<Vec<(crate::domain::Event, bool)>, ApiError> {
     let db = state.tickets.db().clone();
     let id =
         crate::domain::TicketId::parse(&row.id).map_err(|e| ApiError::Internal(e.to_string()))?;
     block(move || {
+        let internal = |e: &dyn std::fmt::Display| ApiError::Internal(e.to_string());
         let mut c = db.read()?;
-        let rows = log::for_ticket(&mut c, &id).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let events = rows
+        let keyring = crate::event_log::keys::keyring(&mut c).map_err(|e| internal(&e))?;
+        let rows = log::for_ticket(&mut c, &id).map_err(|e| internal(&e))?;
+        let mut checked = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let verified = crate::crypto::signing::verify(r.raw.as_bytes(), &keyring).is_ok();
+            checked.push((log::decode(r).map_err(|e| internal(&e))?, verified));
+        }
+        let order: Vec<_> = {
+            let events: Vec<_> = checked.iter().map(|(e, _)| e.clone()).collect();
+            crate::domain::fold::order(&events)
+                .into_iter()
+                .map(|e| e.id.clone())
+                .collect()
+        };
+        Ok(order
             .iter()
-            .map(log::decode)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok(crate::domain::fold::order(&events)
-            .into_iter()
-            .cloned()
+            .filter_map(|id| checked.iter().find(|(e, _)| &e.id == id).cloned())
             .collect())
     })
     .await

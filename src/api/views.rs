@@ -58,7 +58,11 @@ pub fn ticket_view(row: &TicketRow) -> TicketView {
 
 /// The public (or citizen) view of a report. Never carries the reporter's identity.
 #[must_use]
-pub fn public_report(row: &TicketRow, events: &[Event], audience: Audience) -> PublicReport {
+pub fn public_report(
+    row: &TicketRow,
+    events: &[(Event, bool)],
+    audience: Audience,
+) -> PublicReport {
     PublicReport {
         tracking_code: row.tracking_code.clone(),
         kind: row.report_kind.clone(),
@@ -94,10 +98,10 @@ pub fn reporter(
 
 /// A timeline for an audience.
 #[must_use]
-pub fn timeline(events: &[Event], audience: Audience) -> Vec<TimelineEntry> {
+pub fn timeline(events: &[(Event, bool)], audience: Audience) -> Vec<TimelineEntry> {
     events
         .iter()
-        .map(|e| {
+        .map(|(e, verified)| {
             let (message, agency) = match &e.change {
                 Change::Responded { message, .. } | Change::Resolved { message, .. } => {
                     (Some(message.clone()), None)
@@ -130,6 +134,7 @@ pub fn timeline(events: &[Event], audience: Audience) -> Vec<TimelineEntry> {
                     .clone()
                     .filter(|_| audience == Audience::Officer),
                 event_id: e.id.to_string(),
+                verified: *verified,
             }
         })
         .collect()

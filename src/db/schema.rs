@@ -105,9 +105,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    node_keys (key_id) {
+        key_id -> Text,
+        origin -> Text,
+        public_key -> Text,
+        valid_from_ms -> BigInt,
+        valid_until_ms -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(tickets -> agencies (agency));
 diesel::joinable!(sessions -> officers (username));
 diesel::allow_tables_to_appear_in_same_query!(
+    node_keys,
     officers,
     sessions,
     follow_up_tokens,

@@ -5,6 +5,8 @@
 //! - `model`: the `events` and `chain_heads` rows;
 //! - `store`: append (allocating the node's next `seq` and `prev` from its chain head) and read.
 
+pub mod audit;
+pub mod keys;
 pub mod model;
 pub mod store;
 pub mod wire;

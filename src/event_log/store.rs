@@ -6,6 +6,8 @@ use diesel::prelude::*;
 
 use super::model::{ChainHead, EventRow};
 use super::wire::{self, WireError};
+use crate::crypto::keys::NodeKey;
+use crate::crypto::signing;
 use crate::db::DbConn;
 use crate::db::schema::{chain_heads, events};
 use crate::domain::{Actor, Change, Event, EventId, NodeId, TicketId, Timestamp};
@@ -43,11 +45,12 @@ pub struct Draft {
     pub pii: Option<String>,
 }
 
-/// Appends a draft as `origin`'s next event and returns it.
+/// Appends a draft as `origin`'s next event, signed with `key`, and returns it.
 #[tracing::instrument(name = "event_log.append", skip_all, fields(event.kind = draft.change.kind()))]
 pub fn append(
     conn: &mut DbConn,
     origin: &NodeId,
+    key: &NodeKey,
     draft: Draft,
     stored_at: Timestamp,
 ) -> Result<Event, LogError> {
@@ -86,8 +89,19 @@ pub fn append(
         id: format!("{origin}#{seq}"),
         cause,
     };
-    event.id = wire::compute_id(&event).map_err(wire_err)?;
-    let raw = wire::to_value(&event).map_err(wire_err)?.to_string();
+    let mut value = wire::unsigned_value(&event).map_err(wire_err)?;
+    let canonical = wire::canonical_bytes(&value).map_err(wire_err)?;
+    event.id = EventId::of_bytes(&canonical);
+    let sig = signing::sign(&canonical, key);
+    let sig_value = sig
+        .get("value")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    if let serde_json::Value::Object(m) = &mut value {
+        m.insert("id".into(), serde_json::Value::String(event.id.to_string()));
+        m.insert("sig".into(), sig);
+    }
+    let raw = value.to_string();
     let row = EventRow {
         id: event.id.to_string(),
         origin: origin.to_string(),
@@ -97,8 +111,8 @@ pub fn append(
         kind: event.change.kind().to_owned(),
         at_ms: event.at.millis(),
         raw,
-        key_id: None,
-        sig: None,
+        key_id: Some(key.id().to_string()),
+        sig: sig_value,
         stored_at_ms: stored_at.millis(),
     };
     diesel::insert_into(events::table)

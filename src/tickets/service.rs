@@ -203,6 +203,7 @@ pub struct Tickets(std::sync::Arc<Inner>);
 #[derive(Debug)]
 pub struct Inner {
     db: Db,
+    key: std::sync::Arc<crate::crypto::keys::NodeKey>,
     node: NodeId,
     province: ProvinceCode,
     calendar: WorkCalendar,
@@ -267,9 +268,14 @@ impl std::ops::Deref for Tickets {
 impl Tickets {
     /// Commands for this node.
     #[must_use]
-    pub fn new(db: Db, settings: &crate::config::Settings) -> Self {
+    pub fn new(
+        db: Db,
+        settings: &crate::config::Settings,
+        key: std::sync::Arc<crate::crypto::keys::NodeKey>,
+    ) -> Self {
         Self(std::sync::Arc::new(Inner {
             db,
+            key,
             node: settings.raw.node.id.clone(),
             province: settings.raw.node.province.clone(),
             calendar: settings.calendar.clone(),
@@ -350,7 +356,7 @@ impl Tickets {
                 change,
                 pii: None,
             };
-            let event = log::append(conn, &this.node, draft, now)?;
+            let event = log::append(conn, &this.node, &this.key, draft, now)?;
             store::insert(conn, &TicketRow::from_state(&ticket, &state, &event.id)?)?;
             if let Some(c) = report
                 .contact
@@ -460,7 +466,7 @@ impl Tickets {
             change,
             pii: None,
         };
-        let event = log::append(conn, &self.node, draft, now)?;
+        let event = log::append(conn, &self.node, &self.key, draft, now)?;
         store::update(conn, &TicketRow::from_state(ticket, &next, &event.id)?)?;
         Ok((event, next))
     }

@@ -162,3 +162,79 @@ fn example_configurations_are_valid() {
         assert_eq!(s.provinces.len(), 38, "{name}");
     }
 }
+
+#[test]
+fn audit_verify_passes_on_a_busy_node_and_names_a_tampered_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let node_dir = dir.path().join("n31");
+    let init = Command::new(BIN)
+        .args([
+            "init",
+            "--node-id",
+            "prov-31.lapor.test",
+            "--province",
+            "31",
+            "--dir",
+        ])
+        .arg(&node_dir)
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    assert!(String::from_utf8_lossy(&init.stdout).contains("signing key: ed25519:"));
+    let config = node_dir.join("config.toml");
+    let settings = lapor_node::config::Settings::load(Some(&config)).unwrap();
+    let db = lapor_node::app::open_database(&settings).unwrap();
+    let key =
+        lapor_node::event_log::keys::load_or_create(&db, settings.node_id(), &settings.key_path())
+            .unwrap();
+    let tickets = lapor_node::tickets::Tickets::new(db.clone(), &settings, key);
+    let now = lapor_node::domain::Timestamp::now();
+    for _ in 0..20 {
+        tickets
+            .submit(
+                &crate::api_report(),
+                &lapor_node::domain::Actor::citizen(),
+                now,
+            )
+            .unwrap();
+    }
+    let audit = || {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .args(["audit", "verify"])
+            .output()
+            .unwrap()
+    };
+    let ok = audit();
+    let out = String::from_utf8_lossy(&ok.stdout).into_owned();
+    assert!(ok.status.success(), "{out}");
+    assert!(
+        out.contains("20 event(s) from 1 origin(s), 20 verified"),
+        "{out}"
+    );
+
+    // Flip one byte of one stored event.
+    let mut c = db.read().unwrap();
+    let victim = lapor_node::event_log::store::page(&mut c, None, 1)
+        .unwrap()
+        .remove(0);
+    drop(c);
+    let (id, raw) = (
+        victim.id.clone(),
+        victim.raw.replacen("berlubang", "berlubanG", 1),
+    );
+    db.write(move |c| {
+        use diesel::prelude::*;
+        use lapor_node::db::schema::events;
+        diesel::update(events::table.find(id))
+            .set(events::raw.eq(raw))
+            .execute(c)
+            .map_err(lapor_node::db::DbError::from)
+    })
+    .unwrap();
+    let bad = audit();
+    let out = String::from_utf8_lossy(&bad.stdout).into_owned();
+    assert!(!bad.status.success(), "{out}");
+    assert!(out.contains(&format!("FAULT event {}", victim.id)), "{out}");
+}

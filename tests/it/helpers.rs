@@ -98,7 +98,9 @@ pub fn settings(db: &TestDb, extra: &str) -> Settings {
 pub fn tickets(db: &TestDb) -> Tickets {
     let s = settings(db, "");
     let database = lapor_node::app::open_database(&s).unwrap();
-    Tickets::new(database, &s)
+    let key =
+        lapor_node::event_log::keys::load_or_create(&database, s.node_id(), &s.key_path()).unwrap();
+    Tickets::new(database, &s, key)
 }
 
 pub fn open(db: &TestDb) -> Db {

@@ -12,4 +12,10 @@ mod api;
 mod api_rules;
 mod cli;
 mod helpers;
+mod signed_log;
 mod store;
+
+/// A report used by several test modules.
+pub fn api_report() -> lapor_node::tickets::NewReport {
+    store::report()
+}

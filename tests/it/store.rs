@@ -15,7 +15,7 @@ use proptest::prelude::*;
 
 use crate::helpers::{self, DAY_MS, backends, liaison, monday_morning, verifier};
 
-fn report() -> NewReport {
+pub fn report() -> NewReport {
     NewReport {
         kind: ReportKind::Pengaduan,
         title: "Jalan berlubang di Jl. Sudirman".into(),

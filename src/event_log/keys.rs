@@ -1,0 +1,111 @@
+//! The `node_keys` table: public keys of this node and its peers with validity windows, and
+//! this node's signing key file.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use diesel::prelude::*;
+
+use crate::crypto::keys::{KeyError, KeyId, NodeKey, parse_public_key, public_key_text};
+use crate::crypto::signing::{Keyring, PublicKey};
+use crate::db::schema::node_keys;
+use crate::db::{Db, DbConn, DbError};
+use crate::domain::{NodeId, Timestamp};
+
+/// A row of `node_keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = node_keys)]
+pub struct KeyRow {
+    /// Key id.
+    pub key_id: String,
+    /// Owner node.
+    pub origin: String,
+    /// Public key, base64.
+    pub public_key: String,
+    /// Valid from, ms.
+    pub valid_from_ms: i64,
+    /// Valid until, ms (exclusive); `None` while current.
+    pub valid_until_ms: Option<i64>,
+}
+
+/// Failure to set up or use keys.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// Key file problem.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Database problem.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A key in the table is malformed.
+    #[error("stored key {0} is malformed")]
+    Stored(String),
+}
+
+impl From<diesel::result::Error> for KeysError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(DbError::Query(e))
+    }
+}
+
+/// Every known public key.
+pub fn keyring(conn: &mut DbConn) -> Result<Keyring, KeysError> {
+    let rows: Vec<KeyRow> = node_keys::table.select(KeyRow::as_select()).load(conn)?;
+    rows.into_iter()
+        .map(|r| {
+            let bad = || KeysError::Stored(r.key_id.clone());
+            let id = KeyId::parse(&r.key_id).map_err(|_| bad())?;
+            let key = PublicKey {
+                origin: NodeId::parse(&r.origin).map_err(|_| bad())?,
+                key: parse_public_key(&r.public_key).map_err(|_| bad())?,
+                valid_from: Timestamp::from_millis(r.valid_from_ms),
+                valid_until: r.valid_until_ms.map(Timestamp::from_millis),
+            };
+            Ok((id, key))
+        })
+        .collect()
+}
+
+/// Records a public key if it is not known yet.
+pub fn register(conn: &mut DbConn, row: &KeyRow) -> QueryResult<()> {
+    let known: Option<String> = node_keys::table
+        .find(&row.key_id)
+        .select(node_keys::origin)
+        .first(conn)
+        .optional()?;
+    if known.is_none() {
+        diesel::insert_into(node_keys::table)
+            .values(row)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Loads this node's signing key from `path`, creating it on first start, and makes sure its
+/// public key is in `node_keys`. The first key of a node is valid from the epoch (it signs the
+/// node's whole history); later keys come from `keys rotate` with their own start.
+pub fn load_or_create(db: &Db, node: &NodeId, path: &Path) -> Result<Arc<NodeKey>, KeysError> {
+    let key = if path.exists() {
+        NodeKey::load(path)?
+    } else {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|cause| KeyError::Write {
+                path: dir.display().to_string(),
+                cause,
+            })?;
+        }
+        let key = NodeKey::generate();
+        key.save(path)?;
+        tracing::info!(key = %key.id(), path = %path.display(), "created the node's signing key");
+        key
+    };
+    let row = KeyRow {
+        key_id: key.id().to_string(),
+        origin: node.to_string(),
+        public_key: public_key_text(&key.verifying_key()),
+        valid_from_ms: 0,
+        valid_until_ms: None,
+    };
+    db.write(move |c| register(c, &row).map_err(KeysError::from))?;
+    Ok(Arc::new(key))
+}
