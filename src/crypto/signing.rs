@@ -123,39 +123,72 @@ pub fn verify(raw: &[u8], keys: &Keyring) -> Result<Event, VerifyError> {
 
 /// As [`verify`], on an already strictly parsed value.
 pub fn verify_value(value: &Value, keys: &Keyring) -> Result<Event, VerifyError> {
-    let event = wire::from_value(value)?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| VerifyError::Signature("not an object".into()))?;
-    let (key_id, sig) = sig_parts(obj)?;
-    let known = keys
-        .get(&key_id)
-        .ok_or_else(|| VerifyError::UnknownKey(key_id.to_string()))?;
-    if known.origin != event.origin {
-        return Err(VerifyError::KeyNotOwned {
-            key: key_id.to_string(),
-            owner: known.origin.to_string(),
-            origin: event.origin.to_string(),
-        });
-    }
-    if event.at < known.valid_from || known.valid_until.is_some_and(|u| event.at >= u) {
-        return Err(VerifyError::KeyNotValidAt {
-            key: key_id.to_string(),
-            at: event.at.to_string(),
-        });
-    }
-    let mut unsigned = obj.clone();
-    unsigned.remove("id");
-    unsigned.remove("sig");
-    let canonical = wire::canonical_bytes(&Value::Object(unsigned))?;
-    known
-        .key
-        .verify_strict(&message(&canonical), &sig)
-        .map_err(|_| VerifyError::BadSignature(key_id.to_string()))?;
-    Ok(event)
+    let mut events = verify_many(std::slice::from_ref(value), keys).map_err(|(_, e)| e)?;
+    events
+        .pop()
+        .ok_or_else(|| VerifyError::Signature("nothing verified".into()))
 }
 
 /// The id an event's content gives.
 pub fn id_of(unsigned: &Value) -> Result<EventId, WireError> {
     Ok(EventId::of_bytes(&wire::canonical_bytes(unsigned)?))
+}
+
+/// Verifies many events at once: the per-event checks of [`verify_value`] (fields, id, key
+/// ownership and validity) one by one, the signatures together with `ed25519_dalek`'s batch
+/// verification. When the batch fails, each signature is checked alone so the faulty event is
+/// named. Returns the events in input order, or the index of the first bad one with its reason.
+pub fn verify_many(values: &[Value], keys: &Keyring) -> Result<Vec<Event>, (usize, VerifyError)> {
+    let mut events = Vec::with_capacity(values.len());
+    let mut messages = Vec::with_capacity(values.len());
+    let mut sigs = Vec::with_capacity(values.len());
+    let mut pubkeys = Vec::with_capacity(values.len());
+    for (i, value) in values.iter().enumerate() {
+        let checked = (|| {
+            let event = wire::from_value(value)?;
+            let obj = value
+                .as_object()
+                .ok_or_else(|| VerifyError::Signature("not an object".into()))?;
+            let (key_id, sig) = sig_parts(obj)?;
+            let known = keys
+                .get(&key_id)
+                .ok_or_else(|| VerifyError::UnknownKey(key_id.to_string()))?;
+            if known.origin != event.origin {
+                return Err(VerifyError::KeyNotOwned {
+                    key: key_id.to_string(),
+                    owner: known.origin.to_string(),
+                    origin: event.origin.to_string(),
+                });
+            }
+            if event.at < known.valid_from || known.valid_until.is_some_and(|u| event.at >= u) {
+                return Err(VerifyError::KeyNotValidAt {
+                    key: key_id.to_string(),
+                    at: event.at.to_string(),
+                });
+            }
+            let mut unsigned = obj.clone();
+            unsigned.remove("id");
+            unsigned.remove("sig");
+            let canonical = wire::canonical_bytes(&Value::Object(unsigned))?;
+            Ok((event, message(&canonical), sig, known.key))
+        })();
+        let (event, msg, sig, key) = checked.map_err(|e| (i, e))?;
+        events.push(event);
+        messages.push(msg);
+        sigs.push(sig);
+        pubkeys.push(key);
+    }
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    // One event: strict single verification. Several: one batch check, and on failure a strict
+    // check of each to name the culprit.
+    let batch_ok = refs.len() > 1 && ed25519_dalek::verify_batch(&refs, &sigs, &pubkeys).is_ok();
+    if !batch_ok {
+        for (i, ((m, s), k)) in messages.iter().zip(&sigs).zip(&pubkeys).enumerate() {
+            if k.verify_strict(m, s).is_err() {
+                let key = KeyId::of(k).to_string();
+                return Err((i, VerifyError::BadSignature(key)));
+            }
+        }
+    }
+    Ok(events)
 }

@@ -1,0 +1,141 @@
+//! Signing and verification rates, in one run:
+//! - ed25519-dalek's raw sign / verify_strict / verify_batch on 600-byte messages (baseline);
+//! - preparing an event for the log without a signature (canonical bytes + id) and with one;
+//! - verifying stored events one by one (`signing::verify`: strict JSON, id, key window,
+//!   signature) and in batches of 64 (`signing::verify_many`).
+//!
+//! `cargo bench --bench signing` (env `BENCH_N`).
+
+#![expect(
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "a benchmark program: it reports on stdout and stops on any setup failure"
+)]
+
+use std::time::Instant;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use lapor_node::crypto::signing;
+use lapor_node::domain::{Actor, Category, Channel, Privacy, RegionCode, ReportKind, Timestamp};
+use lapor_node::event_log::{keys, store as log, wire};
+use lapor_node::tickets::{NewReport, Tickets};
+
+fn rate(n: usize, f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let n: usize = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "[node]\nid = \"prov-31.lapor.test\"\nprovince = \"31\"\ndata_dir = {:?}\n",
+        dir.path().display().to_string()
+    );
+    let settings = lapor_node::config::Settings::from_toml(&text).expect("settings");
+    let db = lapor_node::app::open_database(&settings).expect("db");
+    let key = keys::load_or_create(&db, settings.node_id(), &settings.key_path()).expect("key");
+    let tickets = Tickets::new(db.clone(), &settings, key.clone());
+    let report = NewReport {
+        kind: ReportKind::Pengaduan,
+        title: "Lampu jalan mati".into(),
+        text: "Lampu penerangan jalan di depan sekolah mati sejak tiga hari.".into(),
+        category: Category::parse("infrastruktur").expect("category"),
+        region: RegionCode::parse("3171").expect("region"),
+        agency: None,
+        channel: Channel::Web,
+        privacy: Privacy::default(),
+        contact: None,
+    };
+    for _ in 0..n {
+        tickets
+            .submit(&report, &Actor::citizen(), Timestamp::now())
+            .expect("submit");
+    }
+    let mut c = db.read().expect("conn");
+    let rows = log::page(&mut c, None, i64::try_from(n).unwrap_or(i64::MAX)).expect("events");
+    let ring = keys::keyring(&mut c).expect("keyring");
+    drop(c);
+    let values: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| serde_json::from_str(&r.raw).expect("json"))
+        .collect();
+    let events: Vec<_> = rows
+        .iter()
+        .map(|r| log::decode(r).expect("decode"))
+        .collect();
+
+    // Raw dalek baseline.
+    let sk = SigningKey::from_bytes(&[9u8; 32]);
+    let vk: VerifyingKey = sk.verifying_key();
+    let msgs: Vec<Vec<u8>> = (0..n).map(|i| format!("{i:0600}").into_bytes()).collect();
+    let mut sigs: Vec<Signature> = Vec::with_capacity(n);
+    let raw_sign = rate(n, || sigs.extend(msgs.iter().map(|m| sk.sign(m))));
+    let raw_verify = rate(n, || {
+        for (m, s) in msgs.iter().zip(&sigs) {
+            vk.verify_strict(m, s).expect("verify");
+        }
+    });
+    let raw_batch = rate(n, || {
+        for (ms, ss) in msgs.chunks(64).zip(sigs.chunks(64)) {
+            let refs: Vec<&[u8]> = ms.iter().map(Vec::as_slice).collect();
+            ed25519_dalek::verify_batch(&refs, ss, &vec![vk; ss.len()]).expect("batch");
+        }
+    });
+
+    // Preparing events for the log, without and with the signature.
+    let unsigned = rate(n, || {
+        for e in &events {
+            let v = wire::unsigned_value(e).expect("value");
+            let bytes = wire::canonical_bytes(&v).expect("canonical");
+            std::hint::black_box(lapor_node::domain::EventId::of_bytes(&bytes));
+        }
+    });
+    let signed = rate(n, || {
+        for e in &events {
+            let v = wire::unsigned_value(e).expect("value");
+            let bytes = wire::canonical_bytes(&v).expect("canonical");
+            std::hint::black_box(lapor_node::domain::EventId::of_bytes(&bytes));
+            std::hint::black_box(signing::sign(&bytes, &key));
+        }
+    });
+
+    // Verifying stored events.
+    let single = rate(n, || {
+        for r in &rows {
+            signing::verify(r.raw.as_bytes(), &ring).expect("verify");
+        }
+    });
+    let batch = rate(n, || {
+        for chunk in values.chunks(64) {
+            signing::verify_many(chunk, &ring).expect("verify_many");
+        }
+    });
+
+    println!("signing benchmark: {n} events / messages, one core");
+    println!("| operation | per second | ratio |");
+    println!("|---|---|---|");
+    println!("| raw ed25519 sign (600 B) | {raw_sign:.0} | |");
+    println!("| raw ed25519 verify_strict (baseline) | {raw_verify:.0} | 1.00 |");
+    println!(
+        "| raw ed25519 verify_batch(64) | {raw_batch:.0} | {:.2} |",
+        raw_batch / raw_verify
+    );
+    println!(
+        "| stored event verify (single) | {single:.0} | {:.2} |",
+        single / raw_verify
+    );
+    println!(
+        "| stored event verify_many (64) | {batch:.0} | {:.2} |",
+        batch / raw_verify
+    );
+    println!("| prepare event, unsigned (baseline) | {unsigned:.0} | 1.00 |");
+    println!(
+        "| prepare event, signed | {signed:.0} | {:.2} |",
+        signed / unsigned
+    );
+}
