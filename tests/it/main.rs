@@ -11,6 +11,7 @@
 mod api;
 mod api_rules;
 mod cli;
+mod fixtures;
 mod helpers;
 mod signed_log;
 mod store;
