@@ -1,6 +1,7 @@
 //! Folding a ticket's events into its state, in a deterministic order: parents before
-//! children, ties broken by (`at`, `id`). Events that are not allowed where they fall are
-//! rejected with their reason and do not change the state.
+//! children, ties broken by (`at`, `id`). Events that are not allowed where they fall — by the
+//! lifecycle, or because their node lacks the authority — are rejected with their reason and do
+//! not change the state.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -74,7 +75,7 @@ pub fn fold(events: &[Event]) -> Folded {
     for e in order(events) {
         let next = match &state {
             None => TicketState::create(&e.origin, &e.actor, &e.change, e.at),
-            Some(s) => s.apply(&e.actor, &e.change, e.at),
+            Some(s) => s.apply_from(&e.origin, &e.actor, &e.change, e.at),
         };
         match next {
             Ok(s) => {

@@ -142,6 +142,17 @@ pub enum TransitionError {
     /// A rule about values or time was broken.
     #[error("{0}")]
     Invalid(&'static str),
+    /// The event's node has no authority for this change (invariant 4: status changes come
+    /// from the ticket's current handling node, citizen events from its origin node).
+    #[error("node {node} may not {change} this ticket: only {required} may")]
+    Authority {
+        /// The attempted change.
+        change: &'static str,
+        /// The node that wrote the event.
+        node: String,
+        /// The node that holds the authority.
+        required: String,
+    },
 }
 
 /// A ticket as the fold of its events.
@@ -400,6 +411,31 @@ impl TicketState {
             }
         }
         Ok(next)
+    }
+
+    /// Applies a change written by node `origin`, first checking that node's authority:
+    /// citizen events only from the ticket's origin node, every other change only from its
+    /// current handling node. The fold uses this for every event, whoever relayed it.
+    pub fn apply_from(
+        &self,
+        origin: &NodeId,
+        actor: &Actor,
+        change: &Change,
+        at: Timestamp,
+    ) -> Result<Self, TransitionError> {
+        let required = if actor.role == Role::Citizen {
+            &self.origin
+        } else {
+            &self.handler
+        };
+        if origin != required {
+            return Err(TransitionError::Authority {
+                change: change.kind(),
+                node: origin.to_string(),
+                required: required.to_string(),
+            });
+        }
+        self.apply(actor, change, at)
     }
 
     /// The deadline of an SLA step while that step is running, `None` when it is not.

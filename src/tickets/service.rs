@@ -454,7 +454,7 @@ impl Tickets {
         change: Change,
         now: Timestamp,
     ) -> Result<(Event, TicketState), TicketError> {
-        let next = state.apply(actor, &change, now)?;
+        let next = state.apply_from(&self.node, actor, &change, now)?;
         let parents = vec![
             crate::domain::EventId::parse(&row.head).map_err(|e| invalid("head", e.to_string()))?,
         ];

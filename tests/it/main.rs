@@ -12,6 +12,7 @@ mod api;
 mod api_rules;
 mod cli;
 mod fixtures;
+mod fold_props;
 mod helpers;
 mod signed_log;
 mod store;
