@@ -14,40 +14,14 @@ use std::time::Instant;
 
 use diesel::RunQueryDsl;
 use lapor_node::db::DbError;
-use lapor_node::domain::{Actor, Category, Channel, Privacy, RegionCode, ReportKind, Timestamp};
-use lapor_node::tickets::{Contact, NewReport, Tickets};
+use lapor_node::domain::{Actor, Timestamp};
+
+mod common;
 
 fn main() {
-    let n: usize = std::env::var("BENCH_N")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5000);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let text = format!(
-        "[node]\nid = \"prov-31.lapor.test\"\nprovince = \"31\"\ndata_dir = {:?}\n",
-        dir.path().display().to_string()
-    );
-    let settings = lapor_node::config::Settings::from_toml(&text).expect("settings");
-    let db = lapor_node::app::open_database(&settings).expect("db");
-    let key =
-        lapor_node::event_log::keys::load_or_create(&db, settings.node_id(), &settings.key_path())
-            .expect("key");
-    let tickets = Tickets::new(db.clone(), &settings, key);
-    let report = NewReport {
-        kind: ReportKind::Pengaduan,
-        title: "Lampu jalan mati".into(),
-        text: "Lampu penerangan jalan di depan sekolah mati sejak tiga hari.".into(),
-        category: Category::parse("infrastruktur").expect("category"),
-        region: RegionCode::parse("3171").expect("region"),
-        agency: None,
-        channel: Channel::Web,
-        privacy: Privacy::default(),
-        contact: Some(Contact {
-            name: Some("Warga".into()),
-            phone: Some("+628123456789".into()),
-            email: None,
-        }),
-    };
+    let n = common::bench_n(5000);
+    let node = common::node();
+    let (db, tickets, report) = (node.db.clone(), node.tickets.clone(), common::report());
 
     db.write(|c| {
         diesel::sql_query("CREATE TABLE bench_rows (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
@@ -73,7 +47,10 @@ fn main() {
             .expect("submit");
     }
     let submit = n as f64 / start.elapsed().as_secs_f64();
-    println!("store benchmark: {n} operations each, one transaction per operation, SQLite WAL");
+    println!(
+        "store benchmark: {n} operations each, one transaction per operation, SQLite WAL, events signed with {}",
+        node.key.id()
+    );
     println!("| operation | per second |");
     println!("|---|---|");
     println!("| bare single-row insert (baseline) | {raw:.0} |");

@@ -16,9 +16,8 @@ use std::time::Instant;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use lapor_node::crypto::signing;
-use lapor_node::domain::{Actor, Category, Channel, Privacy, RegionCode, ReportKind, Timestamp};
+use lapor_node::domain::{Actor, Timestamp};
 use lapor_node::event_log::{keys, store as log, wire};
-use lapor_node::tickets::{NewReport, Tickets};
 
 fn rate(n: usize, f: impl FnOnce()) -> f64 {
     let t = Instant::now();
@@ -26,31 +25,14 @@ fn rate(n: usize, f: impl FnOnce()) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
+mod common;
+
 fn main() {
-    let n: usize = std::env::var("BENCH_N")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(4000);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let text = format!(
-        "[node]\nid = \"prov-31.lapor.test\"\nprovince = \"31\"\ndata_dir = {:?}\n",
-        dir.path().display().to_string()
-    );
-    let settings = lapor_node::config::Settings::from_toml(&text).expect("settings");
-    let db = lapor_node::app::open_database(&settings).expect("db");
-    let key = keys::load_or_create(&db, settings.node_id(), &settings.key_path()).expect("key");
-    let tickets = Tickets::new(db.clone(), &settings, key.clone());
-    let report = NewReport {
-        kind: ReportKind::Pengaduan,
-        title: "Lampu jalan mati".into(),
-        text: "Lampu penerangan jalan di depan sekolah mati sejak tiga hari.".into(),
-        category: Category::parse("infrastruktur").expect("category"),
-        region: RegionCode::parse("3171").expect("region"),
-        agency: None,
-        channel: Channel::Web,
-        privacy: Privacy::default(),
-        contact: None,
-    };
+    let n = common::bench_n(4000);
+    let node = common::node();
+    let (db, key, tickets) = (node.db.clone(), node.key.clone(), node.tickets.clone());
+    let mut report = common::report();
+    report.contact = None;
     for _ in 0..n {
         tickets
             .submit(&report, &Actor::citizen(), Timestamp::now())

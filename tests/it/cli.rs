@@ -18,24 +18,28 @@ fn http_get(port: u16, path: &str) -> String {
     out
 }
 
-#[test]
-fn init_then_serve_answers_health_and_readiness() {
-    let dir = tempfile::tempdir().unwrap();
-    let node_dir = dir.path().join("n31");
-    let out = Command::new(BIN)
+/// `lapor-node init` of a province-31 node into `dir`, with extra arguments.
+fn init(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    Command::new(BIN)
         .args([
             "init",
             "--node-id",
             "prov-31.lapor.test",
             "--province",
             "31",
-            "--listen",
-            "127.0.0.1:0",
-            "--dir",
         ])
-        .arg(&node_dir)
+        .args(extra)
+        .arg("--dir")
+        .arg(dir)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn init_then_serve_answers_health_and_readiness() {
+    let dir = tempfile::tempdir().unwrap();
+    let node_dir = dir.path().join("n31");
+    let out = init(&node_dir, &["--listen", "127.0.0.1:0"]);
     assert!(
         out.status.success(),
         "{}",
@@ -44,18 +48,7 @@ fn init_then_serve_answers_health_and_readiness() {
     assert!(node_dir.join("lapor.sqlite").exists());
     let config = node_dir.join("config.toml");
     // init refuses to overwrite.
-    let again = Command::new(BIN)
-        .args([
-            "init",
-            "--node-id",
-            "prov-31.lapor.test",
-            "--province",
-            "31",
-            "--dir",
-        ])
-        .arg(&node_dir)
-        .output()
-        .unwrap();
+    let again = init(&node_dir, &[]);
     assert!(!again.status.success());
 
     let mut child = Command::new(BIN)
@@ -167,18 +160,7 @@ fn example_configurations_are_valid() {
 fn audit_verify_passes_on_a_busy_node_and_names_a_tampered_event() {
     let dir = tempfile::tempdir().unwrap();
     let node_dir = dir.path().join("n31");
-    let init = Command::new(BIN)
-        .args([
-            "init",
-            "--node-id",
-            "prov-31.lapor.test",
-            "--province",
-            "31",
-            "--dir",
-        ])
-        .arg(&node_dir)
-        .output()
-        .unwrap();
+    let init = init(&node_dir, &[]);
     assert!(init.status.success());
     assert!(String::from_utf8_lossy(&init.stdout).contains("signing key: ed25519:"));
     let config = node_dir.join("config.toml");
