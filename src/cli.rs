@@ -46,6 +46,14 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::auth::cli::OfficerCommand,
     },
+    /// Signing keys: `keys list` shows this node's keys and their validity; `keys rotate`
+    /// makes a new signing key (stop the node first); old public keys stay published so old
+    /// events still verify.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Check the event log: `audit verify` re-verifies every stored event (signature with the
     /// key valid at its time, id, chain continuity, ticket fold), prints counts, and exits
     /// non-zero naming each faulty event.
@@ -76,6 +84,15 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List this node's keys.
+    List,
+    /// Make a new signing key, valid from now; the current one stays valid until now.
+    Rotate,
 }
 
 /// `audit` subcommands.
@@ -180,6 +197,31 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 anyhow::bail!("audit found {} fault(s)", report.faults.len())
             }
+        }
+        Command::Keys { command } => {
+            let settings = load(cli.config.as_deref())?;
+            crate::telemetry::init(&settings.raw.log);
+            let db = app::open_database(&settings)?;
+            let path = settings.key_path();
+            crate::event_log::keys::load_or_create(&db, settings.node_id(), &path)?;
+            if matches!(command, KeysCommand::Rotate) {
+                let now = crate::domain::Timestamp::now();
+                let (old, new) =
+                    crate::event_log::keys::rotate(&db, settings.node_id(), &path, now)?;
+                say(&format!(
+                    "rotated: {old} is retired (its events still verify), {new} signs from now"
+                ));
+            }
+            let mut conn = db.read()?;
+            for k in crate::event_log::keys::own_keys(&mut conn, settings.node_id())? {
+                let from = crate::domain::Timestamp::from_millis(k.valid_from_ms);
+                let until = k.valid_until_ms.map_or_else(
+                    || "current".to_owned(),
+                    |ms| crate::domain::Timestamp::from_millis(ms).to_string(),
+                );
+                say(&format!("{}  valid from {from}  until {until}", k.key_id));
+            }
+            Ok(())
         }
         Command::Rebuild => {
             let settings = load(cli.config.as_deref())?;

@@ -1,5 +1,6 @@
 //! The domain: pure types and rules, no IO. Nothing here imports diesel, actix or tokio.
 
+pub mod chain;
 pub mod event;
 pub mod fold;
 pub mod ids;

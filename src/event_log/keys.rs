@@ -109,3 +109,73 @@ pub fn load_or_create(db: &Db, node: &NodeId, path: &Path) -> Result<Arc<NodeKey
     db.write(move |c| register(c, &row).map_err(KeysError::from))?;
     Ok(Arc::new(key))
 }
+
+/// Rotates the node's signing key at `at`: a new key is generated and becomes valid from `at`;
+/// the current key stays published, valid until `at`, so everything it signed still verifies.
+/// The old key file is kept beside the new one as `<key id>.retired.pem`. Run it with the node
+/// stopped: a running node keeps signing with the key it loaded.
+pub fn rotate(
+    db: &Db,
+    node: &NodeId,
+    path: &Path,
+    at: Timestamp,
+) -> Result<(KeyId, KeyId), KeysError> {
+    let old = NodeKey::load(path)?;
+    let new = NodeKey::generate();
+    let staged = path.with_extension("pem.new");
+    if staged.exists() {
+        std::fs::remove_file(&staged).map_err(|cause| KeyError::Write {
+            path: staged.display().to_string(),
+            cause,
+        })?;
+    }
+    new.save(&staged)?;
+    let (old_id, new_id) = (old.id().to_string(), new.id().to_string());
+    let row = KeyRow {
+        key_id: new_id.clone(),
+        origin: node.to_string(),
+        public_key: public_key_text(&new.verifying_key()),
+        valid_from_ms: at.millis(),
+        valid_until_ms: None,
+    };
+    let owner = node.to_string();
+    let retiring = old_id.clone();
+    db.write(move |c| {
+        let n = diesel::update(
+            node_keys::table
+                .filter(node_keys::key_id.eq(&retiring))
+                .filter(node_keys::origin.eq(&owner))
+                .filter(node_keys::valid_until_ms.is_null()),
+        )
+        .set(node_keys::valid_until_ms.eq(Some(at.millis())))
+        .execute(c)?;
+        if n != 1 {
+            return Err(KeysError::Stored(format!(
+                "{retiring} is not this node's current key"
+            )));
+        }
+        diesel::insert_into(node_keys::table)
+            .values(&row)
+            .execute(c)?;
+        Ok(())
+    })?;
+    let retired = path.with_file_name(format!("{}.retired.pem", old_id.replace(':', "_")));
+    let rename = |from: &Path, to: &Path| {
+        std::fs::rename(from, to).map_err(|cause| KeyError::Write {
+            path: to.display().to_string(),
+            cause,
+        })
+    };
+    rename(path, &retired)?;
+    rename(&staged, path)?;
+    Ok((old.id().clone(), new.id().clone()))
+}
+
+/// This node's keys, oldest first: (id, valid from, valid until).
+pub fn own_keys(conn: &mut DbConn, node: &NodeId) -> QueryResult<Vec<KeyRow>> {
+    node_keys::table
+        .filter(node_keys::origin.eq(node.as_str()))
+        .order(node_keys::valid_from_ms.asc())
+        .select(KeyRow::as_select())
+        .load(conn)
+}

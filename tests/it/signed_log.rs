@@ -264,3 +264,54 @@ fn the_audit_finds_seq_gaps_and_broken_chains() {
         report.faults
     );
 }
+
+#[test]
+fn after_a_key_rotation_old_events_still_verify_and_the_old_key_signs_nothing_new() {
+    let db = helpers::sqlite();
+    let t = busy_node(&db);
+    let s = helpers::settings(&db, "");
+    let rotated_at = monday_morning().plus_millis(helpers::DAY_MS);
+    let (old, new) = keys::rotate(t.db(), s.node_id(), &s.key_path(), rotated_at).unwrap();
+    assert_ne!(old, new);
+    let key = keys::load_or_create(t.db(), s.node_id(), &s.key_path()).unwrap();
+    assert_eq!(key.id(), &new, "the key file now holds the new key");
+    let t2 = Tickets::new(t.db().clone(), &s, key);
+    let later = rotated_at.plus_millis(60_000);
+    t2.submit(&crate::api_report(), &Actor::citizen(), later)
+        .unwrap();
+    let mut c = t.db().read().unwrap();
+    let report = audit::run(&mut c).unwrap();
+    assert_eq!(
+        (report.events, report.verified),
+        (11, 11),
+        "{:?}",
+        report.faults
+    );
+    drop(c);
+
+    // The retired key, used after its window, is refused even though the signature is valid.
+    let retired = s
+        .key_path()
+        .with_file_name(format!("{}.retired.pem", old.as_str().replace(':', "_")));
+    let old_key = NodeKey::load(&retired).unwrap();
+    let (_, raw) = raw_events(&t)
+        .into_iter()
+        .find(|(_, r)| r.contains(&format!("\"{}\"", new.as_str())))
+        .unwrap();
+    let mut v: Value = serde_json::from_str(&raw).unwrap();
+    let obj = v.as_object_mut().unwrap();
+    obj.remove("id");
+    obj.remove("sig");
+    let canonical =
+        lapor_node::event_log::wire::canonical_bytes(&Value::Object(obj.clone())).unwrap();
+    obj.insert(
+        "id".into(),
+        Value::String(lapor_node::domain::EventId::of_bytes(&canonical).to_string()),
+    );
+    obj.insert("sig".into(), signing::sign(&canonical, &old_key));
+    let got = signing::verify(v.to_string().as_bytes(), &keyring(&t));
+    assert!(
+        matches!(got, Err(VerifyError::KeyNotValidAt { .. })),
+        "{got:?}"
+    );
+}
