@@ -54,6 +54,13 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Erase the reporter's personal data of a report filed here (UU 27/2022 right to
+    /// erasure): the contact and its salt are deleted and an `erased` event is appended; every
+    /// signature stays valid.
+    Erase {
+        /// The report's tracking code, e.g. 31-K7QX-9F2M.
+        tracking_code: String,
+    },
     /// Check the event log: `audit verify` re-verifies every stored event (signature with the
     /// key valid at its time, id, chain continuity, ticket fold), prints counts, and exits
     /// non-zero naming each faulty event.
@@ -221,6 +228,33 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 say(&format!("{}  valid from {from}  until {until}", k.key_id));
             }
+            Ok(())
+        }
+        Command::Erase { tracking_code } => {
+            let settings = load(cli.config.as_deref())?;
+            crate::telemetry::init(&settings.raw.log);
+            let db = app::open_database(&settings)?;
+            let key = crate::event_log::keys::load_or_create(
+                &db,
+                settings.node_id(),
+                &settings.key_path(),
+            )?;
+            let code = crate::domain::TrackingCode::parse(&tracking_code)?;
+            let mut conn = db.read()?;
+            let row = ticket_store::by_tracking_code(&mut conn, code.as_str())?
+                .ok_or_else(|| anyhow::anyhow!("no report with tracking code {code}"))?;
+            drop(conn);
+            let id = crate::domain::TicketId::parse(&row.id)?;
+            let tickets = crate::tickets::Tickets::new(db, &settings, key);
+            let event = tickets.erase(
+                &id,
+                &crate::domain::Actor::system(),
+                crate::domain::Timestamp::now(),
+            )?;
+            say(&format!(
+                "erased the personal data of {code}; event {}",
+                event.id
+            ));
             Ok(())
         }
         Command::Rebuild => {

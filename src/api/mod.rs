@@ -117,6 +117,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/reports/{tracking_code}/reopen",
                     web::post().to(reports::reopen),
                 )
+                .route(
+                    "/reports/{tracking_code}/erase",
+                    web::post().to(officers::erase),
+                )
                 .route("/auth/login", web::post().to(officers::login))
                 .route("/auth/logout", web::post().to(officers::logout))
                 .route("/tickets", web::get().to(officers::list))
@@ -138,6 +142,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/reports/{tracking_code}/replies"),
     ("post", "/api/v1/reports/{tracking_code}/rating"),
     ("post", "/api/v1/reports/{tracking_code}/reopen"),
+    ("post", "/api/v1/reports/{tracking_code}/erase"),
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/logout"),
     ("get", "/api/v1/tickets"),

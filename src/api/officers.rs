@@ -341,3 +341,40 @@ fn sla_compliance(groups: &[(String, i32, i64)]) -> Vec<SlaCompliance> {
         })
         .collect()
 }
+
+/// Erase a reporter's personal data (admin): the contact and its salt are deleted and an
+/// `erased` event is appended; signatures stay valid.
+#[utoipa::path(post, path = "/api/v1/reports/{tracking_code}/erase", tag = "officers",
+    params(("tracking_code" = String, Path)), security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn erase(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let officer = officer(&state, &req).await?;
+    require(&officer, &[Role::Admin], "erase personal data")?;
+    let code = crate::domain::TrackingCode::parse(&path)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let db = state.tickets.db().clone();
+    let node = state.tickets.node().to_string();
+    let lookup = code.clone();
+    let row = block(move || {
+        let mut c = db.read()?;
+        Ok(store::by_tracking_code(&mut c, lookup.as_str())?)
+    })
+    .await?
+    .filter(|r| r.origin_node == node)
+    .ok_or_else(|| ApiError::NotFound(format!("no report with tracking code {code} filed here")))?;
+    let id = TicketId::parse(&row.id).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let actor = Actor {
+        role: Role::Admin,
+        officer: Some(officer.username.clone()),
+        agency: None,
+    };
+    let tickets = state.tickets.clone();
+    block(move || Ok(tickets.erase(&id, &actor, Timestamp::now())?)).await?;
+    tracing::info!(ticket = %id, officer = %officer.username, "personal data erased");
+    Ok(HttpResponse::NoContent().finish())
+}

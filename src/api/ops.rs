@@ -119,7 +119,7 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
         healthz, readyz, metrics, openapi,
         super::reports::create, super::reports::show, super::reports::reply, super::reports::rate, super::reports::reopen,
         super::officers::login, super::officers::logout, super::officers::list, super::officers::detail,
-        super::officers::act, super::officers::stats,
+        super::officers::act, super::officers::stats, super::officers::erase,
     ),
     modifiers(&BearerAuth),
 )]

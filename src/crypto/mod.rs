@@ -2,5 +2,6 @@
 //! received events (`strict_json`), and event signatures (`signing`).
 
 pub mod keys;
+pub mod pii;
 pub mod signing;
 pub mod strict_json;

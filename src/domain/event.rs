@@ -217,6 +217,9 @@ pub enum Change {
         /// Why.
         reason: CloseReason,
     },
+    /// The reporter's personal data was erased (the commitment in `created` stays; every
+    /// signature still verifies).
+    Erased {},
     /// An SLA deadline passed.
     SlaBreached {
         /// Which one.
@@ -242,6 +245,7 @@ impl Change {
             Self::Rated { .. } => "rated",
             Self::Reopened { .. } => "reopened",
             Self::Closed { .. } => "closed",
+            Self::Erased {} => "erased",
             Self::SlaBreached { .. } => "sla_breached",
         }
     }

@@ -477,6 +477,7 @@ fn fold_gives_the_same_state_in_any_order() {
         reopen_until: Some(at(30 * D)),
         breaches: 0,
         events: 9,
+        erased: false,
     };
     assert_eq!(folded.state, Some(expected));
     assert_eq!(folded.head.as_ref(), list.last().map(|e| &e.id));

@@ -186,6 +186,9 @@ pub struct TicketState {
     pub breaches: u8,
     /// Number of events folded.
     pub events: u32,
+    /// The reporter's personal data has been erased.
+    #[serde(default)]
+    pub erased: bool,
 }
 
 fn illegal(change: &Change, status: Status) -> TransitionError {
@@ -235,6 +238,7 @@ impl TicketState {
             reopen_until: None,
             breaches: 0,
             events: 1,
+            erased: false,
         })
     }
 
@@ -398,6 +402,15 @@ impl TicketState {
                 }
                 next.status = S::Closed;
                 next.auto_close_due = None;
+            }
+            Change::Erased {} => {
+                require_role(change, actor, &[Role::Admin, Role::System])?;
+                if self.erased {
+                    return Err(TransitionError::Invalid(
+                        "the personal data is already erased",
+                    ));
+                }
+                next.erased = true;
             }
             Change::SlaBreached { step } => {
                 require_role(change, actor, &[Role::System])?;

@@ -10,4 +10,6 @@ pub mod model;
 pub mod service;
 pub mod store;
 
-pub use service::{Action, Contact, NewReport, Submitted, TicketError, Tickets, hash_token};
+pub use service::{
+    Action, Contact, NewReport, Submitted, TicketError, Tickets, contact_value, hash_token,
+};

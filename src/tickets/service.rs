@@ -186,6 +186,18 @@ fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The personal data a `created` event commits to, as a JSON object of the fields given.
+#[must_use]
+pub fn contact_value(c: &Contact) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (k, v) in [("name", &c.name), ("phone", &c.phone), ("email", &c.email)] {
+        if let Some(v) = v {
+            m.insert(k.into(), serde_json::Value::String(v.clone()));
+        }
+    }
+    serde_json::Value::Object(m)
+}
+
 /// What an SLA sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Swept {
@@ -348,21 +360,27 @@ impl Tickets {
                 overall_due: Timestamp::from_datetime(overall),
             }));
             let state = TicketState::create(&this.node, &actor, &change, now)?;
+            let contact = report
+                .contact
+                .as_ref()
+                .filter(|c| c.name.is_some() || c.phone.is_some() || c.email.is_some());
+            // The event commits to the contact by a salted hash; the data stays in its table.
+            let salt = contact.map(|_| crate::crypto::pii::new_salt());
+            let pii = match (contact, &salt) {
+                (Some(c), Some(salt)) => crate::crypto::pii::commit(salt, &contact_value(c)),
+                _ => None,
+            };
             let draft = Draft {
                 ticket,
                 parents: vec![],
                 at: now,
                 actor: actor.clone(),
                 change,
-                pii: None,
+                pii,
             };
             let event = log::append(conn, &this.node, &this.key, draft, now)?;
             store::insert(conn, &TicketRow::from_state(&ticket, &state, &event.id)?)?;
-            if let Some(c) = report
-                .contact
-                .as_ref()
-                .filter(|c| c.name.is_some() || c.phone.is_some() || c.email.is_some())
-            {
+            if let Some(c) = contact {
                 store::insert_contact(
                     conn,
                     &ContactRow {
@@ -370,7 +388,7 @@ impl Tickets {
                         name: c.name.clone(),
                         phone: c.phone.clone(),
                         email: c.email.clone(),
-                        salt: None,
+                        salt: salt.clone(),
                         stored_at_ms: now.millis(),
                     },
                 )?;
@@ -420,6 +438,28 @@ impl Tickets {
                 return Err(TicketError::NotHandler(state.handler.to_string()));
             }
             this.append_change(conn, &ticket, &row, &state, &actor, change, now)
+        })
+    }
+
+    /// Erases the reporter's personal data of a ticket that originated here: deletes the
+    /// contact and its salt and appends an `erased` event, in one transaction. The `created`
+    /// event keeps its commitment, so every signature still verifies.
+    #[tracing::instrument(name = "tickets.erase", skip_all, fields(ticket = %ticket))]
+    pub fn erase(
+        &self,
+        ticket: &TicketId,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Event, TicketError> {
+        let this = self.clone();
+        let (ticket, actor) = (*ticket, actor.clone());
+        self.db.write(move |conn| {
+            let row = store::by_id(conn, &ticket)?.ok_or(TicketError::NotFound)?;
+            let state = row.state()?;
+            let (event, _) =
+                this.append_change(conn, &ticket, &row, &state, &actor, Change::Erased {}, now)?;
+            store::delete_contact(conn, &ticket)?;
+            Ok(event)
         })
     }
 

@@ -121,6 +121,11 @@ pub fn follow_up_hash(conn: &mut DbConn, ticket: &TicketId) -> QueryResult<Optio
         .optional()
 }
 
+/// Deletes a reporter's contact and its salt (erasure).
+pub fn delete_contact(conn: &mut DbConn, id: &TicketId) -> QueryResult<usize> {
+    diesel::delete(reporter_contacts::table.find(id.to_string())).execute(conn)
+}
+
 /// A reporter's contact.
 pub fn contact(conn: &mut DbConn, id: &TicketId) -> QueryResult<Option<ContactRow>> {
     reporter_contacts::table

@@ -703,3 +703,46 @@ async fn openapi_documents_every_route_and_metrics_count_requests() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_admin_erases_personal_data_over_the_api() {
+    let db = helpers::sqlite();
+    let node = Node::start(&db, "").await;
+    let o = officers(&node).await;
+    let (code, _, id) = node.file(&report_body()).await;
+    let path = format!("/api/v1/reports/{code}/erase");
+    for token in [&o.verifier, &o.liaison, &o.analyst] {
+        assert_eq!(
+            node.post(&path, Some(token), &json!({})).await.0,
+            StatusCode::FORBIDDEN
+        );
+    }
+    assert_eq!(
+        node.post(&path, None, &json!({})).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, before) = node
+        .get(&format!("/api/v1/tickets/{id}"), Some(&o.verifier))
+        .await;
+    assert_eq!(before["reporter"]["name"], "Siti Rahayu");
+    assert_eq!(
+        node.post(&path, Some(&o.admin), &json!({})).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, after) = node
+        .get(&format!("/api/v1/tickets/{id}"), Some(&o.verifier))
+        .await;
+    assert!(after["reporter"].is_null(), "{after}");
+    assert!(
+        after["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["verified"] == true),
+        "{after}"
+    );
+    assert_eq!(
+        node.post(&path, Some(&o.admin), &json!({})).await.0,
+        StatusCode::CONFLICT
+    );
+}

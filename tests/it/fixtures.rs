@@ -106,8 +106,27 @@ fn fixtures() -> Vec<(&'static str, String, String)> {
         ),
         &key,
     );
-    let _ = e2;
-    vec![("created", c1, j1), ("dispatched", c2, j2)]
+    let admin = Actor {
+        role: Role::Admin,
+        officer: Some("admin.ntt".into()),
+        agency: None,
+    };
+    let (_, c3, j3) = signed(
+        base(
+            3,
+            Some(e2.id.clone()),
+            vec![e2.id.clone()],
+            "2026-12-01T08:30:00.000Z",
+            admin,
+            Change::Erased {},
+        ),
+        &key,
+    );
+    vec![
+        ("created", c1, j1),
+        ("dispatched", c2, j2),
+        ("erased", c3, j3),
+    ]
 }
 
 fn dir() -> PathBuf {

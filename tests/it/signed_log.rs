@@ -315,3 +315,64 @@ fn after_a_key_rotation_old_events_still_verify_and_the_old_key_signs_nothing_ne
         "{got:?}"
     );
 }
+
+#[test]
+fn erasure_removes_personal_data_and_every_signature_still_verifies() {
+    for db in helpers::backends() {
+        let t = helpers::tickets(&db);
+        let now = monday_morning();
+        let created = t
+            .submit(&crate::api_report(), &Actor::citizen(), now)
+            .unwrap()
+            .event;
+        let id = created.ticket;
+        let commitment = created
+            .pii
+            .clone()
+            .expect("a report with contact commits to it");
+        let mut c = t.db().read().unwrap();
+        let contact = lapor_node::tickets::store::contact(&mut c, &id)
+            .unwrap()
+            .unwrap();
+        let data = lapor_node::tickets::contact_value(&crate::api_report().contact.unwrap());
+        assert!(lapor_node::crypto::pii::opens(
+            &commitment,
+            contact.salt.as_deref().unwrap(),
+            &data
+        ));
+        drop(c);
+
+        let admin = Actor {
+            role: lapor_node::domain::Role::Admin,
+            officer: Some("admin".into()),
+            agency: None,
+        };
+        let erased = t.erase(&id, &admin, now.plus_millis(1000)).unwrap();
+        assert_eq!(erased.change.kind(), "erased");
+        let mut c = t.db().read().unwrap();
+        assert!(
+            lapor_node::tickets::store::contact(&mut c, &id)
+                .unwrap()
+                .is_none(),
+            "{}",
+            db.name
+        );
+        let state = lapor_node::tickets::store::by_id(&mut c, &id)
+            .unwrap()
+            .unwrap()
+            .state()
+            .unwrap();
+        assert!(state.erased);
+        let report = audit::run(&mut c).unwrap();
+        assert!(report.faults.is_empty(), "{:?}", report.faults);
+        assert_eq!(report.verified, report.events);
+        drop(c);
+        // The created event still carries its commitment, and nothing can erase twice.
+        assert!(t.erase(&id, &admin, now.plus_millis(2000)).is_err());
+        let citizen = t.erase(&id, &Actor::citizen(), now.plus_millis(2000));
+        assert!(
+            citizen.is_err(),
+            "a citizen may not erase through the officer path"
+        );
+    }
+}
