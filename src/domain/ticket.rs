@@ -427,8 +427,8 @@ impl TicketState {
     }
 
     /// Applies a change written by node `origin`, first checking that node's authority:
-    /// citizen events only from the ticket's origin node, every other change only from its
-    /// current handling node. The fold uses this for every event, whoever relayed it.
+    /// citizen events and erasure only from the ticket's origin node, every other change only
+    /// from its current handling node. The fold uses this for every event, whoever relayed it.
     pub fn apply_from(
         &self,
         origin: &NodeId,
@@ -436,7 +436,10 @@ impl TicketState {
         change: &Change,
         at: Timestamp,
     ) -> Result<Self, TransitionError> {
-        let required = if actor.role == Role::Citizen {
+        // Citizen events and erasure belong to the origin node (it holds the personal data);
+        // everything else to the handling node.
+        let at_origin = actor.role == Role::Citizen || matches!(change, Change::Erased {});
+        let required = if at_origin {
             &self.origin
         } else {
             &self.handler

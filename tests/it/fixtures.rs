@@ -22,7 +22,7 @@ fn ts(s: &str) -> Timestamp {
     Timestamp::parse(s).unwrap()
 }
 
-/// Signs an event as the log does and returns its full JSON text.
+/// Signs an event as the log does and returns it with its canonical bytes and JSON text.
 fn signed(mut e: Event, key: &NodeKey) -> (Event, String, String) {
     let unsigned = wire::unsigned_value(&e).unwrap();
     let canonical = wire::canonical_bytes(&unsigned).unwrap();
@@ -37,7 +37,7 @@ fn signed(mut e: Event, key: &NodeKey) -> (Event, String, String) {
     )
 }
 
-fn fixtures() -> Vec<(&'static str, String, String)> {
+fn fixtures() -> Vec<(&'static str, Event, String, String)> {
     let key = fixture_key();
     let node = NodeId::parse("prov-53.lapor.test").unwrap();
     let ticket = TicketId::parse("019ac9a0-0000-7000-8000-000000000001").unwrap();
@@ -90,32 +90,65 @@ fn fixtures() -> Vec<(&'static str, String, String)> {
         ),
         &key,
     );
-    let dispatched = Change::Dispatched {
-        agency: AgencyCode::parse("KEMENKES").unwrap(),
-        handler: NodeId::parse("hub.lapor.test").unwrap(),
-        response_due: ts("2026-12-04T16:00:00.000Z"),
-    };
     let (e2, c2, j2) = signed(
         base(
             2,
             Some(e1.id.clone()),
             vec![e1.id.clone()],
+            "2026-11-27T02:00:00.000Z",
+            verifier.clone(),
+            Change::Verified {},
+        ),
+        &key,
+    );
+    let dispatched = Change::Dispatched {
+        agency: AgencyCode::parse("KEMENKES").unwrap(),
+        handler: NodeId::parse("hub.lapor.test").unwrap(),
+        response_due: ts("2026-12-04T16:00:00.000Z"),
+    };
+    let (e3, c3, j3) = signed(
+        base(
+            3,
+            Some(e2.id.clone()),
+            vec![e2.id.clone()],
             "2026-11-27T03:00:00.000Z",
             verifier,
             dispatched,
         ),
         &key,
     );
+    // The hub handles the national agency's tickets: its liaison responds, signed by the hub.
+    let liaison = Actor {
+        role: Role::Liaison,
+        officer: Some("kemenkes.1".into()),
+        agency: Some(AgencyCode::parse("KEMENKES").unwrap()),
+    };
+    let responded = Change::Responded {
+        message: "Dinas kesehatan kota sudah menegur kepala puskesmas.".into(),
+        auto_close_due: ts("2026-12-15T16:00:00.000Z"),
+    };
+    let hub_event = Event {
+        origin: NodeId::parse("hub.lapor.test").unwrap(),
+        ..base(
+            1,
+            None,
+            vec![e3.id.clone()],
+            "2026-11-30T02:00:00.000Z",
+            liaison,
+            responded,
+        )
+    };
+    let (e4, c4, j4) = signed(hub_event, &hub_key());
     let admin = Actor {
         role: Role::Admin,
         officer: Some("admin.ntt".into()),
         agency: None,
     };
-    let (_, c3, j3) = signed(
+    let (e5, c5, j5) = signed(
         base(
-            3,
-            Some(e2.id.clone()),
-            vec![e2.id.clone()],
+            4,
+            Some(e3.id.clone()),
+            vec![e4.id.clone()],
             "2026-12-01T08:30:00.000Z",
             admin,
             Change::Erased {},
@@ -123,10 +156,16 @@ fn fixtures() -> Vec<(&'static str, String, String)> {
         &key,
     );
     vec![
-        ("created", c1, j1),
-        ("dispatched", c2, j2),
-        ("erased", c3, j3),
+        ("created", e1, c1, j1),
+        ("verified", e2, c2, j2),
+        ("dispatched", e3, c3, j3),
+        ("responded", e4, c4, j4),
+        ("erased", e5, c5, j5),
     ]
+}
+
+fn hub_key() -> NodeKey {
+    NodeKey::from_signing_key(SigningKey::from_bytes(&[8u8; 32]))
 }
 
 fn dir() -> PathBuf {
@@ -146,8 +185,26 @@ fn golden_events_round_trip_byte_for_byte_and_verify() {
             valid_until: None,
         },
     );
+    let hub = hub_key();
+    ring.insert(
+        hub.id().clone(),
+        PublicKey {
+            origin: NodeId::parse("hub.lapor.test").unwrap(),
+            key: hub.verifying_key(),
+            valid_from: Timestamp::from_millis(0),
+            valid_until: None,
+        },
+    );
     let update = std::env::var("UPDATE_FIXTURES").is_ok();
-    for (name, canonical, json) in fixtures() {
+    let all = fixtures();
+    // Together they fold to a ticket answered by the hub, with the reporter's data erased.
+    let events: Vec<Event> = all.iter().map(|(_, e, _, _)| e.clone()).collect();
+    let folded = lapor_node::domain::fold::fold(&events);
+    assert!(folded.rejected.is_empty(), "{:?}", folded.rejected);
+    let state = folded.state.unwrap();
+    assert_eq!(state.status, lapor_node::domain::Status::Responded);
+    assert!(state.erased);
+    for (name, _, canonical, json) in all {
         let path = dir().join(format!("{name}.json"));
         let canon_path = dir().join(format!("{name}.canonical.txt"));
         if update {
