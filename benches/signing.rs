@@ -12,12 +12,27 @@
     reason = "a benchmark program: it reports on stdout and stops on any setup failure"
 )]
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use lapor_node::crypto::signing;
+use lapor_node::crypto::keys::KeyId;
+use lapor_node::crypto::signing::{self, SignEvents};
 use lapor_node::domain::{Actor, Timestamp};
 use lapor_node::event_log::{keys, store as log, wire};
+
+/// The baseline signer: same log, same row, no signature computed.
+struct NoSignature(KeyId);
+
+impl SignEvents for NoSignature {
+    fn key_id(&self) -> &KeyId {
+        &self.0
+    }
+
+    fn sign_event(&self, _canonical: &[u8]) -> serde_json::Value {
+        serde_json::json!({"key": self.0.as_str(), "value": ""})
+    }
+}
 
 fn rate(n: usize, f: impl FnOnce()) -> f64 {
     let t = Instant::now();
@@ -97,6 +112,44 @@ fn main() {
             signing::verify_many(chunk, &ring).expect("verify_many");
         }
     });
+
+    // Database appends (one transaction each, through the writer) with and without computing
+    // the signature, interleaved in two rounds to spread the machine's noise over both.
+    let node_id = lapor_node::domain::NodeId::parse("prov-31.lapor.test").expect("node id");
+    let unsigned_signer: Arc<dyn SignEvents> = Arc::new(NoSignature(key.id().clone()));
+    let signer: Arc<dyn SignEvents> = key.clone();
+    let (mut t_unsigned, mut t_signed) = (0.0f64, 0.0f64);
+    for _ in 0..2 {
+        for (signer, total) in [
+            (&unsigned_signer, &mut t_unsigned),
+            (&signer, &mut t_signed),
+        ] {
+            let start = Instant::now();
+            for _ in 0..n / 2 {
+                let (s, node) = (signer.clone(), node_id.clone());
+                db.write(move |c| {
+                    let draft = log::Draft {
+                        ticket: lapor_node::domain::TicketId::new(),
+                        parents: vec![],
+                        at: Timestamp::now(),
+                        actor: Actor {
+                            role: lapor_node::domain::Role::Verifier,
+                            officer: None,
+                            agency: None,
+                        },
+                        change: lapor_node::domain::Change::Verified {},
+                        pii: None,
+                    };
+                    log::append(c, &node, s.as_ref(), draft, Timestamp::now())
+                        .map_err(|e| lapor_node::db::DbError::Unavailable(e.to_string()))
+                })
+                .expect("append");
+            }
+            *total += start.elapsed().as_secs_f64();
+        }
+    }
+    let append_unsigned = n as f64 / t_unsigned;
+    let append_signed = n as f64 / t_signed;
 
     println!("signing benchmark: {n} events / messages, one core");
     println!("| operation | per second | ratio |");

@@ -36,6 +36,24 @@ pub fn sign(canonical: &[u8], key: &NodeKey) -> Value {
     json!({"key": key.id().as_str(), "value": STANDARD.encode(sig.to_bytes())})
 }
 
+/// Something that signs events for the log: the node's key file today, an HSM tomorrow.
+pub trait SignEvents: Send + Sync {
+    /// The id of the key that signs.
+    fn key_id(&self) -> &KeyId;
+    /// The `sig` object for these canonical bytes.
+    fn sign_event(&self, canonical: &[u8]) -> Value;
+}
+
+impl SignEvents for NodeKey {
+    fn key_id(&self) -> &KeyId {
+        self.id()
+    }
+
+    fn sign_event(&self, canonical: &[u8]) -> Value {
+        sign(canonical, self)
+    }
+}
+
 /// A public key of some node, with its validity window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicKey {

@@ -6,8 +6,7 @@ use diesel::prelude::*;
 
 use super::model::{ChainHead, EventRow};
 use super::wire::{self, WireError};
-use crate::crypto::keys::NodeKey;
-use crate::crypto::signing;
+use crate::crypto::signing::SignEvents;
 use crate::db::DbConn;
 use crate::db::schema::{chain_heads, events};
 use crate::domain::{Actor, Change, Event, EventId, NodeId, TicketId, Timestamp};
@@ -50,7 +49,7 @@ pub struct Draft {
 pub fn append(
     conn: &mut DbConn,
     origin: &NodeId,
-    key: &NodeKey,
+    key: &dyn SignEvents,
     draft: Draft,
     stored_at: Timestamp,
 ) -> Result<Event, LogError> {
@@ -92,7 +91,7 @@ pub fn append(
     let mut value = wire::unsigned_value(&event).map_err(wire_err)?;
     let canonical = wire::canonical_bytes(&value).map_err(wire_err)?;
     event.id = EventId::of_bytes(&canonical);
-    let sig = signing::sign(&canonical, key);
+    let sig = key.sign_event(&canonical);
     let sig_value = sig
         .get("value")
         .and_then(serde_json::Value::as_str)
@@ -111,7 +110,7 @@ pub fn append(
         kind: event.change.kind().to_owned(),
         at_ms: event.at.millis(),
         raw,
-        key_id: Some(key.id().to_string()),
+        key_id: Some(key.key_id().to_string()),
         sig: sig_value,
         stored_at_ms: stored_at.millis(),
     };

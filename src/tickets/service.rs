@@ -378,7 +378,7 @@ impl Tickets {
                 change,
                 pii,
             };
-            let event = log::append(conn, &this.node, &this.key, draft, now)?;
+            let event = log::append(conn, &this.node, this.key.as_ref(), draft, now)?;
             store::insert(conn, &TicketRow::from_state(&ticket, &state, &event.id)?)?;
             if let Some(c) = contact {
                 store::insert_contact(
@@ -506,7 +506,7 @@ impl Tickets {
             change,
             pii: None,
         };
-        let event = log::append(conn, &self.node, &self.key, draft, now)?;
+        let event = log::append(conn, &self.node, self.key.as_ref(), draft, now)?;
         store::update(conn, &TicketRow::from_state(ticket, &next, &event.id)?)?;
         Ok((event, next))
     }
