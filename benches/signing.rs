@@ -173,4 +173,11 @@ fn main() {
         "| prepare event, signed | {signed:.0} | {:.2} |",
         signed / unsigned
     );
+    println!(
+        "| database append, signature not computed (baseline) | {append_unsigned:.0} | 1.00 |"
+    );
+    println!(
+        "| database append, signed | {append_signed:.0} | {:.2} |",
+        append_signed / append_unsigned
+    );
 }
