@@ -376,3 +376,31 @@ fn erasure_removes_personal_data_and_every_signature_still_verifies() {
         );
     }
 }
+
+#[test]
+fn an_event_from_a_newer_node_with_extra_members_still_verifies() {
+    let db = helpers::sqlite();
+    let t = busy_node(&db);
+    let s = helpers::settings(&db, "");
+    let key = NodeKey::load(&s.key_path()).unwrap();
+    let (_, raw) = raw_events(&t).into_iter().next().unwrap();
+    let mut v: Value = serde_json::from_str(&raw).unwrap();
+    let obj = v.as_object_mut().unwrap();
+    obj.remove("id");
+    obj.remove("sig");
+    // Members this version does not know, signed by their writer.
+    obj.insert(
+        "geo".into(),
+        serde_json::json!({"lat_micro": -10_177_000, "lon_micro": 123_607_000}),
+    );
+    obj["body"]["photo_count"] = serde_json::json!(2);
+    let canonical =
+        lapor_node::event_log::wire::canonical_bytes(&Value::Object(obj.clone())).unwrap();
+    obj.insert(
+        "id".into(),
+        Value::String(lapor_node::domain::EventId::of_bytes(&canonical).to_string()),
+    );
+    obj.insert("sig".into(), signing::sign(&canonical, &key));
+    let event = signing::verify(v.to_string().as_bytes(), &keyring(&t)).unwrap();
+    assert_eq!(event.id.as_str(), v["id"].as_str().unwrap());
+}
