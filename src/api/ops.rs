@@ -17,12 +17,14 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness: the database answers and every migration is applied.
+/// Readiness: the database answers, the writer runs and every migration is applied.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
 pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
     let db = state.tickets.db().clone();
     let ready = web::block(move || -> Result<bool, String> {
+        // The writer thread must be alive too: without it nothing can be filed.
+        db.with_writer(|_| ()).map_err(|e| e.to_string())?;
         let mut conn = db.read().map_err(|e| e.to_string())?;
         migrations::all_applied(&mut conn).map_err(|e| e.to_string())
     })
@@ -38,7 +40,7 @@ pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
         Ok(Ok(false)) => refuse("migrations pending"),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            refuse("database unreachable")
+            refuse("database or writer unavailable")
         }
         Err(_) => refuse("readiness check failed"),
     }
