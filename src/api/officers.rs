@@ -217,7 +217,16 @@ pub async fn detail(
 ) -> Result<HttpResponse, ApiError> {
     let officer = officer(&state, &req).await?;
     let row = visible_ticket(&state, &officer, &path).await?;
-    let events = reports::ticket_events(&state, &row).await?;
+    detail_of(&state, &officer, &row).await
+}
+
+/// The detail body of a ticket the officer may see.
+async fn detail_of(
+    state: &ApiState,
+    officer: &Officer,
+    row: &TicketRow,
+) -> Result<HttpResponse, ApiError> {
+    let events = reports::ticket_events(state, row).await?;
     let is_origin_verifier =
         officer.role == Role::Verifier && row.origin_node == state.tickets.node().as_str();
     let contact = if is_origin_verifier && !row.anonymous {
@@ -232,9 +241,9 @@ pub async fn detail(
         None
     };
     Ok(HttpResponse::Ok().json(TicketDetail {
-        reporter: views::reporter(&row, contact, is_origin_verifier),
+        reporter: views::reporter(row, contact, is_origin_verifier),
         timeline: views::timeline(&events, Audience::Officer),
-        ticket: views::ticket_view(&row),
+        ticket: views::ticket_view(row),
     }))
 }
 
@@ -266,7 +275,8 @@ pub async fn act(
     })
     .await?;
     tracing::info!(ticket = %id, event.kind = event.change.kind(), officer = %officer.username, "officer action");
-    detail(state, req, path).await
+    let row = visible_ticket(&state, &officer, &path).await?;
+    detail_of(&state, &officer, &row).await
 }
 
 /// Statistics.

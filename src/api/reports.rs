@@ -161,21 +161,22 @@ pub async fn ticket_events(
         let mut c = db.read()?;
         let keyring = crate::event_log::keys::keyring(&mut c).map_err(|e| internal(&e))?;
         let rows = log::for_ticket(&mut c, &id).map_err(|e| internal(&e))?;
-        let mut checked = Vec::with_capacity(rows.len());
+        // A verified event comes out of the verification already decoded; only the others are
+        // decoded on their own.
+        let mut checked = std::collections::HashMap::with_capacity(rows.len());
+        let mut events = Vec::with_capacity(rows.len());
         for r in &rows {
-            let verified = crate::crypto::signing::verify(r.raw.as_bytes(), &keyring).is_ok();
-            checked.push((log::decode(r).map_err(|e| internal(&e))?, verified));
+            let (event, verified) = match crate::crypto::signing::verify(r.raw.as_bytes(), &keyring)
+            {
+                Ok(e) => (e, true),
+                Err(_) => (log::decode(r).map_err(|e| internal(&e))?, false),
+            };
+            checked.insert(event.id.clone(), verified);
+            events.push(event);
         }
-        let order: Vec<_> = {
-            let events: Vec<_> = checked.iter().map(|(e, _)| e.clone()).collect();
-            crate::domain::fold::order(&events)
-                .into_iter()
-                .map(|e| e.id.clone())
-                .collect()
-        };
-        Ok(order
-            .iter()
-            .filter_map(|id| checked.iter().find(|(e, _)| &e.id == id).cloned())
+        Ok(crate::domain::fold::order(&events)
+            .into_iter()
+            .map(|e| (e.clone(), checked.get(&e.id).copied().unwrap_or(false)))
             .collect())
     })
     .await
