@@ -38,6 +38,9 @@ pub enum StartError {
     /// The signing key could not be loaded or created.
     #[error(transparent)]
     Keys(#[from] crate::event_log::keys::KeysError),
+    /// Federation set-up (certificates, client) failed.
+    #[error("federation: {0}")]
+    Federation(String),
     /// Binding a listener failed.
     #[error("cannot listen on {addr}: {cause}")]
     Bind {
@@ -64,6 +67,7 @@ pub fn open_database(settings: &Settings) -> Result<Db, StartError> {
 pub struct App {
     port: u16,
     server: Server,
+    federation: Option<(crate::delivery::Federation, Server, u16)>,
     state: ApiState,
     sweep_every: Duration,
 }
@@ -83,11 +87,18 @@ impl App {
         let key =
             crate::event_log::keys::load_or_create(&db, settings.node_id(), &settings.key_path())?;
         let metrics = std::sync::Arc::new(Metrics::new());
+        let federation = crate::delivery::Federation::new(settings, db.clone(), metrics.clone())
+            .map_err(|e| StartError::Federation(e.to_string()))?;
         let state = ApiState {
             auth: Auth::new(db.clone(), settings.raw.auth.token_ttl_minutes),
             tickets: Tickets::new(db, settings, key),
             metrics: metrics.clone(),
             limiter: std::sync::Arc::new(RateLimiter::new(settings.raw.http.intake_per_minute)),
+            federation: federation.clone(),
+        };
+        let federation = match federation {
+            Some(f) => Some(federation_server(f)?),
+            None => None,
         };
         let limit = settings.raw.http.max_body_bytes;
         let addr = settings.raw.http.listen;
@@ -124,6 +135,7 @@ impl App {
         Ok(Self {
             port,
             server,
+            federation,
             state,
             sweep_every: Duration::from_secs(settings.raw.sla.sweep_interval_secs),
         })
@@ -135,6 +147,18 @@ impl App {
         self.port
     }
 
+    /// The federation listener's bound port, when federated.
+    #[must_use]
+    pub fn federation_port(&self) -> Option<u16> {
+        self.federation.as_ref().map(|f| f.2)
+    }
+
+    /// The federation side, when federated (tests drive delivery through it).
+    #[must_use]
+    pub fn federation(&self) -> Option<&crate::delivery::Federation> {
+        self.federation.as_ref().map(|f| &f.0)
+    }
+
     /// The handler state (tests drive commands through it).
     #[must_use]
     pub const fn state(&self) -> &ApiState {
@@ -143,6 +167,18 @@ impl App {
 
     /// Serves until Ctrl-C / SIGTERM, running the SLA sweep in the background.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(async {
+            let _ = shutdown_signal().await;
+        })
+        .await
+    }
+
+    /// Serves until `stop` completes, running the SLA sweep (and, when federated, the delivery
+    /// and catch-up workers) in the background.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let handle = self.server.handle();
         let tickets = self.state.tickets.clone();
         let every = self.sweep_every;
@@ -164,15 +200,73 @@ impl App {
             }
         });
         let server = self.server;
+        let (fed_server, fed_handle, workers) = match self.federation {
+            Some((fed, srv, _)) => {
+                let h = srv.handle();
+                let workers = fed
+                    .settings()
+                    .workers
+                    .then(|| tokio::spawn(fed.clone().run()));
+                (Some(srv), Some(h), workers)
+            }
+            None => (None, None, None),
+        };
         let stop = async move {
-            let _ = shutdown_signal().await;
+            stop.await;
             tracing::info!("shutting down");
+            if let Some(h) = fed_handle {
+                h.stop(true).await;
+            }
             handle.stop(true).await;
         };
-        let (res, ()) = tokio::join!(server, stop);
+        let fed_run = async move {
+            match fed_server {
+                Some(s) => s.await,
+                None => Ok(()),
+            }
+        };
+        let (res, fed_res, ()) = tokio::join!(server, fed_run, stop);
         sweeper.abort();
-        res
+        if let Some(w) = workers {
+            w.abort();
+        }
+        res.and(fed_res)
     }
+}
+
+/// Binds the federation listener: rustls with a required client certificate from the
+/// federation CA, the peer's node id taken from it on connect, `TCP_NODELAY` set on every accepted connection
+/// (in [`crate::tls::identity::on_connect`]).
+fn federation_server(
+    fed: crate::delivery::Federation,
+) -> Result<(crate::delivery::Federation, Server, u16), StartError> {
+    let s = fed.settings().clone();
+    let files = crate::tls::config::TlsFiles {
+        ca: s.ca_file.clone(),
+        cert: s.cert_file.clone(),
+        key: s.key_file.clone(),
+    };
+    let tls = crate::tls::config::server_config(&files)
+        .map_err(|e| StartError::Federation(e.to_string()))?;
+    let bind_err = |cause| StartError::Bind {
+        addr: s.listen.to_string(),
+        cause,
+    };
+    let listener = TcpListener::bind(s.listen).map_err(bind_err)?;
+    let port = listener.local_addr().map_err(bind_err)?.port();
+    let data = web::Data::new(fed.clone());
+    let server = HttpServer::new(move || {
+        ActixApp::new()
+            .app_data(data.clone())
+            .configure(crate::inbox::http::routes)
+    })
+    .on_connect(crate::tls::identity::on_connect)
+    .listen_rustls_0_23(listener, tls)
+    .map_err(bind_err)?
+    .disable_signals()
+    .run();
+    tracing::info!(node = %fed.node(), port, "federation listener (mTLS)");
+    Ok((fed, server, port))
 }
 
 async fn shutdown_signal() -> std::io::Result<()> {

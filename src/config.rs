@@ -30,6 +30,16 @@
 //! | `auth.token_ttl_minutes` | `480` | officer bearer token lifetime |
 //! | `log.format` | `text` | `text` or `json` |
 //! | `log.filter` | `info` | tracing filter (`RUST_LOG` syntax); `RUST_LOG` wins if set |
+//! | `federation.listen` | (no federation) | mTLS listener for peers |
+//! | `federation.ca_file`, `cert_file`, `key_file` | required with `listen` | federation CA, node certificate and key |
+//! | `federation.peers` | `[]` | `{id, url, role, province, address?}` per peer |
+//! | `federation.batch_max_events` / `batch_max_bytes` | `500` / 1 MiB | delivery batch caps |
+//! | `federation.max_request_bytes` / `max_decompressed_bytes` | 4 MiB / 16 MiB | inbox limits |
+//! | `federation.in_flight` | `4` | batches in flight per destination |
+//! | `federation.backoff_base_ms` / `backoff_cap_ms` | `1000` / `900000` | retry delays (jittered) |
+//! | `federation.pull_interval_secs` | `60` | catch-up period |
+//! | `federation.request_timeout_secs` | `60` | one federation request |
+//! | `federation.workers` | `true` | run delivery and catch-up in the background |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -266,6 +276,177 @@ impl Default for LogSettings {
     }
 }
 
+/// `[[federation.peers]]`: a node this node exchanges events with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSettings {
+    /// The peer's node id (the DNS SAN of its certificate).
+    pub id: NodeId,
+    /// Its federation listener, `https://<node id>:<port>`.
+    pub url: url::Url,
+    /// Province node or hub.
+    pub role: NodeRole,
+    /// Its province code.
+    pub province: ProvinceCode,
+    /// Connect here instead of resolving the URL's host (the certificate is still checked
+    /// against the node id): hosts without DNS, tunnels, test proxies.
+    #[serde(default)]
+    pub address: Option<SocketAddr>,
+}
+
+/// `[federation]`: the mTLS listener, this node's certificate, its peers and delivery limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationSettings {
+    /// Federation listener (mTLS), separate from the public API.
+    pub listen: SocketAddr,
+    /// Federation CA certificate.
+    pub ca_file: PathBuf,
+    /// This node's certificate (DNS SAN = node id).
+    pub cert_file: PathBuf,
+    /// This node's certificate key.
+    pub key_file: PathBuf,
+    /// The peers.
+    #[serde(default)]
+    pub peers: Vec<PeerSettings>,
+    /// Events per delivery batch.
+    #[serde(default = "d_batch_events")]
+    pub batch_max_events: usize,
+    /// Uncompressed bytes per delivery batch.
+    #[serde(default = "d_batch_bytes")]
+    pub batch_max_bytes: usize,
+    /// Largest request body accepted on the federation listener (as sent, compressed).
+    #[serde(default = "d_request_bytes")]
+    pub max_request_bytes: usize,
+    /// Largest request body after decompression.
+    #[serde(default = "d_decompressed_bytes")]
+    pub max_decompressed_bytes: usize,
+    /// Batches in flight per destination.
+    #[serde(default = "d_in_flight")]
+    pub in_flight: usize,
+    /// First retry delay after a failure.
+    #[serde(default = "d_backoff_base")]
+    pub backoff_base_ms: u64,
+    /// Longest retry delay.
+    #[serde(default = "d_backoff_cap")]
+    pub backoff_cap_ms: u64,
+    /// How often to pull missed events (catch-up) from origins and the hub.
+    #[serde(default = "d_pull_interval")]
+    pub pull_interval_secs: u64,
+    /// Timeout of one federation request.
+    #[serde(default = "d_request_timeout")]
+    pub request_timeout_secs: u64,
+    /// Run the delivery and catch-up workers (tests drive them by hand with `false`).
+    #[serde(default = "d_true")]
+    pub workers: bool,
+}
+
+const fn d_batch_events() -> usize {
+    500
+}
+const fn d_batch_bytes() -> usize {
+    1024 * 1024
+}
+const fn d_request_bytes() -> usize {
+    4 * 1024 * 1024
+}
+const fn d_decompressed_bytes() -> usize {
+    16 * 1024 * 1024
+}
+const fn d_in_flight() -> usize {
+    4
+}
+const fn d_backoff_base() -> u64 {
+    1000
+}
+const fn d_backoff_cap() -> u64 {
+    15 * 60 * 1000
+}
+const fn d_pull_interval() -> u64 {
+    60
+}
+const fn d_request_timeout() -> u64 {
+    60
+}
+const fn d_true() -> bool {
+    true
+}
+
+impl FederationSettings {
+    /// The hub among the peers, if any.
+    #[must_use]
+    pub fn hub(&self) -> Option<&PeerSettings> {
+        self.peers.iter().find(|p| p.role == NodeRole::Hub)
+    }
+
+    /// A peer by id.
+    #[must_use]
+    pub fn peer(&self, id: &NodeId) -> Option<&PeerSettings> {
+        self.peers.iter().find(|p| &p.id == id)
+    }
+
+    fn check(&self, me: &NodeSettings) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.peers {
+            if p.id == me.id {
+                return Err(invalid(
+                    "federation.peers",
+                    format!("{} is this node itself", p.id),
+                ));
+            }
+            if !seen.insert(p.id.as_str()) {
+                return Err(invalid(
+                    "federation.peers",
+                    format!("{} is listed twice", p.id),
+                ));
+            }
+            if p.url.scheme() != "https" || p.url.host_str() != Some(p.id.as_str()) {
+                return Err(invalid(
+                    "federation.peers",
+                    format!(
+                        "{}: url must be https://{}:<port> (the certificate names the node)",
+                        p.id, p.id
+                    ),
+                ));
+            }
+        }
+        let hubs = self
+            .peers
+            .iter()
+            .filter(|p| p.role == NodeRole::Hub)
+            .count()
+            + usize::from(me.role == NodeRole::Hub);
+        if hubs > 1 {
+            return Err(invalid("federation.peers", "more than one hub"));
+        }
+        if self.batch_max_events == 0 || self.in_flight == 0 {
+            return Err(invalid(
+                "federation.batch_max_events",
+                "batch size and in_flight must be at least 1",
+            ));
+        }
+        if self.batch_max_bytes > self.max_decompressed_bytes {
+            return Err(invalid(
+                "federation.batch_max_bytes",
+                "must not exceed max_decompressed_bytes",
+            ));
+        }
+        if self.backoff_base_ms == 0 || self.backoff_cap_ms < self.backoff_base_ms {
+            return Err(invalid(
+                "federation.backoff_cap_ms",
+                "backoff_base_ms must be at least 1 and backoff_cap_ms at least backoff_base_ms",
+            ));
+        }
+        if self.pull_interval_secs == 0 || self.request_timeout_secs == 0 {
+            return Err(invalid(
+                "federation.pull_interval_secs",
+                "intervals must be at least 1 second",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -296,6 +477,9 @@ pub struct RawSettings {
     /// `[log]`.
     #[serde(default)]
     pub log: LogSettings,
+    /// `[federation]` (absent: the node runs alone).
+    #[serde(default)]
+    pub federation: Option<FederationSettings>,
 }
 
 /// Where the database is.
@@ -440,6 +624,9 @@ impl Settings {
         }
         if raw.sla.sweep_interval_secs == 0 {
             return Err(invalid("sla.sweep_interval_secs", "must be at least 1"));
+        }
+        if let Some(f) = &raw.federation {
+            f.check(&raw.node)?;
         }
         let calendar = WorkCalendar::new(offset, raw.calendar.holidays.iter().copied());
         Ok(Self {

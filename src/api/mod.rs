@@ -11,6 +11,7 @@
 
 pub mod dto;
 pub mod error;
+pub mod federation;
 pub mod metrics;
 pub mod officers;
 pub mod ops;
@@ -40,6 +41,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Intake rate limiter.
     pub limiter: Arc<RateLimiter>,
+    /// The federation side, when `[federation]` is configured.
+    pub federation: Option<crate::delivery::Federation>,
 }
 
 /// Runs blocking (database) work off the async executor.
@@ -126,7 +129,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/tickets", web::get().to(officers::list))
                 .route("/tickets/{id}", web::get().to(officers::detail))
                 .route("/tickets/{id}/actions", web::post().to(officers::act))
-                .route("/stats", web::get().to(officers::stats)),
+                .route("/stats", web::get().to(officers::stats))
+                .route("/federation/peers", web::get().to(federation::peers))
+                .route(
+                    "/federation/quarantine",
+                    web::get().to(federation::quarantine),
+                ),
         )
         .default_service(web::to(ops::not_found));
 }
@@ -149,4 +157,6 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/tickets/{id}"),
     ("post", "/api/v1/tickets/{id}/actions"),
     ("get", "/api/v1/stats"),
+    ("get", "/api/v1/federation/peers"),
+    ("get", "/api/v1/federation/quarantine"),
 ];

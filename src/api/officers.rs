@@ -50,7 +50,7 @@ pub async fn officer(state: &ApiState, req: &HttpRequest) -> Result<Officer, Api
     .await
 }
 
-fn require(officer: &Officer, roles: &[Role], what: &str) -> Result<(), ApiError> {
+pub(crate) fn require(officer: &Officer, roles: &[Role], what: &str) -> Result<(), ApiError> {
     if roles.contains(&officer.role) {
         Ok(())
     } else {

@@ -46,6 +46,53 @@ pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
     }
 }
 
+fn peer_gauges(peers: &[crate::delivery::PeerStatus]) -> Vec<Gauge> {
+    let per = |name, help, f: &dyn Fn(&crate::delivery::PeerStatus) -> f64| Gauge {
+        name,
+        help,
+        samples: peers
+            .iter()
+            .map(|p| (vec![("peer", p.node.clone())], f(p)))
+            .collect(),
+    };
+    vec![
+        per(
+            "lapor_federation_peer_up",
+            "1 when the last exchange with the peer succeeded.",
+            &|p| f64::from(u8::from(p.reachable)),
+        ),
+        per(
+            "lapor_federation_outbox_depth",
+            "Events waiting for delivery to the peer.",
+            &|p| p.outbox_depth as f64,
+        ),
+        per(
+            "lapor_federation_outbox_oldest_age_seconds",
+            "Age of the oldest event waiting for the peer.",
+            &|p| p.oldest_undelivered_age_ms.unwrap_or(0) as f64 / 1000.0,
+        ),
+        per(
+            "lapor_federation_outbox_refused",
+            "Events the peer refused (kept, marked).",
+            &|p| p.refused as f64,
+        ),
+        per(
+            "lapor_federation_quarantined",
+            "Events from the peer held in quarantine.",
+            &|p| p.quarantined as f64,
+        ),
+        per(
+            "lapor_federation_last_contact_age_seconds",
+            "Seconds since the peer last answered or called (-1: never).",
+            &|p| {
+                p.last_contact_ms.map_or(-1.0, |t| {
+                    (crate::domain::Timestamp::now().millis() - t) as f64 / 1000.0
+                })
+            },
+        ),
+    ]
+}
+
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
@@ -108,9 +155,18 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
             ),
         ],
     };
+    let mut gauges = vec![tickets, breaches, writer];
+    if let Some(fed) = state.federation.clone() {
+        let peers = block(move || {
+            fed.status(crate::domain::Timestamp::now())
+                .map_err(|e| ApiError::Internal(e.to_string()))
+        })
+        .await?;
+        gauges.extend(peer_gauges(&peers));
+    }
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(&[tickets, breaches, writer])))
+        .body(state.metrics.render(&gauges)))
 }
 
 /// The OpenAPI document of this API.
@@ -122,6 +178,7 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
         super::reports::create, super::reports::show, super::reports::reply, super::reports::rate, super::reports::reopen,
         super::officers::login, super::officers::logout, super::officers::list, super::officers::detail,
         super::officers::act, super::officers::stats, super::officers::erase,
+        super::federation::peers, super::federation::quarantine,
     ),
     modifiers(&BearerAuth),
 )]

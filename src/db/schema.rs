@@ -115,6 +115,58 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        destination -> Text,
+        event_id -> Text,
+        with_pii -> Bool,
+        enqueued_at_ms -> BigInt,
+        refused_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    peers (node_id) {
+        node_id -> Text,
+        failures -> Integer,
+        next_attempt_ms -> BigInt,
+        last_contact_ms -> Nullable<BigInt>,
+        last_success_ms -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        delivered -> BigInt,
+    }
+}
+
+diesel::table! {
+    ticket_participants (ticket, node) {
+        ticket -> Text,
+        node -> Text,
+    }
+}
+
+diesel::table! {
+    quarantine (id) {
+        id -> BigInt,
+        received_from -> Text,
+        event_id -> Nullable<Text>,
+        origin -> Nullable<Text>,
+        seq -> Nullable<BigInt>,
+        reason -> Text,
+        detail -> Text,
+        raw -> Text,
+        received_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    pull_cursors (origin) {
+        origin -> Text,
+        after_seq -> BigInt,
+    }
+}
+
+diesel::joinable!(outbox -> events (event_id));
 diesel::joinable!(tickets -> agencies (agency));
 diesel::joinable!(sessions -> officers (username));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -126,5 +178,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     events,
     chain_heads,
     tickets,
-    reporter_contacts
+    reporter_contacts,
+    outbox,
+    peers,
+    ticket_participants,
+    quarantine,
+    pull_cursors
 );

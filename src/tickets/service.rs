@@ -222,6 +222,9 @@ pub struct Inner {
     sla: SlaSettings,
     limits: LimitSettings,
     provinces: Provinces,
+    /// The federation hub, when this node is a federated province node: it receives every
+    /// event this node writes.
+    hub: Option<NodeId>,
 }
 
 fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), TicketError> {
@@ -294,6 +297,12 @@ impl Tickets {
             sla: settings.raw.sla.clone(),
             limits: settings.raw.limits.clone(),
             provinces: settings.provinces.clone(),
+            hub: settings
+                .raw
+                .federation
+                .as_ref()
+                .and_then(|f| f.hub())
+                .map(|h| h.id.clone()),
         }))
     }
 
@@ -380,6 +389,7 @@ impl Tickets {
             };
             let event = log::append(conn, &this.node, this.key.as_ref(), draft, now)?;
             store::insert(conn, &TicketRow::from_state(&ticket, &state, &event.id)?)?;
+            crate::outbox::enqueue_for(conn, &this.node, this.hub.as_ref(), None, &state, &event)?;
             if let Some(c) = contact {
                 store::insert_contact(
                     conn,
@@ -508,6 +518,14 @@ impl Tickets {
         };
         let event = log::append(conn, &self.node, self.key.as_ref(), draft, now)?;
         store::update(conn, &TicketRow::from_state(ticket, &next, &event.id)?)?;
+        crate::outbox::enqueue_for(
+            conn,
+            &self.node,
+            self.hub.as_ref(),
+            Some(state),
+            &next,
+            &event,
+        )?;
         Ok((event, next))
     }
 

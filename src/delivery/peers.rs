@@ -1,0 +1,310 @@
+//! Peer state in the database: persisted backoff, last contact, catch-up cursors, pinned keys,
+//! and the operator view.
+
+use diesel::prelude::*;
+use rand::Rng;
+
+use super::FedError;
+use super::wire::KeyInfo;
+use crate::config::{FederationSettings, NodeRole, PeerSettings};
+use crate::db::schema::{node_keys, peers, pull_cursors};
+use crate::db::{Db, DbConn};
+use crate::domain::{NodeId, Timestamp};
+use crate::event_log::keys::KeyRow;
+
+fn ensure(conn: &mut DbConn, peer: &str) -> QueryResult<()> {
+    let n: i64 = peers::table
+        .filter(peers::node_id.eq(peer))
+        .count()
+        .get_result(conn)?;
+    if n == 0 {
+        diesel::insert_into(peers::table)
+            .values((
+                peers::node_id.eq(peer),
+                peers::failures.eq(0),
+                peers::next_attempt_ms.eq(0_i64),
+                peers::delivered.eq(0_i64),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Records a successful exchange: backoff cleared.
+pub fn success(db: &Db, peer: &NodeId, now: Timestamp, delivered: usize) -> Result<(), FedError> {
+    let p = peer.to_string();
+    let delivered = i64::try_from(delivered).unwrap_or(i64::MAX);
+    db.write(move |c| {
+        ensure(c, &p)?;
+        diesel::update(peers::table.find(&p))
+            .set((
+                peers::failures.eq(0),
+                peers::next_attempt_ms.eq(0_i64),
+                peers::last_success_ms.eq(Some(now.millis())),
+                peers::last_contact_ms.eq(Some(now.millis())),
+                peers::last_error.eq(None::<String>),
+                peers::delivered.eq(peers::delivered + delivered),
+            ))
+            .execute(c)?;
+        Ok(())
+    })
+}
+
+/// The delay before attempt number `failures + 1`: `base · 2^(failures-1)` capped, with
+/// jitter (between half and all of it).
+#[must_use]
+pub fn backoff_ms(failures: i32, base: u64, cap: u64) -> u64 {
+    let exp = u32::try_from(failures.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    let full = base.saturating_mul(1_u64 << exp).min(cap);
+    let half = full / 2;
+    half + rand::thread_rng().gen_range(0..=full - half)
+}
+
+/// Records a failed exchange: the next attempt waits (persisted).
+pub fn failure(
+    db: &Db,
+    peer: &NodeId,
+    now: Timestamp,
+    error: &str,
+    s: &FederationSettings,
+) -> Result<(), FedError> {
+    let p = peer.to_string();
+    let error: String = error.chars().take(500).collect();
+    let (base, cap) = (s.backoff_base_ms, s.backoff_cap_ms);
+    db.write(move |c| {
+        ensure(c, &p)?;
+        let failures: i32 = peers::table.find(&p).select(peers::failures).first(c)?;
+        let failures = failures.saturating_add(1);
+        let wait = i64::try_from(backoff_ms(failures, base, cap)).unwrap_or(i64::MAX);
+        diesel::update(peers::table.find(&p))
+            .set((
+                peers::failures.eq(failures),
+                peers::next_attempt_ms.eq(now.millis().saturating_add(wait)),
+                peers::last_error.eq(Some(error)),
+            ))
+            .execute(c)?;
+        Ok(())
+    })
+}
+
+/// Records an error without changing the backoff (e.g. a refused key change).
+pub fn record_error(db: &Db, peer: &NodeId, error: &str) -> Result<(), FedError> {
+    let (p, e) = (peer.to_string(), error.to_owned());
+    db.write(move |c| {
+        ensure(c, &p)?;
+        diesel::update(peers::table.find(&p))
+            .set(peers::last_error.eq(Some(e)))
+            .execute(c)?;
+        Ok(())
+    })
+}
+
+/// The peer contacted us: last contact now, backoff reset. Returns whether a backoff was
+/// cleared (the worker should wake).
+pub fn contact(db: &Db, peer: &NodeId, now: Timestamp) -> Result<bool, FedError> {
+    let p = peer.to_string();
+    db.write(move |c| {
+        ensure(c, &p)?;
+        let failures: i32 = peers::table.find(&p).select(peers::failures).first(c)?;
+        diesel::update(peers::table.find(&p))
+            .set((
+                peers::last_contact_ms.eq(Some(now.millis())),
+                peers::failures.eq(0),
+                peers::next_attempt_ms.eq(0_i64),
+            ))
+            .execute(c)?;
+        Ok(failures > 0)
+    })
+}
+
+/// Milliseconds until the next attempt to `peer` is due (0 = now).
+pub fn wait_ms(db: &Db, peer: &NodeId, now: Timestamp) -> Result<i64, FedError> {
+    let mut conn = db.read()?;
+    let next: Option<i64> = peers::table
+        .find(peer.as_str())
+        .select(peers::next_attempt_ms)
+        .first(&mut conn)
+        .optional()?;
+    Ok(next.map_or(0, |n| (n - now.millis()).max(0)))
+}
+
+/// The catch-up cursor of `origin`.
+pub fn cursor(db: &Db, origin: &str) -> Result<i64, FedError> {
+    let mut conn = db.read()?;
+    Ok(pull_cursors::table
+        .find(origin)
+        .select(pull_cursors::after_seq)
+        .first(&mut conn)
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Moves the catch-up cursor of `origin` forward to `after`.
+pub fn set_cursor(db: &Db, origin: &str, after: i64) -> Result<(), FedError> {
+    let o = origin.to_owned();
+    db.write(move |c| {
+        let cur: Option<i64> = pull_cursors::table
+            .find(&o)
+            .select(pull_cursors::after_seq)
+            .first(c)
+            .optional()?;
+        match cur {
+            Some(n) if n >= after => {}
+            Some(_) => {
+                diesel::update(pull_cursors::table.find(&o))
+                    .set(pull_cursors::after_seq.eq(after))
+                    .execute(c)?;
+            }
+            None => {
+                diesel::insert_into(pull_cursors::table)
+                    .values((
+                        pull_cursors::origin.eq(&o),
+                        pull_cursors::after_seq.eq(after),
+                    ))
+                    .execute(c)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Pins `peer`'s keys: all of them when none is pinned yet; afterwards a known id must keep
+/// its key material and no new key is taken without the operator.
+pub fn pin_keys(db: &Db, peer: &NodeId, keys: &[KeyInfo]) -> Result<usize, FedError> {
+    let (p, keys) = (peer.clone(), keys.to_vec());
+    db.write(move |c| {
+        let pinned: Vec<KeyRow> = node_keys::table
+            .filter(node_keys::origin.eq(p.as_str()))
+            .select(KeyRow::as_select())
+            .load(c)?;
+        let mut added = 0;
+        for k in &keys {
+            if crate::crypto::keys::parse_public_key(&k.public_key).is_err() {
+                return Err(FedError::KeyChange {
+                    peer: p.to_string(),
+                    message: format!("key {} is malformed", k.id),
+                });
+            }
+            match pinned.iter().find(|r| r.key_id == k.id) {
+                Some(r) if r.public_key == k.public_key => {}
+                Some(_) => {
+                    return Err(FedError::KeyChange {
+                        peer: p.to_string(),
+                        message: format!("key {} now has different key material; refused", k.id),
+                    });
+                }
+                None if pinned.is_empty() => {
+                    let owner: Option<String> = node_keys::table
+                        .find(&k.id)
+                        .select(node_keys::origin)
+                        .first(c)
+                        .optional()?;
+                    if owner.is_some() {
+                        return Err(FedError::KeyChange {
+                            peer: p.to_string(),
+                            message: format!("key {} is already pinned for another node", k.id),
+                        });
+                    }
+                    diesel::insert_into(node_keys::table)
+                        .values(&KeyRow {
+                            key_id: k.id.clone(),
+                            origin: p.to_string(),
+                            public_key: k.public_key.clone(),
+                            valid_from_ms: k.valid_from_ms,
+                            valid_until_ms: k.valid_until_ms,
+                        })
+                        .execute(c)?;
+                    added += 1;
+                }
+                None => {
+                    return Err(FedError::KeyChange {
+                        peer: p.to_string(),
+                        message: format!(
+                            "offers new key {} that no pinned key vouches for; refused until an operator pins it",
+                            k.id
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(added)
+    })
+}
+
+/// One peer as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct PeerStatus {
+    /// Node id.
+    pub node: String,
+    /// Province node or hub.
+    pub role: String,
+    /// The last exchange succeeded and no error is pending.
+    pub reachable: bool,
+    /// Last time it contacted us or answered us (ms).
+    pub last_contact_ms: Option<i64>,
+    /// Last successful delivery round (ms).
+    pub last_success_ms: Option<i64>,
+    /// Consecutive failures.
+    pub failures: i32,
+    /// Next delivery attempt (ms).
+    pub next_attempt_ms: i64,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Events waiting for it.
+    pub outbox_depth: i64,
+    /// Age of the oldest waiting event (ms).
+    pub oldest_undelivered_age_ms: Option<i64>,
+    /// Events it refused (kept in the outbox, marked).
+    pub refused: i64,
+    /// Events it sent that this node quarantined.
+    pub quarantined: i64,
+    /// Events delivered to it in total.
+    pub delivered: i64,
+}
+
+/// The operator view of every configured peer.
+pub fn status(db: &Db, list: &[PeerSettings], now: Timestamp) -> Result<Vec<PeerStatus>, FedError> {
+    let mut conn = db.read()?;
+    let quarantined = crate::inbox::store::count_by_sender(&mut conn)?;
+    let mut out = Vec::with_capacity(list.len());
+    for p in list {
+        type Row = (i32, i64, Option<i64>, Option<i64>, Option<String>, i64);
+        let row: Option<Row> = peers::table
+            .find(p.id.as_str())
+            .select((
+                peers::failures,
+                peers::next_attempt_ms,
+                peers::last_contact_ms,
+                peers::last_success_ms,
+                peers::last_error,
+                peers::delivered,
+            ))
+            .first(&mut conn)
+            .optional()?;
+        let (failures, next_attempt_ms, last_contact_ms, last_success_ms, last_error, delivered) =
+            row.unwrap_or((0, 0, None, None, None, 0));
+        let q = crate::outbox::store::stats(&mut conn, p.id.as_str())?;
+        out.push(PeerStatus {
+            node: p.id.to_string(),
+            role: match p.role {
+                NodeRole::Hub => "hub".into(),
+                NodeRole::Province => "province".into(),
+            },
+            reachable: failures == 0 && last_contact_ms.is_some(),
+            last_contact_ms,
+            last_success_ms,
+            failures,
+            next_attempt_ms,
+            last_error,
+            outbox_depth: q.depth,
+            oldest_undelivered_age_ms: q.oldest_ms.map(|o| (now.millis() - o).max(0)),
+            refused: q.refused,
+            quarantined: quarantined
+                .iter()
+                .find(|(n, _)| n == p.id.as_str())
+                .map_or(0, |(_, c)| *c),
+            delivered,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,353 @@
+//! A whole federation in one process, on loopback: a dev CA, a certificate per node, one
+//! SQLite (or PostgreSQL) database per node, and a cuttable [`Link`] for every direction
+//! between two nodes. `lapor-node demo` and the federation tests run on it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::link::Link;
+use crate::api::ApiState;
+use crate::app::App;
+use crate::config::{NodeRole, Settings};
+use crate::delivery::{Delivered, FedError, Federation, Pulled};
+use crate::domain::NodeId;
+use crate::tls::certs::{self, Validity};
+
+/// One node to start.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// Node id.
+    pub id: String,
+    /// Province code.
+    pub province: String,
+    /// Role.
+    pub role: NodeRole,
+    /// Database URL (default: SQLite in the node's directory).
+    pub database_url: Option<String>,
+}
+
+impl NodeSpec {
+    /// A node on SQLite.
+    #[must_use]
+    pub fn new(id: &str, province: &str, role: NodeRole) -> Self {
+        Self {
+            id: id.to_owned(),
+            province: province.to_owned(),
+            role,
+            database_url: None,
+        }
+    }
+}
+
+/// How the cluster runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Run delivery and catch-up in the background (`false`: the caller drives them).
+    pub workers: bool,
+    /// Catch-up period with workers on.
+    pub pull_interval_secs: u64,
+    /// Extra TOML appended to every node's configuration.
+    pub extra_toml: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            workers: false,
+            pull_interval_secs: 2,
+            extra_toml: String::new(),
+        }
+    }
+}
+
+/// A running node of the cluster.
+#[derive(Debug)]
+pub struct ClusterNode {
+    /// Node id.
+    pub id: NodeId,
+    /// Its settings.
+    pub settings: Settings,
+    /// Public API base URL (`http://127.0.0.1:PORT`).
+    pub api: String,
+    /// Federation listener port.
+    pub federation_port: u16,
+    /// Handler state (officer accounts, commands).
+    pub state: ApiState,
+    /// Federation side.
+    pub federation: Federation,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// The federation.
+#[derive(Debug)]
+pub struct Cluster {
+    /// Working directory (CA, certificates, databases).
+    pub dir: PathBuf,
+    nodes: BTreeMap<String, ClusterNode>,
+    links: BTreeMap<(String, String), Link>,
+}
+
+fn node_toml(
+    spec: &NodeSpec,
+    dir: &Path,
+    peers: &[(NodeSpec, std::net::SocketAddr)],
+    opts: &Options,
+) -> String {
+    let tls = dir.join(&spec.id).join("tls");
+    let role = |r: NodeRole| match r {
+        NodeRole::Hub => "hub",
+        NodeRole::Province => "province",
+    };
+    let q = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
+    let mut t = format!(
+        "[node]\nid = \"{id}\"\nrole = \"{role}\"\nprovince = \"{prov}\"\ndata_dir = {data}\n\n\
+         [http]\nlisten = \"127.0.0.1:0\"\nintake_per_minute = 0\n\n",
+        id = spec.id,
+        role = role(spec.role),
+        prov = spec.province,
+        data = q(&dir.join(&spec.id)),
+    );
+    if let Some(url) = &spec.database_url {
+        t.push_str(&format!(
+            "[database]\nurl = {}\npool_size = 4\n\n",
+            toml::Value::String(url.clone())
+        ));
+    }
+    t.push_str(&format!(
+        "[federation]\nlisten = \"127.0.0.1:0\"\nca_file = {}\ncert_file = {}\nkey_file = {}\n\
+         workers = {}\npull_interval_secs = {}\nbackoff_base_ms = 200\nbackoff_cap_ms = 3000\n\
+         request_timeout_secs = 20\n",
+        q(&tls.join(certs::CA_CERT)),
+        q(&tls.join(certs::NODE_CERT)),
+        q(&tls.join(certs::NODE_KEY)),
+        opts.workers,
+        opts.pull_interval_secs,
+    ));
+    for (p, addr) in peers {
+        t.push_str(&format!(
+            "\n[[federation.peers]]\nid = \"{id}\"\nurl = \"https://{id}:{port}\"\nrole = \"{role}\"\n\
+             province = \"{prov}\"\naddress = \"{addr}\"\n",
+            id = p.id,
+            port = addr.port(),
+            role = role(p.role),
+            prov = p.province,
+        ));
+    }
+    t.push('\n');
+    t.push_str(&opts.extra_toml);
+    t
+}
+
+impl Cluster {
+    /// Creates a CA and certificates in `dir` and starts every node.
+    pub async fn start(dir: &Path, specs: &[NodeSpec], opts: &Options) -> anyhow::Result<Self> {
+        crate::tls::install_crypto_provider();
+        let ca_dir = dir.join("ca");
+        certs::create_ca(&ca_dir, "LAPOR! development federation CA", 30)?;
+        let mut links = BTreeMap::new();
+        for a in specs {
+            let id = NodeId::parse(&a.id)?;
+            certs::issue(
+                &ca_dir,
+                &id,
+                &dir.join(&a.id).join("tls"),
+                Validity::days(30),
+            )?;
+            for b in specs.iter().filter(|b| b.id != a.id) {
+                links.insert((a.id.clone(), b.id.clone()), Link::start().await?);
+            }
+        }
+        let mut nodes = BTreeMap::new();
+        for a in specs {
+            let peers: Vec<(NodeSpec, std::net::SocketAddr)> = specs
+                .iter()
+                .filter(|b| b.id != a.id)
+                .filter_map(|b| {
+                    links
+                        .get(&(a.id.clone(), b.id.clone()))
+                        .map(|l: &Link| (b.clone(), l.addr()))
+                })
+                .collect();
+            let text = node_toml(a, dir, &peers, opts);
+            std::fs::write(dir.join(format!("{}.toml", a.id)), &text)?;
+            let settings =
+                Settings::from_toml(&text).with_context(|| format!("configuration of {}", a.id))?;
+            nodes.insert(a.id.clone(), Self::launch(settings)?);
+        }
+        let cluster = Self {
+            dir: dir.to_owned(),
+            nodes,
+            links,
+        };
+        cluster.connect_links().await;
+        Ok(cluster)
+    }
+
+    fn launch(settings: Settings) -> anyhow::Result<ClusterNode> {
+        let app = App::build(&settings)?;
+        let federation = app
+            .federation()
+            .cloned()
+            .context("cluster nodes are federated")?;
+        let federation_port = app.federation_port().unwrap_or(0);
+        let api = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        Ok(ClusterNode {
+            id: settings.node_id().clone(),
+            settings,
+            api,
+            federation_port,
+            state,
+            federation,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    async fn connect_links(&self) {
+        for ((_, to), link) in &self.links {
+            if let Some(n) = self.nodes.get(to) {
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], n.federation_port));
+                link.set_target(addr).await;
+            }
+        }
+    }
+
+    /// A node by id.
+    ///
+    /// # Panics
+    /// Never for ids given to [`Cluster::start`]; other ids are a programming error.
+    #[must_use]
+    pub fn node(&self, id: &str) -> Option<&ClusterNode> {
+        self.nodes.get(id)
+    }
+
+    /// Every node.
+    pub fn nodes(&self) -> impl Iterator<Item = &ClusterNode> {
+        self.nodes.values()
+    }
+
+    /// The link carrying `from`'s requests to `to`.
+    #[must_use]
+    pub fn link(&self, from: &str, to: &str) -> Option<&Link> {
+        self.links.get(&(from.to_owned(), to.to_owned()))
+    }
+
+    /// Cuts every link to and from `id`.
+    pub fn isolate(&self, id: &str) {
+        for ((a, b), l) in &self.links {
+            if a == id || b == id {
+                l.cut();
+            }
+        }
+    }
+
+    /// Restores every link to and from `id`.
+    pub fn reconnect(&self, id: &str) {
+        for ((a, b), l) in &self.links {
+            if a == id || b == id {
+                l.restore();
+            }
+        }
+    }
+
+    /// Stops a node (its listeners close; its database stays).
+    pub async fn stop(&mut self, id: &str) -> anyhow::Result<()> {
+        let n = self.nodes.get_mut(id).context("no such node")?;
+        if let Some(tx) = n.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = n.task.take() {
+            t.await??;
+        }
+        Ok(())
+    }
+
+    /// Starts a stopped node again on its database (new ports; the links follow).
+    pub async fn restart(&mut self, id: &str) -> anyhow::Result<()> {
+        let settings = self.nodes.get(id).context("no such node")?.settings.clone();
+        let node = tokio::task::spawn_blocking(move || Self::launch(settings)).await??;
+        self.nodes.insert(id.to_owned(), node);
+        self.connect_links().await;
+        Ok(())
+    }
+
+    /// One delivery round from every node to every peer; transport errors are ignored (the
+    /// rows stay queued). Returns the total.
+    pub async fn deliver_round(&self) -> Delivered {
+        let mut total = Delivered::default();
+        for n in self.nodes.values() {
+            for p in &n.federation.settings().peers {
+                if let Ok(r) = n.federation.drain(&p.id).await {
+                    total.sent += r.sent;
+                    total.acknowledged += r.acknowledged;
+                    total.deferred += r.deferred;
+                    total.refused += r.refused;
+                }
+            }
+        }
+        total
+    }
+
+    /// One catch-up round on every node.
+    pub async fn pull_round(&self) -> Result<Pulled, FedError> {
+        let mut total = Pulled::default();
+        for n in self.nodes.values() {
+            let p = n.federation.pull_once().await?;
+            total.received += p.received;
+            total.accepted += p.accepted;
+            total.rejected += p.rejected;
+            total.deferred += p.deferred;
+        }
+        Ok(total)
+    }
+
+    /// Delivers and pulls until nothing moves any more (at most `rounds` rounds).
+    pub async fn settle(&self, rounds: usize) -> Result<(), FedError> {
+        for _ in 0..rounds {
+            let d = self.deliver_round().await;
+            let p = self.pull_round().await?;
+            if d.acknowledged == 0 && p.accepted == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Events still waiting in outboxes, over all nodes (refused rows not counted).
+    pub fn undelivered(&self) -> Result<i64, FedError> {
+        let mut total = 0;
+        for n in self.nodes.values() {
+            for s in n.federation.status(crate::domain::Timestamp::now())? {
+                total += s.outbox_depth;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Stops every node.
+    pub async fn shutdown(mut self) {
+        let ids: Vec<String> = self.nodes.keys().cloned().collect();
+        for id in ids {
+            let _ = self.stop(&id).await;
+        }
+    }
+}
+
+/// A hash of a ticket's folded state as `node` holds it (compare nodes with it).
+pub fn state_hash(node: &ClusterNode, ticket: &str) -> Result<Option<String>, FedError> {
+    use sha2::Digest;
+    let mut conn = node.federation.db().read()?;
+    let Ok(id) = crate::domain::TicketId::parse(ticket) else {
+        return Ok(None);
+    };
+    let row = crate::tickets::store::by_id(&mut conn, &id)?;
+    Ok(row.map(|r| hex::encode(sha2::Sha256::digest(r.state.as_bytes()))))
+}

@@ -1,0 +1,454 @@
+//! The inbox: events received from peers (pushed batches and catch-up pulls) are checked —
+//! strict JSON, id, signature by a key the origin owns and that was valid at the event's time,
+//! chain (equivocation, broken link), causality, authority — and then deduplicated, stored and
+//! applied to the ticket projection in one transaction. Each event gets an [`Outcome`]:
+//!
+//! - `accepted`: stored and applied now;
+//! - `duplicate`: already held (a retry or a relayed copy) — harmless;
+//! - `deferred`: cannot be judged yet (its parents or its origin's keys are not here); not
+//!   stored, not acknowledged: the sender keeps it and retries, and this node pulls the gap;
+//! - `rejected`: refused for a reason; quarantined with the raw event for operators, never
+//!   applied and never acknowledged as applied.
+
+pub mod http;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::metrics::Metrics;
+use crate::crypto::signing::{self, Keyring, VerifyError};
+use crate::db::{Db, DbConn, DbError};
+use crate::domain::{Change, Event, EventId, NodeId, TicketId, Timestamp, TransitionError, fold};
+use crate::event_log::model::EventRow;
+use crate::event_log::store as log;
+use crate::tickets::model::{ContactRow, TicketRow};
+use crate::tickets::store as tickets;
+
+/// The personal-data part of a `created` event, sent beside it to an entitled node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PiiPart {
+    /// The `created` event it belongs to.
+    pub event: String,
+    /// The commitment's salt (hex).
+    pub salt: String,
+    /// The data: `{name?, phone?, email?}`.
+    pub contact: Value,
+}
+
+/// What happened to one received event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Stored and applied.
+    Accepted {
+        /// Event id.
+        id: String,
+    },
+    /// Already held.
+    Duplicate {
+        /// Event id.
+        id: String,
+    },
+    /// Not judged yet; send again later.
+    Deferred {
+        /// Event id (as claimed).
+        id: String,
+        /// Why: `missing_parents` or `unknown_origin_keys`.
+        reason: String,
+    },
+    /// Refused and quarantined.
+    Rejected {
+        /// Event id (as claimed, may be empty for unreadable input).
+        id: String,
+        /// Machine-readable reason.
+        reason: String,
+        /// Human-readable detail.
+        detail: String,
+    },
+}
+
+impl Outcome {
+    /// The event id the outcome is about.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Accepted { id }
+            | Self::Duplicate { id }
+            | Self::Deferred { id, .. }
+            | Self::Rejected { id, .. } => id,
+        }
+    }
+
+    /// The result word.
+    #[must_use]
+    pub const fn word(&self) -> &'static str {
+        match self {
+            Self::Accepted { .. } => "accepted",
+            Self::Duplicate { .. } => "duplicate",
+            Self::Deferred { .. } => "deferred",
+            Self::Rejected { .. } => "rejected",
+        }
+    }
+
+    /// Acknowledged: the sender may drop its outbox row.
+    #[must_use]
+    pub const fn acknowledged(&self) -> bool {
+        matches!(self, Self::Accepted { .. } | Self::Duplicate { .. })
+    }
+}
+
+/// A failure of the inbox itself (not of an event).
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    /// The database failed; nothing was applied.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Reading stored events failed.
+    #[error(transparent)]
+    Log(#[from] log::LogError),
+    /// Reading keys failed.
+    #[error(transparent)]
+    Keys(#[from] crate::event_log::keys::KeysError),
+    /// A projection could not be encoded.
+    #[error("cannot encode ticket state: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+impl From<diesel::result::Error> for InboxError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(DbError::Query(e))
+    }
+}
+
+/// The claimed id of a raw event value (for outcomes about unreadable events).
+fn claimed_id(v: &Value) -> String {
+    v.get("id")
+        .and_then(Value::as_str)
+        .map(|s| s.chars().take(64).collect())
+        .unwrap_or_default()
+}
+
+fn verify_reason(e: &VerifyError) -> &'static str {
+    match e {
+        VerifyError::Json(_) => "malformed",
+        VerifyError::Wire(crate::event_log::wire::WireError::IdMismatch { .. }) => "id_mismatch",
+        VerifyError::Wire(_) => "malformed",
+        VerifyError::Signature(_) => "malformed_signature",
+        VerifyError::UnknownKey(_) => "unknown_key",
+        VerifyError::KeyNotOwned { .. } => "key_not_owned",
+        VerifyError::KeyNotValidAt { .. } => "key_not_valid_at_event_time",
+        VerifyError::BadSignature(_) => "bad_signature",
+    }
+}
+
+fn transition_reason(e: &TransitionError) -> &'static str {
+    match e {
+        TransitionError::Authority { .. } => "out_of_authority",
+        TransitionError::Forbidden { .. } | TransitionError::WrongAgency { .. } => "forbidden",
+        _ => "illegal_transition",
+    }
+}
+
+/// One event after the signature checks: either verified, or already judged.
+enum Checked {
+    Verified(Box<Event>, Value),
+    Judged(Outcome, Value),
+}
+
+/// The inbox of one node.
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    db: Db,
+    node: NodeId,
+    metrics: Arc<Metrics>,
+}
+
+impl Inbox {
+    /// The inbox of `node`.
+    #[must_use]
+    pub const fn new(db: Db, node: NodeId, metrics: Arc<Metrics>) -> Self {
+        Self { db, node, metrics }
+    }
+
+    /// Checks, stores and applies `values` received from `from` (the transport peer: the
+    /// origin itself or a relay). `pii` parts are kept only when this node is entitled to them.
+    /// On `Err` nothing was stored.
+    #[tracing::instrument(name = "inbox.receive", skip_all, fields(from = %from, events = values.len()))]
+    pub fn receive(
+        &self,
+        from: &NodeId,
+        values: Vec<Value>,
+        pii: Vec<PiiPart>,
+        now: Timestamp,
+    ) -> Result<Vec<Outcome>, InboxError> {
+        let keys = {
+            let mut conn = self.db.read()?;
+            crate::event_log::keys::keyring(&mut conn)?
+        };
+        let checked = check_signatures(values, &keys);
+        let me = self.node.clone();
+        let from_c = from.clone();
+        let outcomes = self.db.write(move |conn| {
+            let mut apply = Apply {
+                conn,
+                me: &me,
+                from: &from_c,
+                now,
+                pii: pii.into_iter().map(|p| (p.event.clone(), p)).collect(),
+                cache: HashMap::new(),
+            };
+            let mut out = Vec::with_capacity(checked.len());
+            for c in checked {
+                out.push(apply.one(c)?);
+            }
+            Ok::<_, InboxError>(out)
+        })?;
+        for o in &outcomes {
+            self.metrics
+                .inc("lapor_federation_events_total", &[("result", o.word())], 1);
+            if let Outcome::Rejected { id, reason, detail } = o {
+                self.metrics.inc(
+                    "lapor_federation_rejected_total",
+                    &[("reason", reason.as_str())],
+                    1,
+                );
+                tracing::warn!(from = %from, event = %id, reason = %reason, detail = %detail, "event refused and quarantined");
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+fn check_signatures(values: Vec<Value>, keys: &Keyring) -> Vec<Checked> {
+    // Fast path: the whole batch at once; on any failure, each event alone to judge each.
+    if let Ok(events) = signing::verify_many(&values, keys) {
+        return events
+            .into_iter()
+            .zip(values)
+            .map(|(e, v)| Checked::Verified(Box::new(e), v))
+            .collect();
+    }
+    values
+        .into_iter()
+        .map(|v| match signing::verify_value(&v, keys) {
+            Ok(e) => Checked::Verified(Box::new(e), v),
+            Err(VerifyError::UnknownKey(k)) if !origin_has_keys(&v, keys) => {
+                let _ = k;
+                Checked::Judged(
+                    Outcome::Deferred {
+                        id: claimed_id(&v),
+                        reason: "unknown_origin_keys".into(),
+                    },
+                    v,
+                )
+            }
+            Err(e) => Checked::Judged(
+                Outcome::Rejected {
+                    id: claimed_id(&v),
+                    reason: verify_reason(&e).into(),
+                    detail: e.to_string(),
+                },
+                v,
+            ),
+        })
+        .collect()
+}
+
+fn origin_has_keys(v: &Value, keys: &Keyring) -> bool {
+    let Some(origin) = v.get("origin").and_then(Value::as_str) else {
+        return true;
+    };
+    keys.values().any(|k| k.origin.as_str() == origin)
+}
+
+struct Apply<'a> {
+    conn: &'a mut DbConn,
+    me: &'a NodeId,
+    from: &'a NodeId,
+    now: Timestamp,
+    pii: HashMap<String, PiiPart>,
+    cache: HashMap<TicketId, Vec<Event>>,
+}
+
+impl Apply<'_> {
+    fn quarantine(&mut self, outcome: Outcome, raw: &Value) -> Result<Outcome, InboxError> {
+        if let Outcome::Rejected { id, reason, detail } = &outcome {
+            let origin = raw.get("origin").and_then(Value::as_str);
+            let seq = raw.get("seq").and_then(Value::as_i64);
+            store::quarantine(
+                self.conn,
+                &store::NewQuarantine {
+                    received_from: self.from.as_str(),
+                    event_id: (!id.is_empty()).then_some(id.as_str()),
+                    origin,
+                    seq,
+                    reason,
+                    detail,
+                    raw: &raw.to_string(),
+                    received_at_ms: self.now.millis(),
+                },
+            )?;
+        }
+        Ok(outcome)
+    }
+
+    fn one(&mut self, c: Checked) -> Result<Outcome, InboxError> {
+        let (event, raw) = match c {
+            Checked::Judged(o, raw) => return self.quarantine(o, &raw),
+            Checked::Verified(e, raw) => (e, raw),
+        };
+        let id = event.id.to_string();
+        let reject = |reason: &str, detail: String| Outcome::Rejected {
+            id: id.clone(),
+            reason: reason.into(),
+            detail,
+        };
+        if store::event_exists(self.conn, &id)? {
+            return Ok(Outcome::Duplicate { id });
+        }
+        let seq = i64::try_from(event.seq).unwrap_or(i64::MAX);
+        if let Some(other) = store::event_at(self.conn, event.origin.as_str(), seq)? {
+            let o = reject(
+                "equivocation",
+                format!(
+                    "{} already wrote event {other} at seq {}; this is a second event at that place",
+                    event.origin, event.seq
+                ),
+            );
+            return self.quarantine(o, &raw);
+        }
+        if event.origin == *self.me {
+            let o = reject(
+                "unknown_own_event",
+                "claims to be this node's event, which this node never wrote".into(),
+            );
+            return self.quarantine(o, &raw);
+        }
+        if event.seq > 1 {
+            if let Some(prev_id) = store::event_at(self.conn, event.origin.as_str(), seq - 1)? {
+                if event.prev.as_ref().map(ToString::to_string) != Some(prev_id.clone()) {
+                    let o = reject(
+                        "broken_chain",
+                        format!(
+                            "seq {} does not name {prev_id} (seq {}) as prev",
+                            event.seq,
+                            event.seq - 1
+                        ),
+                    );
+                    return self.quarantine(o, &raw);
+                }
+            }
+        } else if event.prev.is_some() {
+            let o = reject("broken_chain", "seq 1 must not name a prev".into());
+            return self.quarantine(o, &raw);
+        }
+        let mut history = self.history(&event.ticket)?;
+        let known: std::collections::HashSet<&EventId> = history.iter().map(|e| &e.id).collect();
+        if event.parents.iter().any(|p| !known.contains(p)) {
+            return Ok(Outcome::Deferred {
+                id,
+                reason: "missing_parents".into(),
+            });
+        }
+        history.push((*event).clone());
+        let folded = fold::fold(&history);
+        if let Some((_, err)) = folded.rejected.iter().find(|(rid, _)| *rid == event.id) {
+            let o = reject(transition_reason(err), err.to_string());
+            return self.quarantine(o, &raw);
+        }
+        let (Some(state), Some(head)) = (folded.state, folded.head) else {
+            let o = reject(
+                "illegal_transition",
+                "the ticket has no valid `created` event".into(),
+            );
+            return self.quarantine(o, &raw);
+        };
+        // Store, apply, and keep what comes with it — all in this transaction.
+        let sig = raw.get("sig");
+        let row = EventRow {
+            id: id.clone(),
+            origin: event.origin.to_string(),
+            seq,
+            prev: event.prev.as_ref().map(ToString::to_string),
+            ticket: event.ticket.to_string(),
+            kind: event.change.kind().to_owned(),
+            at_ms: event.at.millis(),
+            raw: raw.to_string(),
+            key_id: sig
+                .and_then(|s| s.get("key"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            sig: sig
+                .and_then(|s| s.get("value"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            stored_at_ms: self.now.millis(),
+        };
+        store::insert_event(self.conn, &row)?;
+        let ticket_row = TicketRow::from_state(&event.ticket, &state, &head)?;
+        if tickets::by_id(self.conn, &event.ticket)?.is_some() {
+            tickets::update(self.conn, &ticket_row)?;
+        } else {
+            tickets::insert(self.conn, &ticket_row)?;
+        }
+        crate::outbox::store::add_participant(self.conn, &event.ticket, &state.origin)?;
+        crate::outbox::store::add_participant(self.conn, &event.ticket, &state.handler)?;
+        match &event.change {
+            Change::Created(_) => {
+                if let (Some(part), Some(commitment)) = (self.pii.remove(&id), &event.pii) {
+                    let entitled = state.handler == *self.me && !state.report.privacy.anonymous;
+                    if entitled && crate::crypto::pii::opens(commitment, &part.salt, &part.contact)
+                    {
+                        let field = |k: &str| {
+                            part.contact
+                                .get(k)
+                                .and_then(Value::as_str)
+                                .map(str::to_owned)
+                        };
+                        if tickets::contact(self.conn, &event.ticket)?.is_none() {
+                            tickets::insert_contact(
+                                self.conn,
+                                &ContactRow {
+                                    ticket_id: event.ticket.to_string(),
+                                    name: field("name"),
+                                    phone: field("phone"),
+                                    email: field("email"),
+                                    salt: Some(part.salt.clone()),
+                                    stored_at_ms: self.now.millis(),
+                                },
+                            )?;
+                        }
+                    } else {
+                        tracing::warn!(event = %id, entitled, "personal-data part not kept (not entitled or not matching the commitment)");
+                    }
+                }
+            }
+            Change::Erased {} => {
+                tickets::delete_contact(self.conn, &event.ticket)?;
+            }
+            _ => {}
+        }
+        if let Some(h) = self.cache.get_mut(&event.ticket) {
+            h.push(*event);
+        }
+        Ok(Outcome::Accepted { id })
+    }
+
+    fn history(&mut self, ticket: &TicketId) -> Result<Vec<Event>, InboxError> {
+        if let Some(h) = self.cache.get(ticket) {
+            return Ok(h.clone());
+        }
+        let rows = log::for_ticket(self.conn, ticket)?;
+        let events = rows
+            .iter()
+            .map(log::decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.cache.insert(*ticket, events.clone());
+        Ok(events)
+    }
+}

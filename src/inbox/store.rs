@@ -1,0 +1,124 @@
+//! Inbox queries: event lookups, inserts, and the quarantine.
+
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::{events, quarantine};
+use crate::event_log::model::EventRow;
+
+/// Whether an event is held.
+pub fn event_exists(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
+    let n: i64 = events::table
+        .filter(events::id.eq(id))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// The id of the event at `(origin, seq)`, if held.
+pub fn event_at(conn: &mut DbConn, origin: &str, seq: i64) -> QueryResult<Option<String>> {
+    events::table
+        .filter(events::origin.eq(origin))
+        .filter(events::seq.eq(seq))
+        .select(events::id)
+        .first(conn)
+        .optional()
+}
+
+/// Stores a received event.
+pub fn insert_event(conn: &mut DbConn, row: &EventRow) -> QueryResult<()> {
+    diesel::insert_into(events::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// A refused event to record.
+#[derive(Debug, Clone, Copy)]
+pub struct NewQuarantine<'a> {
+    /// The transport peer that sent it.
+    pub received_from: &'a str,
+    /// Its claimed id.
+    pub event_id: Option<&'a str>,
+    /// Its claimed origin.
+    pub origin: Option<&'a str>,
+    /// Its claimed seq.
+    pub seq: Option<i64>,
+    /// Machine-readable reason.
+    pub reason: &'a str,
+    /// Detail.
+    pub detail: &'a str,
+    /// The event as received.
+    pub raw: &'a str,
+    /// When.
+    pub received_at_ms: i64,
+}
+
+/// Records a refused event once per (event, reason, sender).
+pub fn quarantine(conn: &mut DbConn, q: &NewQuarantine<'_>) -> QueryResult<()> {
+    if let Some(id) = q.event_id {
+        let n: i64 = quarantine::table
+            .filter(quarantine::event_id.eq(id))
+            .filter(quarantine::reason.eq(q.reason))
+            .filter(quarantine::received_from.eq(q.received_from))
+            .count()
+            .get_result(conn)?;
+        if n > 0 {
+            return Ok(());
+        }
+    }
+    diesel::insert_into(quarantine::table)
+        .values((
+            quarantine::received_from.eq(q.received_from),
+            quarantine::event_id.eq(q.event_id),
+            quarantine::origin.eq(q.origin),
+            quarantine::seq.eq(q.seq),
+            quarantine::reason.eq(q.reason),
+            quarantine::detail.eq(q.detail),
+            quarantine::raw.eq(q.raw),
+            quarantine::received_at_ms.eq(q.received_at_ms),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// One quarantined event, as operators see it.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Queryable, Selectable, serde::Serialize, utoipa::ToSchema,
+)]
+#[diesel(table_name = quarantine)]
+pub struct QuarantineRow {
+    /// Row id.
+    pub id: i64,
+    /// Sender.
+    pub received_from: String,
+    /// Claimed event id.
+    pub event_id: Option<String>,
+    /// Claimed origin.
+    pub origin: Option<String>,
+    /// Claimed seq.
+    pub seq: Option<i64>,
+    /// Reason code.
+    pub reason: String,
+    /// Detail.
+    pub detail: String,
+    /// When received (ms).
+    pub received_at_ms: i64,
+}
+
+/// The latest `limit` quarantined events.
+pub fn list(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<QuarantineRow>> {
+    quarantine::table
+        .order(quarantine::id.desc())
+        .limit(limit)
+        .select(QuarantineRow::as_select())
+        .load(conn)
+}
+
+/// Quarantined events per sender.
+pub fn count_by_sender(conn: &mut DbConn) -> QueryResult<Vec<(String, i64)>> {
+    quarantine::table
+        .group_by(quarantine::received_from)
+        .select((quarantine::received_from, diesel::dsl::count_star()))
+        .load(conn)
+}

@@ -1,0 +1,213 @@
+//! Outbox and participant queries.
+
+use diesel::prelude::*;
+
+use crate::db::DbConn;
+use crate::db::schema::{events, outbox, ticket_participants};
+use crate::domain::{Change, Event, NodeId, TicketId, TicketState, Timestamp};
+
+/// Adds `node` to a ticket's participants (no-op if present).
+pub fn add_participant(conn: &mut DbConn, ticket: &TicketId, node: &NodeId) -> QueryResult<()> {
+    let t = ticket.to_string();
+    let present: i64 = ticket_participants::table
+        .filter(ticket_participants::ticket.eq(&t))
+        .filter(ticket_participants::node.eq(node.as_str()))
+        .count()
+        .get_result(conn)?;
+    if present == 0 {
+        diesel::insert_into(ticket_participants::table)
+            .values((
+                ticket_participants::ticket.eq(&t),
+                ticket_participants::node.eq(node.as_str()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A ticket's participants.
+pub fn participants(conn: &mut DbConn, ticket: &TicketId) -> QueryResult<Vec<String>> {
+    ticket_participants::table
+        .filter(ticket_participants::ticket.eq(ticket.to_string()))
+        .select(ticket_participants::node)
+        .order(ticket_participants::node.asc())
+        .load(conn)
+}
+
+/// Whether `node` takes part in `ticket`.
+pub fn is_participant(conn: &mut DbConn, ticket: &str, node: &str) -> QueryResult<bool> {
+    let n: i64 = ticket_participants::table
+        .filter(ticket_participants::ticket.eq(ticket))
+        .filter(ticket_participants::node.eq(node))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+fn enqueue_one(
+    conn: &mut DbConn,
+    destination: &str,
+    event_id: &str,
+    with_pii: bool,
+    now: Timestamp,
+) -> QueryResult<()> {
+    let present: i64 = outbox::table
+        .filter(outbox::destination.eq(destination))
+        .filter(outbox::event_id.eq(event_id))
+        .count()
+        .get_result(conn)?;
+    if present == 0 {
+        diesel::insert_into(outbox::table)
+            .values((
+                outbox::destination.eq(destination),
+                outbox::event_id.eq(event_id),
+                outbox::with_pii.eq(with_pii),
+                outbox::enqueued_at_ms.eq(now.millis()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Records the participants of `after` and writes the outbox rows of `event`, which this node
+/// (`me`) just appended; `before` is the state the event was applied to (`None` for
+/// `created`). Runs inside the event's write transaction.
+pub fn enqueue_for(
+    conn: &mut DbConn,
+    me: &NodeId,
+    hub: Option<&NodeId>,
+    before: Option<&TicketState>,
+    after: &TicketState,
+    event: &Event,
+) -> QueryResult<()> {
+    let ticket = &event.ticket;
+    add_participant(conn, ticket, &after.origin)?;
+    add_participant(conn, ticket, &after.handler)?;
+    let id = event.id.to_string();
+    let now = event.at;
+    if let Some(hub) = hub.filter(|h| *h != me) {
+        enqueue_one(conn, hub.as_str(), &id, false, now)?;
+    }
+    let anonymous = after.report.privacy.anonymous;
+    for p in participants(conn, ticket)? {
+        if p == me.as_str() || hub.is_some_and(|h| h.as_str() == p) {
+            continue;
+        }
+        let with_pii = !anonymous
+            && p == after.handler.as_str()
+            && matches!(event.change, Change::Created(_))
+            && event.pii.is_some();
+        enqueue_one(conn, &p, &id, with_pii, now)?;
+    }
+    // A node that just became the handler receives the ticket's history (and, when the report
+    // is not anonymous, the personal data with the `created` event).
+    let new_handler = before.is_some_and(|b| b.handler != after.handler) && after.handler != *me;
+    let handler_is_hub = hub.is_some_and(|h| *h == after.handler);
+    if new_handler {
+        let earlier: Vec<(String, String)> = events::table
+            .filter(events::ticket.eq(ticket.to_string()))
+            .filter(events::id.ne(&id))
+            .select((events::id, events::kind))
+            .order(events::stored_at_ms.asc())
+            .load(conn)?;
+        for (eid, kind) in earlier {
+            let with_pii = !anonymous && !handler_is_hub && kind == "created";
+            enqueue_one(conn, after.handler.as_str(), &eid, with_pii, now)?;
+        }
+    }
+    Ok(())
+}
+
+/// Rows claimed for one destination, in outbox order, with the events' JSON.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Outbox row id.
+    pub row: i64,
+    /// Event id.
+    pub event_id: String,
+    /// Ticket id.
+    pub ticket: String,
+    /// Send the personal-data part along.
+    pub with_pii: bool,
+    /// The event's JSON (with `sig`).
+    pub raw: String,
+}
+
+/// The oldest `limit` pending (not refused) rows for `destination`.
+pub fn pending(conn: &mut DbConn, destination: &str, limit: i64) -> QueryResult<Vec<Claimed>> {
+    let rows: Vec<(i64, String, String, bool, String)> = outbox::table
+        .inner_join(events::table)
+        .filter(outbox::destination.eq(destination))
+        .filter(outbox::refused_reason.is_null())
+        .order(outbox::id.asc())
+        .limit(limit)
+        .select((
+            outbox::id,
+            outbox::event_id,
+            events::ticket,
+            outbox::with_pii,
+            events::raw,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(row, event_id, ticket, with_pii, raw)| Claimed {
+            row,
+            event_id,
+            ticket,
+            with_pii,
+            raw,
+        })
+        .collect())
+}
+
+/// Removes acknowledged rows.
+pub fn acknowledge(conn: &mut DbConn, rows: &[i64]) -> QueryResult<usize> {
+    let mut n = 0;
+    for chunk in rows.chunks(500) {
+        n += diesel::delete(outbox::table.filter(outbox::id.eq_any(chunk))).execute(conn)?;
+    }
+    Ok(n)
+}
+
+/// Marks a row refused by its destination (it stays, for operators).
+pub fn refuse(conn: &mut DbConn, row: i64, reason: &str) -> QueryResult<usize> {
+    diesel::update(outbox::table.find(row))
+        .set(outbox::refused_reason.eq(Some(reason)))
+        .execute(conn)
+}
+
+/// Queue figures for one destination.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxStats {
+    /// Rows waiting to be delivered.
+    pub depth: i64,
+    /// Rows the destination refused.
+    pub refused: i64,
+    /// Enqueue time of the oldest waiting row.
+    pub oldest_ms: Option<i64>,
+}
+
+/// Figures for `destination`.
+pub fn stats(conn: &mut DbConn, destination: &str) -> QueryResult<OutboxStats> {
+    let depth = outbox::table
+        .filter(outbox::destination.eq(destination))
+        .filter(outbox::refused_reason.is_null())
+        .count()
+        .get_result(conn)?;
+    let refused = outbox::table
+        .filter(outbox::destination.eq(destination))
+        .filter(outbox::refused_reason.is_not_null())
+        .count()
+        .get_result(conn)?;
+    let oldest_ms = outbox::table
+        .filter(outbox::destination.eq(destination))
+        .filter(outbox::refused_reason.is_null())
+        .select(diesel::dsl::min(outbox::enqueued_at_ms))
+        .first(conn)?;
+    Ok(OutboxStats {
+        depth,
+        refused,
+        oldest_ms,
+    })
+}

@@ -1,0 +1,107 @@
+//! rustls configurations: the federation listener (client certificate required, issued by the
+//! federation CA) and the HTTP client peers are called with (this node's certificate, trusting
+//! only the federation CA).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+
+use super::TlsError;
+
+/// The three files of a node's federation identity.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Federation CA certificate (trust anchor).
+    pub ca: PathBuf,
+    /// This node's certificate.
+    pub cert: PathBuf,
+    /// This node's private key.
+    pub key: PathBuf,
+}
+
+fn pem_err(path: &Path, e: impl std::fmt::Display) -> TlsError {
+    TlsError::Pem {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem_err(path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_err(path, e))?;
+    if certs.is_empty() {
+        return Err(pem_err(path, "no certificate found"));
+    }
+    Ok(certs)
+}
+
+fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| pem_err(path, e))
+}
+
+fn roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs(path)? {
+        roots.add(c).map_err(|e| pem_err(path, e))?;
+    }
+    Ok(roots)
+}
+
+/// The federation listener's configuration: requires a client certificate from the CA.
+pub fn server_config(files: &TlsFiles) -> Result<rustls::ServerConfig, TlsError> {
+    super::install_crypto_provider();
+    let verifier = WebPkiClientVerifier::builder(Arc::new(roots(&files.ca)?))
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let mut cfg = rustls::ServerConfig::builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs(&files.cert)?, key(&files.key)?)?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// An HTTP client presenting this node's certificate and trusting only the federation CA.
+/// `resolve` pins node names to addresses (loopback tests, a proxy, or hosts without DNS).
+pub fn client(
+    files: &TlsFiles,
+    resolve: &[(String, SocketAddr)],
+    timeout: Duration,
+) -> Result<reqwest::Client, TlsError> {
+    super::install_crypto_provider();
+    let ca_pem = std::fs::read(&files.ca).map_err(|cause| TlsError::Io {
+        path: files.ca.display().to_string(),
+        cause,
+    })?;
+    let ca = reqwest::Certificate::from_pem(&ca_pem).map_err(|e| pem_err(&files.ca, e))?;
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|cause| TlsError::Io {
+            path: p.display().to_string(),
+            cause,
+        })
+    };
+    let mut identity_pem = read(&files.cert)?;
+    identity_pem.push(b'\n');
+    identity_pem.extend(read(&files.key)?);
+    let identity =
+        reqwest::Identity::from_pem(&identity_pem).map_err(|e| pem_err(&files.cert, e))?;
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .identity(identity)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(timeout);
+    for (host, addr) in resolve {
+        b = b.resolve(host, *addr);
+    }
+    b.build().map_err(|e| TlsError::Client(e.to_string()))
+}
