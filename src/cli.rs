@@ -69,6 +69,35 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Run a whole federation on loopback — the hub and two province nodes (31 DKI Jakarta,
+    /// 53 Nusa Tenggara Timur) with a fresh dev CA, certificates and SQLite databases in a temp
+    /// directory — walk a complaint across it, cut NTT's link and catch up; then keep serving
+    /// until Ctrl-C.
+    Demo {
+        /// Stop after the scenario.
+        #[arg(long)]
+        exit: bool,
+        /// Reports NTT files while its link is cut.
+        #[arg(long, default_value_t = 50)]
+        backlog: usize,
+    },
+    /// Federation certificates: `certs ca --out DIR` creates a federation CA; `certs issue
+    /// --ca DIR --node-id ID --out DIR` issues a node certificate (DNS SAN = node id, server
+    /// and client use). Private keys are written 0600 and never overwritten.
+    Certs {
+        /// What to do.
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Federation peers: reachable or not, last contact, outbox depth and oldest undelivered
+    /// age, refusals, quarantine count.
+    Peers,
+    /// Events refused by this node's inbox: `quarantine list`.
+    Quarantine {
+        /// What to do.
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
     /// Create a new node: a data directory with a working config.toml and a migrated
     /// database.
     Init {
@@ -100,6 +129,42 @@ pub enum KeysCommand {
     List,
     /// Make a new signing key, valid from now; the current one stays valid until now.
     Rotate,
+}
+
+/// `certs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Create a federation CA (development; production federations bring their own).
+    Ca {
+        /// Directory for ca.pem and ca.key.
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 3650)]
+        days: i64,
+    },
+    /// Issue a node certificate signed by the CA.
+    Issue {
+        /// The CA directory (ca.pem, ca.key).
+        #[arg(long)]
+        ca: PathBuf,
+        /// The node id (DNS name), e.g. prov-31.lapor.test.
+        #[arg(long)]
+        node_id: String,
+        /// Directory for node.pem, node.key and a copy of ca.pem.
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+}
+
+/// `quarantine` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// The latest refused events with their reasons.
+    List,
 }
 
 /// `audit` subcommands.
@@ -138,6 +203,68 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             force,
         } => init(&node_id, &province, &dir, role.into(), &listen, force),
+        Command::Demo { exit, backlog } => demo(exit, backlog),
+        Command::Certs { command } => certs(command),
+        Command::Peers => {
+            let settings = load(cli.config.as_deref())?;
+            crate::telemetry::init(&settings.raw.log);
+            let db = app::open_database(&settings)?;
+            let Some(fed) = settings.raw.federation.as_ref() else {
+                anyhow::bail!("this node is not federated: [federation] is not configured");
+            };
+            let now = crate::domain::Timestamp::now();
+            let list = crate::delivery::peers::status(&db, &fed.peers, now)?;
+            say(
+                "PEER                           ROLE      REACHABLE  LAST CONTACT               OUTBOX  OLDEST(s)  REFUSED  QUARANTINED",
+            );
+            for p in list {
+                say(&format!(
+                    "{:<30} {:<9} {:<10} {:<26} {:>6}  {:>9}  {:>7}  {:>11}",
+                    p.node,
+                    p.role,
+                    if p.reachable { "yes" } else { "no" },
+                    p.last_contact_ms.map_or_else(
+                        || "never".to_owned(),
+                        |t| crate::domain::Timestamp::from_millis(t).to_string()
+                    ),
+                    p.outbox_depth,
+                    p.oldest_undelivered_age_ms
+                        .map_or_else(|| "-".to_owned(), |a| (a / 1000).to_string()),
+                    p.refused,
+                    p.quarantined,
+                ));
+                if let Some(e) = p.last_error {
+                    say(&format!("    last error: {e}"));
+                }
+            }
+            Ok(())
+        }
+        Command::Quarantine {
+            command: QuarantineCommand::List,
+        } => {
+            let settings = load(cli.config.as_deref())?;
+            crate::telemetry::init(&settings.raw.log);
+            let db = app::open_database(&settings)?;
+            let mut conn = db.read()?;
+            let rows = crate::inbox::store::list(&mut conn, 500)?;
+            say(&format!(
+                "{} quarantined event(s) (latest first)",
+                rows.len()
+            ));
+            for q in rows {
+                say(&format!(
+                    "{}  from {}  event {} ({}#{})  {}: {}",
+                    crate::domain::Timestamp::from_millis(q.received_at_ms),
+                    q.received_from,
+                    q.event_id.as_deref().unwrap_or("?"),
+                    q.origin.as_deref().unwrap_or("?"),
+                    q.seq.map_or_else(|| "?".to_owned(), |s| s.to_string()),
+                    q.reason,
+                    q.detail
+                ));
+            }
+            Ok(())
+        }
         Command::Serve => {
             let settings = load(cli.config.as_deref())?;
             crate::telemetry::init(&settings.raw.log);
@@ -269,6 +396,84 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn certs(command: CertsCommand) -> anyhow::Result<()> {
+    match command {
+        CertsCommand::Ca { out, days } => {
+            let f = crate::tls::certs::create_ca(&out, "LAPOR! federation CA", days)?;
+            say(&format!(
+                "federation CA: {} (key {}, mode 0600)",
+                f.cert.display(),
+                f.key.display()
+            ));
+        }
+        CertsCommand::Issue {
+            ca,
+            node_id,
+            out,
+            days,
+        } => {
+            let node = NodeId::parse(&node_id)?;
+            let f = crate::tls::certs::issue(
+                &ca,
+                &node,
+                &out,
+                crate::tls::certs::Validity::days(days),
+            )?;
+            say(&format!(
+                "certificate for {node}: {} (key {}, mode 0600; CA copy {})",
+                f.cert.display(),
+                f.key.display(),
+                f.ca.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
+    use crate::demo::{cluster, scenario};
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    crate::telemetry::init(&crate::config::LogSettings {
+        format: crate::config::LogFormat::Text,
+        filter,
+    });
+    let dir = tempfile::Builder::new().prefix("lapor-demo-").tempdir()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let specs = [
+            cluster::NodeSpec::new(scenario::HUB, "31", NodeRole::Hub),
+            cluster::NodeSpec::new(scenario::JAKARTA, "31", NodeRole::Province),
+            cluster::NodeSpec::new(scenario::NTT, "53", NodeRole::Province),
+        ];
+        let opts = cluster::Options { workers: true, pull_interval_secs: 2, extra_toml: String::new() };
+        let c = cluster::Cluster::start(dir.path(), &specs, &opts).await?;
+        say(&format!("lapor-node demo: a federation on loopback, files in {}", dir.path().display()));
+        for n in c.nodes() {
+            say(&format!(
+                "  {:<22} public API {}   federation (mTLS) https://{}:{}",
+                n.id, n.api, n.id, n.federation_port
+            ));
+        }
+        let summary = scenario::run(&c, &mut |l| say(l), backlog).await?;
+        say(&format!(
+            "done: ticket {} forwarded and answered; {} event(s) piled up during the outage, delivered {} ms after the link returned",
+            summary.ticket,
+            summary.piled_up,
+            summary.catch_up.as_millis()
+        ));
+        if exit {
+            c.shutdown().await;
+            return anyhow::Ok(());
+        }
+        say("serving until Ctrl-C; try the URLs above (GET /api/v1/reports/<code>, /metrics)");
+        let _ = tokio::signal::ctrl_c().await;
+        c.shutdown().await;
+        anyhow::Ok(())
+    })
 }
 
 fn load(path: Option<&Path>) -> anyhow::Result<Settings> {

@@ -206,6 +206,7 @@ impl Inbox {
             for c in checked {
                 out.push(apply.one(c)?);
             }
+            apply.keep_pii()?;
             Ok::<_, InboxError>(out)
         })?;
         for o in &outcomes {
@@ -399,35 +400,6 @@ impl Apply<'_> {
         crate::outbox::store::add_participant(self.conn, &event.ticket, &state.origin)?;
         crate::outbox::store::add_participant(self.conn, &event.ticket, &state.handler)?;
         match &event.change {
-            Change::Created(_) => {
-                if let (Some(part), Some(commitment)) = (self.pii.remove(&id), &event.pii) {
-                    let entitled = state.handler == *self.me && !state.report.privacy.anonymous;
-                    if entitled && crate::crypto::pii::opens(commitment, &part.salt, &part.contact)
-                    {
-                        let field = |k: &str| {
-                            part.contact
-                                .get(k)
-                                .and_then(Value::as_str)
-                                .map(str::to_owned)
-                        };
-                        if tickets::contact(self.conn, &event.ticket)?.is_none() {
-                            tickets::insert_contact(
-                                self.conn,
-                                &ContactRow {
-                                    ticket_id: event.ticket.to_string(),
-                                    name: field("name"),
-                                    phone: field("phone"),
-                                    email: field("email"),
-                                    salt: Some(part.salt.clone()),
-                                    stored_at_ms: self.now.millis(),
-                                },
-                            )?;
-                        }
-                    } else {
-                        tracing::warn!(event = %id, entitled, "personal-data part not kept (not entitled or not matching the commitment)");
-                    }
-                }
-            }
             Change::Erased {} => {
                 tickets::delete_contact(self.conn, &event.ticket)?;
             }
@@ -437,6 +409,52 @@ impl Apply<'_> {
             h.push(*event);
         }
         Ok(Outcome::Accepted { id })
+    }
+
+    /// Keeps the personal-data parts this node is entitled to — it handles the ticket (after
+    /// the whole batch) and the report is not anonymous — when they open the commitment of
+    /// the stored `created` event. Others are dropped and logged (without the data).
+    fn keep_pii(&mut self) -> Result<(), InboxError> {
+        for (event_id, part) in std::mem::take(&mut self.pii) {
+            let Some(row) = store::event_row(self.conn, &event_id)? else {
+                tracing::warn!(event = %event_id, "personal-data part for an event not held; not kept");
+                continue;
+            };
+            let event = log::decode(&row)?;
+            let Some(ticket) = tickets::by_id(self.conn, &event.ticket)? else {
+                continue;
+            };
+            let entitled = ticket.handling_node == self.me.as_str() && !ticket.anonymous;
+            let opens = event
+                .pii
+                .as_deref()
+                .is_some_and(|c| crate::crypto::pii::opens(c, &part.salt, &part.contact));
+            if !(entitled && opens && matches!(event.change, Change::Created(_))) {
+                tracing::warn!(event = %event_id, entitled, opens, "personal-data part not kept");
+                continue;
+            }
+            if tickets::contact(self.conn, &event.ticket)?.is_some() {
+                continue;
+            }
+            let field = |k: &str| {
+                part.contact
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            tickets::insert_contact(
+                self.conn,
+                &ContactRow {
+                    ticket_id: event.ticket.to_string(),
+                    name: field("name"),
+                    phone: field("phone"),
+                    email: field("email"),
+                    salt: Some(part.salt.clone()),
+                    stored_at_ms: self.now.millis(),
+                },
+            )?;
+        }
+        Ok(())
     }
 
     fn history(&mut self, ticket: &TicketId) -> Result<Vec<Event>, InboxError> {

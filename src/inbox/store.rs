@@ -25,6 +25,15 @@ pub fn event_at(conn: &mut DbConn, origin: &str, seq: i64) -> QueryResult<Option
         .optional()
 }
 
+/// A stored event row by id.
+pub fn event_row(conn: &mut DbConn, id: &str) -> QueryResult<Option<EventRow>> {
+    events::table
+        .find(id)
+        .select(EventRow::as_select())
+        .first(conn)
+        .optional()
+}
+
 /// Stores a received event.
 pub fn insert_event(conn: &mut DbConn, row: &EventRow) -> QueryResult<()> {
     diesel::insert_into(events::table)
