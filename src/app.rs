@@ -206,14 +206,18 @@ impl App {
                 let workers = fed
                     .settings()
                     .workers
-                    .then(|| tokio::spawn(fed.clone().run()));
+                    .then(|| tokio::spawn(fed.clone().run()).abort_handle());
                 (Some(srv), Some(h), workers)
             }
             None => (None, None, None),
         };
+        let stop_workers = workers.clone();
         let stop = async move {
             stop.await;
             tracing::info!("shutting down");
+            if let Some(w) = stop_workers {
+                w.abort();
+            }
             if let Some(h) = fed_handle {
                 h.stop(true).await;
             }
@@ -261,6 +265,7 @@ fn federation_server(
             .configure(crate::inbox::http::routes)
     })
     .on_connect(crate::tls::identity::on_connect)
+    .shutdown_timeout(5)
     .listen_rustls_0_23(listener, tls)
     .map_err(bind_err)?
     .disable_signals()

@@ -317,6 +317,18 @@ impl Federation {
         result
     }
 
+    /// Fetches and pins the keys of every configured peer; returns the peers that could not
+    /// be reached or whose keys were refused, with the reason.
+    pub async fn fetch_all_keys(&self) -> Vec<(NodeId, String)> {
+        let mut failed = Vec::new();
+        for p in &self.settings.peers {
+            if let Err(e) = self.fetch_keys(&p.id).await {
+                failed.push((p.id.clone(), e.to_string()));
+            }
+        }
+        failed
+    }
+
     /// Called when a peer contacts us: its backoff resets and its queue wakes.
     pub fn contact_from(&self, peer: &NodeId, now: Timestamp) {
         if self.settings.peer(peer).is_none() {

@@ -183,6 +183,12 @@ impl Cluster {
             links,
         };
         cluster.connect_links().await;
+        for n in cluster.nodes.values() {
+            let failed = n.federation.fetch_all_keys().await;
+            if !failed.is_empty() {
+                anyhow::bail!("{}: cannot pin peer keys: {failed:?}", n.id);
+            }
+        }
         Ok(cluster)
     }
 

@@ -330,9 +330,7 @@ pub async fn run(
 
     say("== 6. The links return; the workers deliver the backlog");
     cluster.reconnect(NTT);
-    for n in [&ntt_fed] {
-        n.wake_all();
-    }
+    ntt_fed.wake_all();
     let catch_up = wait_for("every outbox to drain", Duration::from_secs(120), || {
         Ok(cluster.undelivered()? == 0)
     })

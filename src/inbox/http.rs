@@ -41,7 +41,10 @@ fn refuse(
         1,
     );
     tracing::warn!(reason = code, %message, "federation request refused");
-    HttpResponse::build(status).json(json!({"error": code, "message": message}))
+    let mut body = serde_json::Map::new();
+    body.insert("error".into(), Value::String(code.to_owned()));
+    body.insert("message".into(), Value::String(message));
+    HttpResponse::build(status).json(Value::Object(body))
 }
 
 fn peer(req: &HttpRequest, fed: &Federation) -> Result<NodeId, HttpResponse> {
@@ -122,7 +125,11 @@ async fn post_events(
         }
         Err(Some(e)) => return refuse(&fed, StatusCode::BAD_REQUEST, "body_unreadable", e),
     };
-    let body = match req.headers().get("content-encoding").map(|v| v.as_bytes()) {
+    let body = match req
+        .headers()
+        .get("content-encoding")
+        .map(actix_web::http::header::HeaderValue::as_bytes)
+    {
         None | Some(b"identity") => {
             if raw.len() > s.max_decompressed_bytes {
                 return refuse(
@@ -204,6 +211,19 @@ async fn post_events(
             ),
         );
     }
+    let raw_origins: Vec<(String, String)> = batch
+        .events
+        .iter()
+        .map(|e| {
+            let s = |k: &str| {
+                e.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            (s("id"), s("origin"))
+        })
+        .collect();
     let f = fed.get_ref().clone();
     let now = Timestamp::now();
     let id = batch.batch.clone();
@@ -214,7 +234,28 @@ async fn post_events(
     })
     .await;
     match result {
-        Ok(Ok(results)) => HttpResponse::Ok().json(BatchAnswer { batch: id, results }),
+        Ok(Ok(results)) => {
+            // Events from an origin whose keys are not pinned yet: fetch them (the sender
+            // retries the deferred events).
+            let unknown: std::collections::BTreeSet<String> = results
+                .iter()
+                .filter(|o| matches!(o, crate::inbox::Outcome::Deferred { reason, .. } if reason == "unknown_origin_keys"))
+                .filter_map(|o| origin_of(o.id(), &raw_origins))
+                .collect();
+            for origin in unknown {
+                if let Ok(node) = NodeId::parse(&origin) {
+                    if fed.settings().peer(&node).is_some() {
+                        let f = fed.get_ref().clone();
+                        actix_web::rt::spawn(async move {
+                            if let Err(e) = f.fetch_keys(&node).await {
+                                tracing::warn!(peer = %node, error = %e, "key fetch after unknown-key events failed");
+                            }
+                        });
+                    }
+                }
+            }
+            HttpResponse::Ok().json(BatchAnswer { batch: id, results })
+        }
         Ok(Err(e)) => internal(&fed, &e),
         Err(e) => internal(&fed, &e),
     }
@@ -260,6 +301,13 @@ async fn get_events(
         Ok(Err(e)) => internal(&fed, &e),
         Err(e) => internal(&fed, &e),
     }
+}
+
+fn origin_of(id: &str, origins: &[(String, String)]) -> Option<String> {
+    origins
+        .iter()
+        .find(|(i, _)| i == id)
+        .map(|(_, o)| o.clone())
 }
 
 type Refusal = (StatusCode, &'static str, String);

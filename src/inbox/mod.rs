@@ -135,9 +135,8 @@ fn claimed_id(v: &Value) -> String {
 
 fn verify_reason(e: &VerifyError) -> &'static str {
     match e {
-        VerifyError::Json(_) => "malformed",
         VerifyError::Wire(crate::event_log::wire::WireError::IdMismatch { .. }) => "id_mismatch",
-        VerifyError::Wire(_) => "malformed",
+        VerifyError::Json(_) | VerifyError::Wire(_) => "malformed",
         VerifyError::Signature(_) => "malformed_signature",
         VerifyError::UnknownKey(_) => "unknown_key",
         VerifyError::KeyNotOwned { .. } => "key_not_owned",
@@ -399,11 +398,8 @@ impl Apply<'_> {
         }
         crate::outbox::store::add_participant(self.conn, &event.ticket, &state.origin)?;
         crate::outbox::store::add_participant(self.conn, &event.ticket, &state.handler)?;
-        match &event.change {
-            Change::Erased {} => {
-                tickets::delete_contact(self.conn, &event.ticket)?;
-            }
-            _ => {}
+        if matches!(event.change, Change::Erased {}) {
+            tickets::delete_contact(self.conn, &event.ticket)?;
         }
         if let Some(h) = self.cache.get_mut(&event.ticket) {
             h.push(*event);

@@ -198,6 +198,7 @@ mod tests {
             assert_eq!(mode, 0o600, "{}", key.display());
         }
         let pem = std::fs::read(&files.cert).unwrap();
+        use rustls::pki_types::pem::PemObject;
         let der = rustls::pki_types::CertificateDer::from_pem_slice(&pem).unwrap();
         let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
         let id = crate::tls::identity::dns_san(&cert).unwrap();
