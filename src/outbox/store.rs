@@ -85,10 +85,27 @@ pub fn enqueue_for(
     add_participant(conn, ticket, &after.handler)?;
     let id = event.id.to_string();
     let now = event.at;
+    let anonymous = after.report.privacy.anonymous;
+    // A node that just became the handler receives the ticket's history first (and, when the
+    // report is not anonymous, the personal data with the `created` event), so the new event
+    // arrives after its parents.
+    let new_handler = before.is_some_and(|b| b.handler != after.handler) && after.handler != *me;
+    let handler_is_hub = hub.is_some_and(|h| *h == after.handler);
+    if new_handler {
+        let earlier: Vec<(String, String)> = events::table
+            .filter(events::ticket.eq(ticket.to_string()))
+            .filter(events::id.ne(&id))
+            .select((events::id, events::kind))
+            .order((events::stored_at_ms.asc(), events::seq.asc()))
+            .load(conn)?;
+        for (eid, kind) in earlier {
+            let with_pii = !anonymous && !handler_is_hub && kind == "created";
+            enqueue_one(conn, after.handler.as_str(), &eid, with_pii, now)?;
+        }
+    }
     if let Some(hub) = hub.filter(|h| *h != me) {
         enqueue_one(conn, hub.as_str(), &id, false, now)?;
     }
-    let anonymous = after.report.privacy.anonymous;
     for p in participants(conn, ticket)? {
         if p == me.as_str() || hub.is_some_and(|h| h.as_str() == p) {
             continue;
@@ -98,22 +115,6 @@ pub fn enqueue_for(
             && matches!(event.change, Change::Created(_))
             && event.pii.is_some();
         enqueue_one(conn, &p, &id, with_pii, now)?;
-    }
-    // A node that just became the handler receives the ticket's history (and, when the report
-    // is not anonymous, the personal data with the `created` event).
-    let new_handler = before.is_some_and(|b| b.handler != after.handler) && after.handler != *me;
-    let handler_is_hub = hub.is_some_and(|h| *h == after.handler);
-    if new_handler {
-        let earlier: Vec<(String, String)> = events::table
-            .filter(events::ticket.eq(ticket.to_string()))
-            .filter(events::id.ne(&id))
-            .select((events::id, events::kind))
-            .order(events::stored_at_ms.asc())
-            .load(conn)?;
-        for (eid, kind) in earlier {
-            let with_pii = !anonymous && !handler_is_hub && kind == "created";
-            enqueue_one(conn, after.handler.as_str(), &eid, with_pii, now)?;
-        }
     }
     Ok(())
 }
