@@ -9,6 +9,15 @@
 //! - **reconnect + first batch**: after the link was cut and restored, the time from the first
 //!   delivery attempt to the acknowledgement of a small batch on a fresh TLS connection.
 
+#![expect(
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::cast_precision_loss,
+    dead_code,
+    reason = "a benchmark program: it reports on stdout, stops on any setup failure, and uses \
+              one helper of the shared set-up"
+)]
+
 use std::time::{Duration, Instant};
 
 use lapor_node::config::NodeRole;
@@ -17,7 +26,6 @@ use lapor_node::demo::scenario::{AGENCY, HUB, JAKARTA, NTT};
 use lapor_node::domain::{Actor, AgencyCode, NodeId, Role, Timestamp};
 use lapor_node::tickets::Action;
 
-#[path = "common/mod.rs"]
 mod common;
 
 fn file(c: &Cluster, tickets: usize) {
@@ -41,11 +49,11 @@ fn file(c: &Cluster, tickets: usize) {
         let d = Action::Dispatch {
             agency: agency.clone(),
         };
-        t.act(&id, &verifier, d, Timestamp::now()).expect("dispatch");
+        t.act(&id, &verifier, d, Timestamp::now())
+            .expect("dispatch");
     }
 }
 
-#[expect(clippy::print_stdout, reason = "the benchmark's table")]
 fn main() -> anyhow::Result<()> {
     let n = common::bench_n(6000);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -103,6 +111,11 @@ fn main() -> anyhow::Result<()> {
         }
         let raw = start.elapsed();
 
+        if std::env::var_os("BENCH_PROFILE_PAUSE").is_some() {
+            // Lets a profiler attach to the replication phase alone.
+            eprintln!("pid {}: replication starts in 3 s", std::process::id());
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
         let start = Instant::now();
         let d = ntt.drain(&jkt_id).await?;
         let replicate = start.elapsed();

@@ -348,6 +348,7 @@ impl Apply<'_> {
             return self.quarantine(o, &raw);
         }
         let mut history = self.history(&event.ticket)?;
+        let ticket_exists = !history.is_empty();
         let known: std::collections::HashSet<&EventId> = history.iter().map(|e| &e.id).collect();
         if event.parents.iter().any(|p| !known.contains(p)) {
             return Ok(Outcome::Deferred {
@@ -391,13 +392,19 @@ impl Apply<'_> {
         };
         store::insert_event(self.conn, &row)?;
         let ticket_row = TicketRow::from_state(&event.ticket, &state, &head)?;
-        if tickets::by_id(self.conn, &event.ticket)?.is_some() {
+        if ticket_exists {
             tickets::update(self.conn, &ticket_row)?;
         } else {
             tickets::insert(self.conn, &ticket_row)?;
         }
-        crate::outbox::store::add_participant(self.conn, &event.ticket, &state.origin)?;
-        crate::outbox::store::add_participant(self.conn, &event.ticket, &state.handler)?;
+        // Participants change only when a ticket starts or its handler changes.
+        if matches!(
+            event.change,
+            Change::Created(_) | Change::Dispatched { .. } | Change::NotOurAuthority { .. }
+        ) {
+            crate::outbox::store::add_participant(self.conn, &event.ticket, &state.origin)?;
+            crate::outbox::store::add_participant(self.conn, &event.ticket, &state.handler)?;
+        }
         if matches!(event.change, Change::Erased {}) {
             tickets::delete_contact(self.conn, &event.ticket)?;
         }

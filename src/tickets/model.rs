@@ -118,6 +118,47 @@ impl TicketRow {
     }
 }
 
+/// The columns of a ticket row that a change can alter.
+#[derive(Debug, Clone, Copy, AsChangeset)]
+#[diesel(table_name = tickets, treat_none_as_null = true)]
+pub struct TicketChanges<'a> {
+    handling_node: &'a str,
+    agency: Option<&'a str>,
+    status: &'a str,
+    archive_reason: Option<&'a str>,
+    rating: Option<i32>,
+    updated_at_ms: i64,
+    response_due_ms: Option<i64>,
+    auto_close_due_ms: Option<i64>,
+    reopen_until_ms: Option<i64>,
+    breaches: i32,
+    head: &'a str,
+    event_count: i32,
+    state: &'a str,
+}
+
+impl<'a> TicketChanges<'a> {
+    /// The changeable columns of `row`.
+    #[must_use]
+    pub fn of(row: &'a TicketRow) -> Self {
+        Self {
+            handling_node: &row.handling_node,
+            agency: row.agency.as_deref(),
+            status: &row.status,
+            archive_reason: row.archive_reason.as_deref(),
+            rating: row.rating,
+            updated_at_ms: row.updated_at_ms,
+            response_due_ms: row.response_due_ms,
+            auto_close_due_ms: row.auto_close_due_ms,
+            reopen_until_ms: row.reopen_until_ms,
+            breaches: row.breaches,
+            head: &row.head,
+            event_count: row.event_count,
+            state: &row.state,
+        }
+    }
+}
+
 /// Reporter contact (personal data).
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = reporter_contacts)]

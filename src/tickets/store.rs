@@ -85,10 +85,11 @@ pub fn insert(conn: &mut DbConn, row: &TicketRow) -> QueryResult<()> {
         .map(|_| ())
 }
 
-/// Replaces a ticket row.
+/// Updates a ticket row with a new folded state: only the columns a change can alter (the
+/// key, tracking code and report columns stay, so their indexes are not touched).
 pub fn update(conn: &mut DbConn, row: &TicketRow) -> QueryResult<()> {
     diesel::update(tickets::table.find(&row.id))
-        .set(row)
+        .set(super::model::TicketChanges::of(row))
         .execute(conn)
         .map(|_| ())
 }
