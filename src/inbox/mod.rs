@@ -200,11 +200,13 @@ impl Inbox {
                 now,
                 pii: pii.into_iter().map(|p| (p.event.clone(), p)).collect(),
                 cache: HashMap::new(),
+                projections: HashMap::new(),
             };
             let mut out = Vec::with_capacity(checked.len());
             for c in checked {
                 out.push(apply.one(c)?);
             }
+            apply.flush_projections()?;
             apply.keep_pii()?;
             Ok::<_, InboxError>(out)
         })?;
@@ -273,6 +275,9 @@ struct Apply<'a> {
     now: Timestamp,
     pii: HashMap<String, PiiPart>,
     cache: HashMap<TicketId, Vec<Event>>,
+    /// Projection rows to write at the end of the batch (one write per ticket), with whether
+    /// the row existed before the batch.
+    projections: HashMap<TicketId, (TicketRow, bool)>,
 }
 
 impl Apply<'_> {
@@ -392,11 +397,11 @@ impl Apply<'_> {
         };
         store::insert_event(self.conn, &row)?;
         let ticket_row = TicketRow::from_state(&event.ticket, &state, &head)?;
-        if ticket_exists {
-            tickets::update(self.conn, &ticket_row)?;
-        } else {
-            tickets::insert(self.conn, &ticket_row)?;
-        }
+        let existed = self
+            .projections
+            .get(&event.ticket)
+            .map_or(ticket_exists, |(_, e)| *e);
+        self.projections.insert(event.ticket, (ticket_row, existed));
         // Participants change only when a ticket starts or its handler changes.
         if matches!(
             event.change,
@@ -412,6 +417,18 @@ impl Apply<'_> {
             h.push(*event);
         }
         Ok(Outcome::Accepted { id })
+    }
+
+    /// Writes each changed ticket's projection once.
+    fn flush_projections(&mut self) -> Result<(), InboxError> {
+        for (_, (row, existed)) in std::mem::take(&mut self.projections) {
+            if existed {
+                tickets::update(self.conn, &row)?;
+            } else {
+                tickets::insert(self.conn, &row)?;
+            }
+        }
+        Ok(())
     }
 
     /// Keeps the personal-data parts this node is entitled to — it handles the ticket (after

@@ -81,8 +81,11 @@ pub fn enqueue_for(
     event: &Event,
 ) -> QueryResult<()> {
     let ticket = &event.ticket;
-    add_participant(conn, ticket, &after.origin)?;
-    add_participant(conn, ticket, &after.handler)?;
+    // Participants change only when a ticket starts or its handler changes.
+    if before.is_none_or(|b| b.handler != after.handler) {
+        add_participant(conn, ticket, &after.origin)?;
+        add_participant(conn, ticket, &after.handler)?;
+    }
     let id = event.id.to_string();
     let now = event.at;
     let anonymous = after.report.privacy.anonymous;

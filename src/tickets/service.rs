@@ -225,6 +225,8 @@ pub struct Inner {
     /// The federation hub, when this node is a federated province node: it receives every
     /// event this node writes.
     hub: Option<NodeId>,
+    /// `[federation]` is configured: events get outbox rows.
+    federated: bool,
 }
 
 fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), TicketError> {
@@ -303,6 +305,7 @@ impl Tickets {
                 .as_ref()
                 .and_then(|f| f.hub())
                 .map(|h| h.id.clone()),
+            federated: settings.raw.federation.is_some(),
         }))
     }
 
@@ -389,7 +392,16 @@ impl Tickets {
             };
             let event = log::append(conn, &this.node, this.key.as_ref(), draft, now)?;
             store::insert(conn, &TicketRow::from_state(&ticket, &state, &event.id)?)?;
-            crate::outbox::enqueue_for(conn, &this.node, this.hub.as_ref(), None, &state, &event)?;
+            if this.federated {
+                crate::outbox::enqueue_for(
+                    conn,
+                    &this.node,
+                    this.hub.as_ref(),
+                    None,
+                    &state,
+                    &event,
+                )?;
+            }
             if let Some(c) = contact {
                 store::insert_contact(
                     conn,
@@ -518,14 +530,16 @@ impl Tickets {
         };
         let event = log::append(conn, &self.node, self.key.as_ref(), draft, now)?;
         store::update(conn, &TicketRow::from_state(ticket, &next, &event.id)?)?;
-        crate::outbox::enqueue_for(
-            conn,
-            &self.node,
-            self.hub.as_ref(),
-            Some(state),
-            &next,
-            &event,
-        )?;
+        if self.federated {
+            crate::outbox::enqueue_for(
+                conn,
+                &self.node,
+                self.hub.as_ref(),
+                Some(state),
+                &next,
+                &event,
+            )?;
+        }
         Ok((event, next))
     }
 
