@@ -43,6 +43,18 @@ impl std::fmt::Debug for DbConn {
     }
 }
 
+/// Runs `$body` with `$c` bound to the concrete connection of either backend: for
+/// statements the multi-backend connection cannot express, such as multi-row inserts.
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite($c) => $body,
+            $crate::db::DbConn::Pg($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 /// The connection pool.
 pub type DbPool = Pool<ConnManager>;
 /// A pooled connection.

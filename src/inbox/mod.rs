@@ -13,7 +13,7 @@
 pub mod http;
 pub mod store;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -200,13 +200,19 @@ impl Inbox {
                 now,
                 pii: pii.into_iter().map(|p| (p.event.clone(), p)).collect(),
                 cache: HashMap::new(),
+                held: HashSet::new(),
+                at: HashMap::new(),
+                rows: Vec::new(),
+                participants: BTreeSet::new(),
                 projections: HashMap::new(),
+                handlers: HashMap::new(),
             };
+            apply.prefetch(&checked)?;
             let mut out = Vec::with_capacity(checked.len());
             for c in checked {
                 out.push(apply.one(c)?);
             }
-            apply.flush_projections()?;
+            apply.flush()?;
             apply.keep_pii()?;
             Ok::<_, InboxError>(out)
         })?;
@@ -274,10 +280,23 @@ struct Apply<'a> {
     from: &'a NodeId,
     now: Timestamp,
     pii: HashMap<String, PiiPart>,
+    /// The history of every ticket the batch touches: stored events, then those accepted
+    /// from this batch.
     cache: HashMap<TicketId, Vec<Event>>,
+    /// Ids of the batch's events already held, and of those accepted from it.
+    held: HashSet<String>,
+    /// `(origin, seq) → id` for the places the batch's events and their predecessors occupy.
+    at: HashMap<(String, i64), String>,
+    /// Accepted events, stored together when the batch has been judged.
+    rows: Vec<EventRow>,
+    /// `(ticket, node)` participants named by the batch's accepted events.
+    participants: BTreeSet<(String, String)>,
     /// Projection rows to write at the end of the batch (one write per ticket), with whether
     /// the row existed before the batch.
     projections: HashMap<TicketId, (TicketRow, bool)>,
+    /// After the flush: each changed ticket's handler, whether it is anonymous, and whether
+    /// the ticket is new with this batch.
+    handlers: HashMap<TicketId, (String, bool, bool)>,
 }
 
 impl Apply<'_> {
@@ -313,11 +332,11 @@ impl Apply<'_> {
             reason: reason.into(),
             detail,
         };
-        if store::event_exists(self.conn, &id)? {
+        if self.held.contains(&id) {
             return Ok(Outcome::Duplicate { id });
         }
         let seq = i64::try_from(event.seq).unwrap_or(i64::MAX);
-        if let Some(other) = store::event_at(self.conn, event.origin.as_str(), seq)? {
+        if let Some(other) = self.at.get(&(event.origin.to_string(), seq)) {
             let o = reject(
                 "equivocation",
                 format!(
@@ -335,8 +354,8 @@ impl Apply<'_> {
             return self.quarantine(o, &raw);
         }
         if event.seq > 1 {
-            if let Some(prev_id) = store::event_at(self.conn, event.origin.as_str(), seq - 1)? {
-                if event.prev.as_ref().map(ToString::to_string) != Some(prev_id.clone()) {
+            if let Some(prev_id) = self.at.get(&(event.origin.to_string(), seq - 1)) {
+                if event.prev.as_ref().map(ToString::to_string).as_ref() != Some(prev_id) {
                     let o = reject(
                         "broken_chain",
                         format!(
@@ -352,9 +371,9 @@ impl Apply<'_> {
             let o = reject("broken_chain", "seq 1 must not name a prev".into());
             return self.quarantine(o, &raw);
         }
-        let mut history = self.history(&event.ticket)?;
+        let history = self.cache.entry(event.ticket).or_default();
         let ticket_exists = !history.is_empty();
-        let known: std::collections::HashSet<&EventId> = history.iter().map(|e| &e.id).collect();
+        let known: HashSet<&EventId> = history.iter().map(|e| &e.id).collect();
         if event.parents.iter().any(|p| !known.contains(p)) {
             return Ok(Outcome::Deferred {
                 id,
@@ -362,16 +381,20 @@ impl Apply<'_> {
             });
         }
         history.push((*event).clone());
-        let folded = fold::fold(&history);
-        if let Some((_, err)) = folded.rejected.iter().find(|(rid, _)| *rid == event.id) {
-            let o = reject(transition_reason(err), err.to_string());
-            return self.quarantine(o, &raw);
-        }
-        let (Some(state), Some(head)) = (folded.state, folded.head) else {
-            let o = reject(
-                "illegal_transition",
-                "the ticket has no valid `created` event".into(),
-            );
+        let folded = fold::fold(history);
+        let refused = folded
+            .rejected
+            .iter()
+            .find(|(rid, _)| *rid == event.id)
+            .map(|(_, err)| reject(transition_reason(err), err.to_string()));
+        let (Some(state), Some(head), None) = (folded.state, folded.head, refused.as_ref()) else {
+            history.pop();
+            let o = refused.unwrap_or_else(|| {
+                reject(
+                    "illegal_transition",
+                    "the ticket has no valid `created` event".into(),
+                )
+            });
             return self.quarantine(o, &raw);
         };
         // Store, apply, and keep what comes with it — all in this transaction.
@@ -395,7 +418,9 @@ impl Apply<'_> {
                 .map(str::to_owned),
             stored_at_ms: self.now.millis(),
         };
-        store::insert_event(self.conn, &row)?;
+        self.held.insert(id.clone());
+        self.at.insert((row.origin.clone(), seq), id.clone());
+        self.rows.push(row);
         let ticket_row = TicketRow::from_state(&event.ticket, &state, &head)?;
         let existed = self
             .projections
@@ -407,26 +432,69 @@ impl Apply<'_> {
             event.change,
             Change::Created(_) | Change::Dispatched { .. } | Change::NotOurAuthority { .. }
         ) {
-            crate::outbox::store::add_participant(self.conn, &event.ticket, &state.origin)?;
-            crate::outbox::store::add_participant(self.conn, &event.ticket, &state.handler)?;
+            let t = event.ticket.to_string();
+            self.participants
+                .insert((t.clone(), state.origin.to_string()));
+            self.participants.insert((t, state.handler.to_string()));
         }
         if matches!(event.change, Change::Erased {}) {
             tickets::delete_contact(self.conn, &event.ticket)?;
         }
-        if let Some(h) = self.cache.get_mut(&event.ticket) {
-            h.push(*event);
-        }
         Ok(Outcome::Accepted { id })
     }
 
-    /// Writes each changed ticket's projection once.
-    fn flush_projections(&mut self) -> Result<(), InboxError> {
-        for (_, (row, existed)) in std::mem::take(&mut self.projections) {
+    /// Loads, in a few statements, what judging the batch needs: which of its events are
+    /// held, who holds the places in the origins' chains they claim, and the stored history
+    /// of every ticket they touch.
+    fn prefetch(&mut self, checked: &[Checked]) -> Result<(), InboxError> {
+        let events: Vec<&Event> = checked
+            .iter()
+            .filter_map(|c| match c {
+                Checked::Verified(e, _) => Some(&**e),
+                Checked::Judged(..) => None,
+            })
+            .collect();
+        let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.held = store::held_ids(self.conn, &refs)?;
+        let mut places: HashMap<&str, BTreeSet<i64>> = HashMap::new();
+        for e in &events {
+            let seq = i64::try_from(e.seq).unwrap_or(i64::MAX);
+            let seqs = places.entry(e.origin.as_str()).or_default();
+            seqs.insert(seq);
+            seqs.insert(seq - 1);
+        }
+        for (origin, seqs) in places {
+            let seqs: Vec<i64> = seqs.into_iter().collect();
+            for (seq, id) in store::ids_at(self.conn, origin, &seqs)? {
+                self.at.insert((origin.to_owned(), seq), id);
+            }
+        }
+        let tickets: BTreeSet<TicketId> = events.iter().map(|e| e.ticket).collect();
+        let names: Vec<String> = tickets.iter().map(ToString::to_string).collect();
+        for t in tickets {
+            self.cache.insert(t, Vec::new());
+        }
+        for row in store::for_tickets(self.conn, &names)? {
+            let event = log::decode(&row)?;
+            self.cache.entry(event.ticket).or_default().push(event);
+        }
+        Ok(())
+    }
+
+    /// Stores the accepted events, the new participants and each changed ticket's
+    /// projection (once per ticket).
+    fn flush(&mut self) -> Result<(), InboxError> {
+        store::insert_events(self.conn, &std::mem::take(&mut self.rows))?;
+        crate::outbox::store::add_participants(self.conn, &std::mem::take(&mut self.participants))?;
+        for (ticket, (row, existed)) in std::mem::take(&mut self.projections) {
             if existed {
                 tickets::update(self.conn, &row)?;
             } else {
                 tickets::insert(self.conn, &row)?;
             }
+            self.handlers
+                .insert(ticket, (row.handling_node, row.anonymous, !existed));
         }
         Ok(())
     }
@@ -441,10 +509,14 @@ impl Apply<'_> {
                 continue;
             };
             let event = log::decode(&row)?;
-            let Some(ticket) = tickets::by_id(self.conn, &event.ticket)? else {
-                continue;
+            let (handler, anonymous, new) = match self.handlers.get(&event.ticket) {
+                Some(h) => h.clone(),
+                None => match tickets::by_id(self.conn, &event.ticket)? {
+                    Some(t) => (t.handling_node, t.anonymous, false),
+                    None => continue,
+                },
             };
-            let entitled = ticket.handling_node == self.me.as_str() && !ticket.anonymous;
+            let entitled = handler == self.me.as_str() && !anonymous;
             let opens = event
                 .pii
                 .as_deref()
@@ -453,7 +525,11 @@ impl Apply<'_> {
                 tracing::warn!(event = %event_id, entitled, opens, "personal-data part not kept");
                 continue;
             }
-            if tickets::contact(self.conn, &event.ticket)?.is_some() {
+            if self.erased(&event.ticket)? {
+                tracing::warn!(event = %event_id, "personal-data part for an erased report; not kept");
+                continue;
+            }
+            if !new && tickets::contact(self.conn, &event.ticket)?.is_some() {
                 continue;
             }
             let field = |k: &str| {
@@ -477,16 +553,18 @@ impl Apply<'_> {
         Ok(())
     }
 
-    fn history(&mut self, ticket: &TicketId) -> Result<Vec<Event>, InboxError> {
-        if let Some(h) = self.cache.get(ticket) {
-            return Ok(h.clone());
+    /// Whether the reporter's personal data on `ticket` has been erased: a late copy of a
+    /// personal-data part must not bring it back.
+    fn erased(&mut self, ticket: &TicketId) -> Result<bool, InboxError> {
+        let is_erasure = |e: &Event| matches!(e.change, Change::Erased {});
+        if let Some(history) = self.cache.get(ticket) {
+            return Ok(history.iter().any(is_erasure));
         }
-        let rows = log::for_ticket(self.conn, ticket)?;
-        let events = rows
-            .iter()
-            .map(log::decode)
-            .collect::<Result<Vec<_>, _>>()?;
-        self.cache.insert(*ticket, events.clone());
-        Ok(events)
+        for row in log::for_ticket(self.conn, ticket)? {
+            if is_erasure(&log::decode(&row)?) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }

@@ -131,3 +131,63 @@ pub fn count_by_sender(conn: &mut DbConn) -> QueryResult<Vec<(String, i64)>> {
         .select((quarantine::received_from, diesel::dsl::count_star()))
         .load(conn)
 }
+
+/// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits.
+const CHUNK: usize = 400;
+
+/// Which of `ids` are held.
+pub fn held_ids(conn: &mut DbConn, ids: &[&str]) -> QueryResult<std::collections::HashSet<String>> {
+    let mut held = std::collections::HashSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let found: Vec<String> = events::table
+            .filter(events::id.eq_any(chunk))
+            .select(events::id)
+            .load(conn)?;
+        held.extend(found);
+    }
+    Ok(held)
+}
+
+/// The held events of `origin` at `seqs`, as `(seq, id)`.
+pub fn ids_at(conn: &mut DbConn, origin: &str, seqs: &[i64]) -> QueryResult<Vec<(i64, String)>> {
+    let mut out = Vec::new();
+    for chunk in seqs.chunks(CHUNK) {
+        let found: Vec<(i64, String)> = events::table
+            .filter(events::origin.eq(origin))
+            .filter(events::seq.eq_any(chunk))
+            .select((events::seq, events::id))
+            .load(conn)?;
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// The stored events of `tickets`, each ticket's in log order.
+pub fn for_tickets(conn: &mut DbConn, tickets: &[String]) -> QueryResult<Vec<EventRow>> {
+    let mut out = Vec::new();
+    for chunk in tickets.chunks(CHUNK) {
+        let found: Vec<EventRow> = events::table
+            .filter(events::ticket.eq_any(chunk))
+            .order((
+                events::ticket.asc(),
+                events::stored_at_ms.asc(),
+                events::origin.asc(),
+                events::seq.asc(),
+            ))
+            .select(EventRow::as_select())
+            .load(conn)?;
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// Stores received events, several rows per statement.
+pub fn insert_events(conn: &mut DbConn, rows: &[EventRow]) -> QueryResult<()> {
+    // 11 columns a row: 2,200 parameters a statement.
+    for chunk in rows.chunks(200) {
+        crate::db::on_backend!(conn, c => diesel::insert_into(events::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
+}

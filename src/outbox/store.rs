@@ -25,6 +25,46 @@ pub fn add_participant(conn: &mut DbConn, ticket: &TicketId, node: &NodeId) -> Q
     Ok(())
 }
 
+/// Records `(ticket, node)` participants not yet recorded, several rows per statement.
+pub fn add_participants(
+    conn: &mut DbConn,
+    pairs: &std::collections::BTreeSet<(String, String)>,
+) -> QueryResult<()> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let tickets: Vec<&str> = pairs
+        .iter()
+        .map(|(t, _)| t.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut present = std::collections::HashSet::new();
+    for chunk in tickets.chunks(400) {
+        let found: Vec<(String, String)> = ticket_participants::table
+            .filter(ticket_participants::ticket.eq_any(chunk))
+            .select((ticket_participants::ticket, ticket_participants::node))
+            .load(conn)?;
+        present.extend(found);
+    }
+    let missing: Vec<_> = pairs
+        .iter()
+        .filter(|p| !present.contains(*p))
+        .map(|(t, n)| {
+            (
+                ticket_participants::ticket.eq(t.as_str()),
+                ticket_participants::node.eq(n.as_str()),
+            )
+        })
+        .collect();
+    for chunk in missing.chunks(400) {
+        crate::db::on_backend!(conn, c => diesel::insert_into(ticket_participants::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
+}
+
 /// A ticket's participants.
 pub fn participants(conn: &mut DbConn, ticket: &TicketId) -> QueryResult<Vec<String>> {
     ticket_participants::table

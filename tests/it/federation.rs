@@ -583,3 +583,62 @@ async fn demo_scenario_runs_with_background_workers() {
     assert_eq!(c.undelivered().unwrap(), 0);
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_reaches_the_handler_and_a_late_personal_data_part_does_not_undo_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path(), None).await;
+    let ntt = Api::of(node(&c, NTT));
+    let (code, _, ticket) = ntt.file(&ntt_report(0)).await.unwrap();
+    let verifier = ntt.officer("v.ntt", Role::Verifier, None).await.unwrap();
+    for action in [
+        json!({"action": "verify"}),
+        json!({"action": "dispatch", "agency": AGENCY}),
+    ] {
+        ntt.act(&verifier, &ticket, &action).await.unwrap();
+    }
+    c.settle(10).await.unwrap();
+    assert_eq!(count(node(&c, JAKARTA), "reporter_contacts"), 1);
+    // What a delivery built before the erasure would carry: the `created` event and its
+    // personal-data part.
+    let created = stored_events(node(&c, NTT), NTT)
+        .into_iter()
+        .find(|e| e["ticket"] == ticket.as_str() && e["kind"] == "created")
+        .expect("the created event");
+    let part = {
+        let mut conn = node(&c, NTT).federation.db().read().unwrap();
+        let id = created["id"].as_str().unwrap();
+        lapor_node::delivery::wire::pii_part(&mut conn, &ticket, id)
+            .unwrap()
+            .expect("the origin holds the part")
+    };
+    let admin = ntt.officer("a.ntt", Role::Admin, None).await.unwrap();
+    let (st, v) = ntt
+        .post(
+            &format!("/api/v1/reports/{code}/erase"),
+            Some(&admin),
+            None,
+            &json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 204, "{v}");
+    c.settle(10).await.unwrap();
+    assert_eq!(count(node(&c, NTT), "reporter_contacts"), 0);
+    assert_eq!(count(node(&c, JAKARTA), "reporter_contacts"), 0);
+    same_state_everywhere(&c, &ticket, &[NTT, JAKARTA, HUB]);
+
+    let events = vec![created];
+    let body = serde_json::to_vec(&json!({
+        "batch": lapor_node::delivery::wire::batch_id(&events),
+        "events": events,
+        "pii": [part],
+    }))
+    .unwrap();
+    let (client, base) = client_with(&node_files(&c, NTT), &c, JAKARTA);
+    let (st, answer) = post(&client, &base, body, false).await;
+    assert_eq!(st, 200, "{answer}");
+    assert_eq!(answer["results"][0]["result"], "duplicate", "{answer}");
+    assert_eq!(count(node(&c, JAKARTA), "reporter_contacts"), 0);
+    c.shutdown().await;
+}
