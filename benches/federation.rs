@@ -78,6 +78,7 @@ fn main() -> anyhow::Result<()> {
         let batches = lapor_node::delivery::wire::build_batches(
             ntt.db(),
             JAKARTA,
+            0,
             limit,
             s.batch_max_events,
             s.batch_max_bytes,
@@ -116,9 +117,11 @@ fn main() -> anyhow::Result<()> {
             eprintln!("pid {}: replication starts in 3 s", std::process::id());
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
+        let cpu0 = cpu_seconds();
         let start = Instant::now();
         let d = ntt.drain(&jkt_id).await?;
         let replicate = start.elapsed();
+        let cpu = cpu_seconds() - cpu0;
         assert_eq!(d.acknowledged, events, "every event acknowledged");
         let mut conn = jkt.federation.db().read()?;
         let held = lapor_node::event_log::store::count(&mut conn)?;
@@ -151,10 +154,26 @@ fn main() -> anyhow::Result<()> {
         println!("|---|---:|---:|---:|---:|");
         println!("| raw mTLS POST of the same bodies to a no-op route | {events} | {:.3} | {:.0} | 1.00 |", raw.as_secs_f64(), rate(raw));
         println!("| replicate: verified, stored and applied at the receiver | {events} | {:.3} | {:.0} | {:.2} |", replicate.as_secs_f64(), rate(replicate), raw.as_secs_f64() / replicate.as_secs_f64());
+        println!("CPU used while replicating: {cpu:.2} s over {:.2} s (both nodes share this machine's cores)", replicate.as_secs_f64());
         println!("compressed bytes on the wire: {bytes} ({:.0} B/event)", bytes as f64 / events as f64);
         println!("reconnect + first batch (3 events, fresh TLS connection), 5 runs: min {:.1} ms, median {:.1} ms, max {:.1} ms",
             reconnects[0].as_secs_f64() * 1e3, reconnects[2].as_secs_f64() * 1e3, reconnects[4].as_secs_f64() * 1e3);
         c.shutdown().await;
         anyhow::Ok(())
     })
+}
+
+/// CPU time (user + system) this process has used so far, in seconds.
+#[must_use]
+pub fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime 13th.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }

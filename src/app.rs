@@ -63,6 +63,16 @@ pub fn open_database(settings: &Settings) -> Result<Db, StartError> {
     Ok(db)
 }
 
+/// How a node stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Finish the requests in progress (up to the shutdown timeout), then stop.
+    Graceful,
+    /// Drop every connection at once, as a crash would (requests in progress get no answer;
+    /// what the database committed stays).
+    Immediate,
+}
+
 /// A running node.
 pub struct App {
     port: u16,
@@ -169,6 +179,7 @@ impl App {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(async {
             let _ = shutdown_signal().await;
+            Stop::Graceful
         })
         .await
     }
@@ -177,7 +188,7 @@ impl App {
     /// and catch-up workers) in the background.
     pub async fn run_until(
         self,
-        stop: impl std::future::Future<Output = ()> + Send + 'static,
+        stop: impl std::future::Future<Output = Stop> + Send + 'static,
     ) -> std::io::Result<()> {
         let handle = self.server.handle();
         let tickets = self.state.tickets.clone();
@@ -213,15 +224,15 @@ impl App {
         };
         let stop_workers = workers.clone();
         let stop = async move {
-            stop.await;
-            tracing::info!("shutting down");
+            let graceful = matches!(stop.await, Stop::Graceful);
+            tracing::info!(graceful, "shutting down");
             if let Some(w) = stop_workers {
                 w.abort();
             }
             if let Some(h) = fed_handle {
-                h.stop(true).await;
+                h.stop(graceful).await;
             }
-            handle.stop(true).await;
+            handle.stop(graceful).await;
         };
         let fed_run = async move {
             match fed_server {

@@ -449,7 +449,7 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
             cluster::NodeSpec::new(scenario::JAKARTA, "31", NodeRole::Province),
             cluster::NodeSpec::new(scenario::NTT, "53", NodeRole::Province),
         ];
-        let opts = cluster::Options { workers: true, pull_interval_secs: 2, extra_toml: String::new() };
+        let opts = cluster::Options { workers: true, pull_interval_secs: 2, ..cluster::Options::default() };
         let c = cluster::Cluster::start(dir.path(), &specs, &opts).await?;
         say(&format!("lapor-node demo: a federation on loopback, files in {}", dir.path().display()));
         for n in c.nodes() {

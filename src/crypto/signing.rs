@@ -163,7 +163,7 @@ pub fn verify_many(values: &[Value], keys: &Keyring) -> Result<Vec<Event>, (usiz
     let mut pubkeys = Vec::with_capacity(values.len());
     for (i, value) in values.iter().enumerate() {
         let checked = (|| {
-            let event = wire::from_value(value)?;
+            let (event, canonical) = wire::from_value_with_canonical(value)?;
             let obj = value
                 .as_object()
                 .ok_or_else(|| VerifyError::Signature("not an object".into()))?;
@@ -184,10 +184,6 @@ pub fn verify_many(values: &[Value], keys: &Keyring) -> Result<Vec<Event>, (usiz
                     at: event.at.to_string(),
                 });
             }
-            let mut unsigned = obj.clone();
-            unsigned.remove("id");
-            unsigned.remove("sig");
-            let canonical = wire::canonical_bytes(&Value::Object(unsigned))?;
             Ok((event, message(&canonical), sig, known.key))
         })();
         let (event, msg, sig, key) = checked.map_err(|e| (i, e))?;

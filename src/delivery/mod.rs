@@ -352,54 +352,140 @@ impl Federation {
         }
     }
 
-    /// One delivery round to `dest`: up to `in_flight` batches sent concurrently.
+    /// One delivery round to `dest`: the outbox rows pending when each batch is built, streamed
+    /// through a window of `in_flight` concurrent batches — as soon as one is answered its rows
+    /// are acknowledged (or marked refused) and the next batch goes out, so neither side waits
+    /// for the slowest batch of a group. Deferred rows stay for the next round. The round stops
+    /// sending at the first transport error, settles the batches still in flight and returns
+    /// that error (the peer's backoff is recorded).
     #[tracing::instrument(name = "federation.deliver", skip_all, fields(peer = %dest))]
     pub async fn deliver_once(&self, dest: &NodeId) -> Result<Delivered, FedError> {
+        use futures_util::StreamExt as _;
+        use futures_util::future::BoxFuture;
+        /// What finished in the window.
+        enum Step {
+            /// The next batch was built (or the queue is exhausted, or reading it failed).
+            Built(Result<Vec<wire::Built>, FedError>),
+            /// A batch was answered (or its sending failed).
+            Answered(wire::Built, Result<Vec<Outcome>, FedError>),
+            /// A batch's answer was recorded in the outbox.
+            Settled(Result<Delivered, FedError>),
+        }
         let peer = self.peer(dest)?.clone();
         let cap = self.settings.batch_max_events;
-        let limit = i64::try_from(cap.saturating_mul(self.settings.in_flight)).unwrap_or(i64::MAX);
-        let (db, d) = (self.db.clone(), dest.to_string());
         let max_bytes = self.settings.batch_max_bytes;
-        let batches = blocking(move || wire::build_batches(&db, &d, limit, cap, max_bytes)).await?;
-        if batches.is_empty() {
-            return Ok(Delivered::default());
-        }
-        let sends = batches.iter().map(|b| self.send_batch(&peer, b));
-        let answers = futures_util::future::join_all(sends).await;
+        let window = self.settings.in_flight.max(1);
+        let limit = i64::try_from(cap).unwrap_or(i64::MAX);
+        let build = |after: i64| -> BoxFuture<'static, Step> {
+            let (db, d) = (self.db.clone(), dest.to_string());
+            Box::pin(async move {
+                Step::Built(
+                    blocking(move || wire::build_batches(&db, &d, after, limit, cap, max_bytes))
+                        .await,
+                )
+            })
+        };
+        let mut after = 0i64;
+        let mut building = true;
+        let mut sending = 0usize;
+        let mut exhausted = false;
+        let mut first_err: Option<FedError> = None;
         let mut report = Delivered::default();
-        let mut first_err = None;
-        let mut acks = Vec::new();
-        let mut refusals = Vec::new();
-        for (batch, answer) in batches.iter().zip(answers) {
-            match answer {
-                Ok(results) => {
-                    report.sent += batch.rows.len();
-                    let by_id: HashMap<&str, &Outcome> =
-                        results.iter().map(|o| (o.id(), o)).collect();
-                    for (row, event_id) in &batch.rows {
-                        match by_id.get(event_id.as_str()) {
-                            Some(o) if o.acknowledged() => acks.push(*row),
-                            Some(Outcome::Rejected { reason, detail, .. }) => {
-                                refusals.push((*row, format!("{reason}: {detail}")));
-                            }
-                            _ => report.deferred += 1,
-                        }
-                    }
+        let mut steps = futures_util::stream::FuturesUnordered::<BoxFuture<'_, Step>>::new();
+        steps.push(build(after));
+        while let Some(step) = steps.next().await {
+            match step {
+                Step::Built(Ok(mut built)) if !built.is_empty() => {
+                    building = false;
+                    let batch = built.swap_remove(0);
+                    after = batch
+                        .rows
+                        .iter()
+                        .map(|(row, _)| *row)
+                        .max()
+                        .unwrap_or(after);
+                    sending += 1;
+                    let peer = &peer;
+                    steps.push(Box::pin(async move {
+                        let answer = self.send_batch(peer, &batch).await;
+                        Step::Answered(batch, answer)
+                    }));
                 }
-                Err(e) => {
-                    if first_err.is_none() {
-                        first_err = Some(e);
-                    }
+                Step::Built(Ok(_)) => {
+                    building = false;
+                    exhausted = true;
+                }
+                Step::Built(Err(e)) | Step::Settled(Err(e)) => {
+                    building = false;
+                    first_err.get_or_insert(e);
+                }
+                Step::Answered(batch, Ok(results)) => {
+                    sending -= 1;
+                    report.sent += batch.rows.len();
+                    steps.push(Box::pin(async move {
+                        Step::Settled(self.settle_batch(dest, &batch, &results).await)
+                    }));
+                }
+                Step::Answered(_, Err(e)) => {
+                    sending -= 1;
+                    first_err.get_or_insert(e);
+                }
+                Step::Settled(Ok(settled)) => {
+                    report.acknowledged += settled.acknowledged;
+                    report.refused += settled.refused;
+                    report.deferred += settled.deferred;
                 }
             }
+            // Build the next batch while the window has room: one build at a time (each
+            // starts after the rows the previous one took).
+            if !building && !exhausted && first_err.is_none() && sending < window {
+                building = true;
+                steps.push(build(after));
+            }
         }
-        report.acknowledged = acks.len();
-        report.refused = refusals.len();
+        drop(steps);
         let now = Timestamp::now();
         let (db, d) = (self.db.clone(), dest.clone());
         let failed = first_err.as_ref().map(ToString::to_string);
         let settings = self.settings.clone();
         let delivered = report.acknowledged;
+        if failed.is_some() || report.sent > 0 {
+            blocking(move || match failed {
+                None => peers::success(&db, &d, now, delivered),
+                Some(msg) => peers::failure(&db, &d, now, &msg, &settings),
+            })
+            .await?;
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    /// Applies a peer's answer to one batch: acknowledged rows leave the outbox, refused rows
+    /// are marked with the reason, the rest (deferred or unanswered) stay.
+    async fn settle_batch(
+        &self,
+        dest: &NodeId,
+        batch: &wire::Built,
+        results: &[Outcome],
+    ) -> Result<Delivered, FedError> {
+        let by_id: HashMap<&str, &Outcome> = results.iter().map(|o| (o.id(), o)).collect();
+        let mut acks = Vec::new();
+        let mut refusals = Vec::new();
+        let mut settled = Delivered::default();
+        for (row, event_id) in &batch.rows {
+            match by_id.get(event_id.as_str()) {
+                Some(o) if o.acknowledged() => acks.push(*row),
+                Some(Outcome::Rejected { reason, detail, .. }) => {
+                    refusals.push((*row, format!("{reason}: {detail}")));
+                }
+                _ => settled.deferred += 1,
+            }
+        }
+        settled.acknowledged = acks.len();
+        settled.refused = refusals.len();
+        let db = self.db.clone();
         blocking(move || {
             db.write(move |c| {
                 outbox::acknowledge(c, &acks)?;
@@ -407,29 +493,22 @@ impl Federation {
                     outbox::refuse(c, *row, reason)?;
                 }
                 Ok::<_, FedError>(())
-            })?;
-            match failed {
-                None => peers::success(&db, &d, now, delivered),
-                Some(msg) => peers::failure(&db, &d, now, &msg, &settings),
-            }
+            })
         })
         .await?;
         self.metrics.inc(
             "lapor_federation_delivered_total",
             &[("peer", dest.as_str())],
-            u64::try_from(report.acknowledged).unwrap_or(0),
+            u64::try_from(settled.acknowledged).unwrap_or(0),
         );
-        if report.refused > 0 {
+        if settled.refused > 0 {
             self.metrics.inc(
                 "lapor_federation_refused_by_peer_total",
                 &[("peer", dest.as_str())],
-                u64::try_from(report.refused).unwrap_or(0),
+                u64::try_from(settled.refused).unwrap_or(0),
             );
         }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(report),
-        }
+        Ok(settled)
     }
 
     async fn send_batch(

@@ -113,17 +113,19 @@ pub struct Built {
     pub body: Vec<u8>,
 }
 
-/// Builds batches for `dest` from its oldest pending outbox rows: at most `max_events` events
-/// and about `max_bytes` of JSON each (a single larger event still goes alone).
+/// Builds batches for `dest` from its oldest pending outbox rows after row `after`: at most
+/// `max_events` events and about `max_bytes` of JSON each (a single larger event still goes
+/// alone).
 pub fn build_batches(
     db: &Db,
     dest: &str,
+    after: i64,
     limit: i64,
     max_events: usize,
     max_bytes: usize,
 ) -> Result<Vec<Built>, FedError> {
     let mut conn = db.read()?;
-    let rows = outbox::pending(&mut conn, dest, limit)?;
+    let rows = outbox::pending(&mut conn, dest, after, limit)?;
     let mut out = Vec::new();
     let mut cur: Vec<outbox::Claimed> = Vec::new();
     let mut bytes = 0usize;

@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use super::link::Link;
 use crate::api::ApiState;
-use crate::app::App;
+use crate::app::{App, Stop};
 use crate::config::{NodeRole, Settings};
 use crate::delivery::{Delivered, FedError, Federation, Pulled};
 use crate::domain::NodeId;
@@ -50,6 +50,8 @@ pub struct Options {
     pub pull_interval_secs: u64,
     /// Extra TOML appended to every node's configuration.
     pub extra_toml: String,
+    /// Extra keys of every node's `[federation]` table (e.g. `batch_max_events = 5`).
+    pub federation_toml: String,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             workers: false,
             pull_interval_secs: 2,
             extra_toml: String::new(),
+            federation_toml: String::new(),
         }
     }
 }
@@ -77,7 +80,7 @@ pub struct ClusterNode {
     pub state: ApiState,
     /// Federation side.
     pub federation: Federation,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<Stop>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -126,6 +129,10 @@ fn node_toml(
         opts.workers,
         opts.pull_interval_secs,
     ));
+    if !opts.federation_toml.is_empty() {
+        t.push_str(&opts.federation_toml);
+        t.push('\n');
+    }
     for (p, addr) in peers {
         t.push_str(&format!(
             "\n[[federation.peers]]\nid = \"{id}\"\nurl = \"https://{id}:{port}\"\nrole = \"{role}\"\n\
@@ -201,10 +208,8 @@ impl Cluster {
         let federation_port = app.federation_port().unwrap_or(0);
         let api = format!("http://127.0.0.1:{}", app.port());
         let state = app.state().clone();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(app.run_until(async move {
-            let _ = rx.await;
-        }));
+        let (tx, rx) = tokio::sync::oneshot::channel::<Stop>();
+        let task = tokio::spawn(app.run_until(async move { rx.await.unwrap_or(Stop::Graceful) }));
         Ok(ClusterNode {
             id: settings.node_id().clone(),
             settings,
@@ -266,9 +271,19 @@ impl Cluster {
 
     /// Stops a node (its listeners close; its database stays).
     pub async fn stop(&mut self, id: &str) -> anyhow::Result<()> {
+        self.halt(id, Stop::Graceful).await
+    }
+
+    /// Stops a node at once, as a crash would: connections drop mid-request (its database
+    /// keeps what was committed).
+    pub async fn kill(&mut self, id: &str) -> anyhow::Result<()> {
+        self.halt(id, Stop::Immediate).await
+    }
+
+    async fn halt(&mut self, id: &str, how: Stop) -> anyhow::Result<()> {
         let n = self.nodes.get_mut(id).context("no such node")?;
         if let Some(tx) = n.stop.take() {
-            let _ = tx.send(());
+            let _ = tx.send(how);
         }
         if let Some(t) = n.task.take() {
             t.await??;

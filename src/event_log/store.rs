@@ -53,11 +53,11 @@ pub fn append(
     draft: Draft,
     stored_at: Timestamp,
 ) -> Result<Event, LogError> {
-    let head: Option<ChainHead> = chain_heads::table
+    let head: Option<ChainHead> = crate::db::on_backend!(conn, c => chain_heads::table
         .find(origin.as_str())
         .select(ChainHead::as_select())
-        .first(conn)
-        .optional()?;
+        .first(c)
+        .optional())?;
     let (seq, prev) = match &head {
         Some(h) => (h.seq.saturating_add(1), Some(h.last_id.clone())),
         None => (1, None),
@@ -114,22 +114,22 @@ pub fn append(
         sig: sig_value,
         stored_at_ms: stored_at.millis(),
     };
-    diesel::insert_into(events::table)
+    crate::db::on_backend!(conn, c => diesel::insert_into(events::table)
         .values(&row)
-        .execute(conn)?;
+        .execute(c))?;
     let new_head = ChainHead {
         origin: origin.to_string(),
         seq,
         last_id: row.id.clone(),
     };
     if head.is_some() {
-        diesel::update(chain_heads::table.find(origin.as_str()))
+        crate::db::on_backend!(conn, c => diesel::update(chain_heads::table.find(origin.as_str()))
             .set(&new_head)
-            .execute(conn)?;
+            .execute(c))?;
     } else {
-        diesel::insert_into(chain_heads::table)
+        crate::db::on_backend!(conn, c => diesel::insert_into(chain_heads::table)
             .values(&new_head)
-            .execute(conn)?;
+            .execute(c))?;
     }
     Ok(event)
 }
@@ -152,7 +152,7 @@ pub fn decode(row: &EventRow) -> Result<Event, LogError> {
 /// A ticket's events, in the order they were stored.
 #[tracing::instrument(name = "event_log.for_ticket", skip_all)]
 pub fn for_ticket(conn: &mut DbConn, ticket: &TicketId) -> Result<Vec<EventRow>, LogError> {
-    Ok(events::table
+    Ok(crate::db::on_backend!(conn, c => events::table
         .filter(events::ticket.eq(ticket.to_string()))
         .order((
             events::stored_at_ms.asc(),
@@ -160,7 +160,7 @@ pub fn for_ticket(conn: &mut DbConn, ticket: &TicketId) -> Result<Vec<EventRow>,
             events::seq.asc(),
         ))
         .select(EventRow::as_select())
-        .load(conn)?)
+        .load(c))?)
 }
 
 /// A page of all events, by id, after `after` (for rebuild and audit).

@@ -177,11 +177,17 @@ pub struct Claimed {
     pub raw: String,
 }
 
-/// The oldest `limit` pending (not refused) rows for `destination`.
-pub fn pending(conn: &mut DbConn, destination: &str, limit: i64) -> QueryResult<Vec<Claimed>> {
+/// The oldest `limit` pending (not refused) rows for `destination` after row `after`.
+pub fn pending(
+    conn: &mut DbConn,
+    destination: &str,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<Claimed>> {
     let rows: Vec<(i64, String, String, bool, String)> = outbox::table
         .inner_join(events::table)
         .filter(outbox::destination.eq(destination))
+        .filter(outbox::id.gt(after))
         .filter(outbox::refused_reason.is_null())
         .order(outbox::id.asc())
         .limit(limit)

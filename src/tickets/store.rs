@@ -34,11 +34,11 @@ pub fn sync_agencies(conn: &mut DbConn, list: &[Agency]) -> QueryResult<()> {
 
 /// One agency.
 pub fn agency(conn: &mut DbConn, code: &str) -> QueryResult<Option<AgencyRow>> {
-    agencies::table
+    crate::db::on_backend!(conn, c => agencies::table
         .find(code)
         .select(AgencyRow::as_select())
-        .first(conn)
-        .optional()
+        .first(c)
+        .optional())
 }
 
 /// All agencies, by code.
@@ -52,11 +52,11 @@ pub fn agencies(conn: &mut DbConn) -> QueryResult<Vec<AgencyRow>> {
 /// A ticket by id.
 #[tracing::instrument(name = "tickets.by_id", skip_all)]
 pub fn by_id(conn: &mut DbConn, id: &TicketId) -> QueryResult<Option<TicketRow>> {
-    tickets::table
+    crate::db::on_backend!(conn, c => tickets::table
         .find(id.to_string())
         .select(TicketRow::as_select())
-        .first(conn)
-        .optional()
+        .first(c)
+        .optional())
 }
 
 /// A ticket by tracking code.
@@ -71,46 +71,46 @@ pub fn by_tracking_code(conn: &mut DbConn, code: &str) -> QueryResult<Option<Tic
 
 /// Whether a tracking code is taken.
 pub fn tracking_code_taken(conn: &mut DbConn, code: &str) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
+    crate::db::on_backend!(conn, c => diesel::select(diesel::dsl::exists(
         tickets::table.filter(tickets::tracking_code.eq(code)),
     ))
-    .get_result(conn)
+    .get_result(c))
 }
 
 /// Inserts a new ticket row.
 pub fn insert(conn: &mut DbConn, row: &TicketRow) -> QueryResult<()> {
-    diesel::insert_into(tickets::table)
+    crate::db::on_backend!(conn, c => diesel::insert_into(tickets::table)
         .values(row)
-        .execute(conn)
-        .map(|_| ())
+        .execute(c)
+        .map(|_| ()))
 }
 
 /// Updates a ticket row with a new folded state: only the columns a change can alter (the
 /// key, tracking code and report columns stay, so their indexes are not touched).
 pub fn update(conn: &mut DbConn, row: &TicketRow) -> QueryResult<()> {
-    diesel::update(tickets::table.find(&row.id))
+    crate::db::on_backend!(conn, c => diesel::update(tickets::table.find(&row.id))
         .set(super::model::TicketChanges::of(row))
-        .execute(conn)
-        .map(|_| ())
+        .execute(c)
+        .map(|_| ()))
 }
 
 /// Stores a reporter's contact.
 pub fn insert_contact(conn: &mut DbConn, row: &ContactRow) -> QueryResult<()> {
-    diesel::insert_into(reporter_contacts::table)
+    crate::db::on_backend!(conn, c => diesel::insert_into(reporter_contacts::table)
         .values(row)
-        .execute(conn)
-        .map(|_| ())
+        .execute(c)
+        .map(|_| ()))
 }
 
 /// Stores the hash of a citizen's follow-up token.
 pub fn insert_follow_up(conn: &mut DbConn, ticket: &TicketId, token_hash: &str) -> QueryResult<()> {
-    diesel::insert_into(follow_up_tokens::table)
+    crate::db::on_backend!(conn, c => diesel::insert_into(follow_up_tokens::table)
         .values((
             follow_up_tokens::ticket_id.eq(ticket.to_string()),
             follow_up_tokens::token_hash.eq(token_hash),
         ))
-        .execute(conn)
-        .map(|_| ())
+        .execute(c)
+        .map(|_| ()))
 }
 
 /// The hash of a ticket's follow-up token.
@@ -129,11 +129,11 @@ pub fn delete_contact(conn: &mut DbConn, id: &TicketId) -> QueryResult<usize> {
 
 /// A reporter's contact.
 pub fn contact(conn: &mut DbConn, id: &TicketId) -> QueryResult<Option<ContactRow>> {
-    reporter_contacts::table
+    crate::db::on_backend!(conn, c => reporter_contacts::table
         .find(id.to_string())
         .select(ContactRow::as_select())
-        .first(conn)
-        .optional()
+        .first(c)
+        .optional())
 }
 
 /// Tickets with a deadline at or before `now_ms` that are not closed or archived, by id after

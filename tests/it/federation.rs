@@ -540,13 +540,24 @@ async fn cut_off_province_converges_through_the_hub_while_the_origin_stays_unrea
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_stopped_mid_delivery_and_restarted_loses_nothing_and_applies_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cluster(dir.path(), None).await;
+    // Small batches one at a time: delivery takes 120 round trips, so the receiver can be
+    // stopped as soon as the first events have arrived.
+    let opts = Options {
+        federation_toml: "batch_max_events = 5\nin_flight = 1".into(),
+        ..Options::default()
+    };
+    let mut c = Cluster::start(dir.path(), &specs(None), &opts)
+        .await
+        .unwrap();
     let tickets = ntt_tickets(&c, 200);
     let fed = node(&c, NTT).federation.clone();
     let to = lapor_node::domain::NodeId::parse(JAKARTA).unwrap();
     let sender = tokio::spawn(async move { fed.drain(&to).await });
-    tokio::time::sleep(Duration::from_millis(30)).await;
-    c.stop(JAKARTA).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while count(node(&c, JAKARTA), "events") == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    c.kill(JAKARTA).await.unwrap();
     let _ = sender.await.unwrap();
     let got = count(node(&c, JAKARTA), "events");
     assert!(
@@ -569,7 +580,7 @@ async fn demo_scenario_runs_with_background_workers() {
     let opts = Options {
         workers: true,
         pull_interval_secs: 1,
-        extra_toml: String::new(),
+        ..Options::default()
     };
     let c = Cluster::start(dir.path(), &specs(None), &opts)
         .await
