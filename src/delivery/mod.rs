@@ -144,7 +144,14 @@ pub struct Inner {
     inbox: Inbox,
     metrics: Arc<Metrics>,
     wake: HashMap<NodeId, Arc<Notify>>,
+    /// When each peer's contact was last recorded (ms), while no failure has been recorded
+    /// since: further contacts within [`CONTACT_RECORD_MS`] need no write.
+    contacts: std::sync::Mutex<HashMap<NodeId, i64>>,
 }
+
+/// How often a healthy peer's contact is written to `peers` (the operator view's
+/// last-contact time is this precise).
+const CONTACT_RECORD_MS: i64 = 1000;
 
 impl std::ops::Deref for Federation {
     type Target = Inner;
@@ -207,6 +214,7 @@ impl Federation {
             client,
             metrics,
             wake,
+            contacts: std::sync::Mutex::new(HashMap::new()),
         }))))
     }
 
@@ -329,12 +337,28 @@ impl Federation {
         failed
     }
 
-    /// Called when a peer contacts us: its backoff resets and its queue wakes.
+    /// Called when a peer contacts us: its backoff resets and its queue wakes. A peer in good
+    /// standing whose contact was recorded within the last second is not recorded again (no
+    /// write per request on a busy link).
     pub fn contact_from(&self, peer: &NodeId, now: Timestamp) {
         if self.settings.peer(peer).is_none() {
             return;
         }
-        match peers::contact(&self.db, peer, now) {
+        if let Ok(seen) = self.contacts.lock() {
+            if seen
+                .get(peer)
+                .is_some_and(|t| now.millis().saturating_sub(*t) < CONTACT_RECORD_MS)
+            {
+                return;
+            }
+        }
+        let recorded = peers::contact(&self.db, peer, now);
+        if recorded.is_ok() {
+            if let Ok(mut seen) = self.contacts.lock() {
+                seen.insert(peer.clone(), now.millis());
+            }
+        }
+        match recorded {
             Ok(true) => {
                 if let Some(n) = self.wake.get(peer) {
                     n.notify_one();
@@ -342,6 +366,13 @@ impl Federation {
             }
             Ok(false) => {}
             Err(e) => tracing::warn!(peer = %peer, error = %e, "cannot record peer contact"),
+        }
+    }
+
+    /// A failure was recorded for `peer`: its next contact is written (and resets the backoff).
+    fn forget_contact(&self, peer: &NodeId) {
+        if let Ok(mut seen) = self.contacts.lock() {
+            seen.remove(peer);
         }
     }
 
@@ -449,6 +480,9 @@ impl Federation {
         let failed = first_err.as_ref().map(ToString::to_string);
         let settings = self.settings.clone();
         let delivered = report.acknowledged;
+        if failed.is_some() {
+            self.forget_contact(dest);
+        }
         if failed.is_some() || report.sent > 0 {
             blocking(move || match failed {
                 None => peers::success(&db, &d, now, delivered),
@@ -735,6 +769,7 @@ impl Federation {
                 match self.fetch_keys(&dest).await {
                     Ok(_) => keys_pinned = true,
                     Err(e @ FedError::Unreachable { .. }) => {
+                        self.forget_contact(&dest);
                         let (db, d, s, m) = (
                             self.db.clone(),
                             dest.clone(),

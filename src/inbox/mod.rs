@@ -503,12 +503,28 @@ impl Apply<'_> {
     /// the whole batch) and the report is not anonymous — when they open the commitment of
     /// the stored `created` event. Others are dropped and logged (without the data).
     fn keep_pii(&mut self) -> Result<(), InboxError> {
+        if self.pii.is_empty() {
+            return Ok(());
+        }
+        // The `created` events of the batch's tickets are in the cache; others are read.
+        let cached: HashMap<String, Event> = self
+            .cache
+            .values()
+            .flat_map(|h| h.iter().filter(|e| matches!(e.change, Change::Created(_))))
+            .map(|e| (e.id.to_string(), e.clone()))
+            .collect();
+        let mut contacts = Vec::new();
         for (event_id, part) in std::mem::take(&mut self.pii) {
-            let Some(row) = store::event_row(self.conn, &event_id)? else {
-                tracing::warn!(event = %event_id, "personal-data part for an event not held; not kept");
-                continue;
+            let event = match cached.get(&event_id) {
+                Some(e) => e.clone(),
+                None => match store::event_row(self.conn, &event_id)? {
+                    Some(row) => log::decode(&row)?,
+                    None => {
+                        tracing::warn!(event = %event_id, "personal-data part for an event not held; not kept");
+                        continue;
+                    }
+                },
             };
-            let event = log::decode(&row)?;
             let (handler, anonymous, new) = match self.handlers.get(&event.ticket) {
                 Some(h) => h.clone(),
                 None => match tickets::by_id(self.conn, &event.ticket)? {
@@ -538,18 +554,16 @@ impl Apply<'_> {
                     .and_then(Value::as_str)
                     .map(str::to_owned)
             };
-            tickets::insert_contact(
-                self.conn,
-                &ContactRow {
-                    ticket_id: event.ticket.to_string(),
-                    name: field("name"),
-                    phone: field("phone"),
-                    email: field("email"),
-                    salt: Some(part.salt.clone()),
-                    stored_at_ms: self.now.millis(),
-                },
-            )?;
+            contacts.push(ContactRow {
+                ticket_id: event.ticket.to_string(),
+                name: field("name"),
+                phone: field("phone"),
+                email: field("email"),
+                salt: Some(part.salt.clone()),
+                stored_at_ms: self.now.millis(),
+            });
         }
+        tickets::insert_contacts(self.conn, &contacts)?;
         Ok(())
     }
 

@@ -102,6 +102,16 @@ pub fn insert_contact(conn: &mut DbConn, row: &ContactRow) -> QueryResult<()> {
         .map(|_| ()))
 }
 
+/// Stores many reporters' contacts (one statement per 100 rows).
+pub fn insert_contacts(conn: &mut DbConn, rows: &[ContactRow]) -> QueryResult<()> {
+    for chunk in rows.chunks(100) {
+        crate::db::on_backend!(conn, c => diesel::insert_into(reporter_contacts::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
+}
+
 /// Stores the hash of a citizen's follow-up token.
 pub fn insert_follow_up(conn: &mut DbConn, ticket: &TicketId, token_hash: &str) -> QueryResult<()> {
     crate::db::on_backend!(conn, c => diesel::insert_into(follow_up_tokens::table)
