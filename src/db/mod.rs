@@ -192,6 +192,8 @@ pub struct Db {
     writer: std::sync::mpsc::SyncSender<writer::Job>,
     writer_stats: std::sync::Arc<writer::WriterStats>,
     backend: Backend,
+    /// Held by every clone; the SQLite checkpointer stops when the last one is dropped.
+    _alive: std::sync::Arc<()>,
 }
 
 impl std::fmt::Debug for Db {
@@ -222,22 +224,93 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
 }
 
+/// How often the SQLite checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// WAL size (frames) above which the checkpointer also asks the writer for a checkpoint
+/// between two group commits: only then can it backfill the whole log, so the next commit
+/// starts the WAL over instead of growing it under steady load.
+const CHECKPOINT_RESET_FRAMES: i64 = 4000;
+
+/// Runs passive WAL checkpoints every [`CHECKPOINT_EVERY`] on `conn` — they copy pages
+/// without blocking the writer or readers — and, when the log has grown past
+/// [`CHECKPOINT_RESET_FRAMES`], one on the writer thread between groups (where little is
+/// left to copy). Stops, after one last checkpoint, when `alive` is gone.
+fn spawn_checkpointer(
+    mut conn: DbConn,
+    writer: std::sync::mpsc::SyncSender<writer::Job>,
+    alive: std::sync::Weak<()>,
+) -> Result<(), ConnectError> {
+    std::thread::Builder::new()
+        .name("db-checkpoint".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                let last = alive.upgrade().is_none();
+                match passive_checkpoint(&mut conn) {
+                    Ok(frames) if frames > CHECKPOINT_RESET_FRAMES && !last => {
+                        let job = writer::Job::Raw(Box::new(|c: &mut DbConn| {
+                            if let Err(e) = passive_checkpoint(c) {
+                                tracing::warn!(error = %e, "WAL checkpoint on the writer failed");
+                            }
+                        }));
+                        let _ = writer.try_send(job);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will retry"),
+                }
+                if last {
+                    return;
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| ConnectError::Pool(format!("cannot start the checkpoint thread: {e}")))
+}
+
+/// `PRAGMA wal_checkpoint(PASSIVE)`; returns the frames in the log.
+fn passive_checkpoint(conn: &mut DbConn) -> Result<i64, diesel::result::Error> {
+    #[derive(diesel::QueryableByName)]
+    struct Checkpoint {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        log: i64,
+    }
+    let rows: Vec<Checkpoint> = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").load(conn)?;
+    Ok(rows.first().map_or(0, |r| r.log))
+}
+
 impl Db {
     /// Opens the pool and the writer.
     pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Self, ConnectError> {
         let pool = connect(url, pool_size)?;
-        let writer = ConnManager::new(url.clone()).open()?;
+        let mut writer = ConnManager::new(url.clone()).open()?;
         let backend = match url {
             DatabaseUrl::Sqlite(_) => Backend::Sqlite,
             DatabaseUrl::Postgres(_) => Backend::Postgres,
         };
+        let alive = std::sync::Arc::new(());
+        let sqlite = matches!(writer, DbConn::Sqlite(_));
+        if let DbConn::Sqlite(c) = &mut writer {
+            // WAL checkpoints run on their own thread, not inside the writer's commits.
+            let what = url.describe();
+            c.batch_execute("PRAGMA wal_autocheckpoint = 0;")
+                .map_err(|cause| ConnectError::Setup { what, cause })?;
+        }
         let (writer, writer_stats) =
             writer::spawn(writer).map_err(|e| ConnectError::Pool(e.to_string()))?;
+        if sqlite {
+            spawn_checkpointer(
+                ConnManager::new(url.clone()).open()?,
+                writer.clone(),
+                std::sync::Arc::downgrade(&alive),
+            )?;
+        }
         Ok(Self {
             pool,
             writer,
             writer_stats,
             backend,
+            _alive: alive,
         })
     }
 
