@@ -170,17 +170,19 @@ fn main() {
             .text()
             .await
             .expect("metrics body");
-        let value = |kind: &str| {
+        let value = |name: &str, kind: &str| {
             metrics
                 .lines()
-                .find(|l| l.starts_with(&format!("lapor_db_write_total{{kind=\"{kind}\"}}")))
+                .find(|l| l.starts_with(&format!("{name}{{kind=\"{kind}\"}}")))
                 .and_then(|l| l.rsplit(' ').next())
                 .and_then(|v| v.parse::<f64>().ok())
                 .unwrap_or(0.0)
         };
+        let (w, i) = ("lapor_db_write_total", "lapor_intake_groups_total");
         println!(
-            "writer: {:.1} jobs per group commit on average",
-            value("jobs") / value("groups").max(1.0)
+            "writer: {:.1} jobs per group commit; intake: {:.1} reports per writer job",
+            value(w, "jobs") / value(w, "groups").max(1.0),
+            value(i, "reports") / value(i, "groups").max(1.0)
         );
         let _ = child.kill();
         let _ = child.wait();

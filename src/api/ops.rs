@@ -155,7 +155,16 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
             ),
         ],
     };
-    let mut gauges = vec![tickets, breaches, writer];
+    let (groups, reports) = state.tickets.intake_stats();
+    let intake = Gauge {
+        name: "lapor_intake_groups_total",
+        help: "Reports filed since start, grouped: writer jobs (groups) and the reports in them.",
+        samples: vec![
+            (vec![("kind", "groups".to_owned())], groups as f64),
+            (vec![("kind", "reports".to_owned())], reports as f64),
+        ],
+    };
+    let mut gauges = vec![tickets, breaches, writer, intake];
     if let Some(fed) = state.federation.clone() {
         let peers = block(move || {
             fed.status(crate::domain::Timestamp::now())

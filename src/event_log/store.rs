@@ -53,17 +53,74 @@ pub fn append(
     draft: Draft,
     stored_at: Timestamp,
 ) -> Result<Event, LogError> {
+    append_many(conn, origin, key, vec![draft], stored_at).map(|mut v| v.swap_remove(0))
+}
+
+/// Appends drafts as `origin`'s next events, in order, each signed with `key` and linked to
+/// the one before; one chain-head read and write, and one multi-row insert per 100 events.
+/// Returns the events in the drafts' order (an empty list for no drafts).
+#[tracing::instrument(name = "event_log.append_many", skip_all, fields(events = drafts.len()))]
+pub fn append_many(
+    conn: &mut DbConn,
+    origin: &NodeId,
+    key: &dyn SignEvents,
+    drafts: Vec<Draft>,
+    stored_at: Timestamp,
+) -> Result<Vec<Event>, LogError> {
+    if drafts.is_empty() {
+        return Ok(Vec::new());
+    }
     let head: Option<ChainHead> = crate::db::on_backend!(conn, c => chain_heads::table
         .find(origin.as_str())
         .select(ChainHead::as_select())
         .first(c)
         .optional())?;
-    let (seq, prev) = match &head {
-        Some(h) => (h.seq.saturating_add(1), Some(h.last_id.clone())),
-        None => (1, None),
+    let (mut seq, mut prev) = match &head {
+        Some(h) => (h.seq, Some(h.last_id.clone())),
+        None => (0, None),
     };
+    let mut events = Vec::with_capacity(drafts.len());
+    let mut rows = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        seq = seq.saturating_add(1);
+        let (event, row) = seal(origin, key, draft, seq, prev.as_deref(), stored_at)?;
+        prev = Some(row.id.clone());
+        events.push(event);
+        rows.push(row);
+    }
+    for chunk in rows.chunks(100) {
+        crate::db::on_backend!(conn, c => diesel::insert_into(events::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    let new_head = ChainHead {
+        origin: origin.to_string(),
+        seq,
+        last_id: prev.unwrap_or_default(),
+    };
+    if head.is_some() {
+        crate::db::on_backend!(conn, c => diesel::update(chain_heads::table.find(origin.as_str()))
+            .set(&new_head)
+            .execute(c))?;
+    } else {
+        crate::db::on_backend!(conn, c => diesel::insert_into(chain_heads::table)
+            .values(&new_head)
+            .execute(c))?;
+    }
+    Ok(events)
+}
+
+/// Gives a draft its place (`seq`, `prev`), id and signature: the event and its row.
+fn seal(
+    origin: &NodeId,
+    key: &dyn SignEvents,
+    draft: Draft,
+    seq: i64,
+    prev: Option<&str>,
+    stored_at: Timestamp,
+) -> Result<(Event, EventRow), LogError> {
     let prev = prev
-        .map(|p| EventId::parse(&p))
+        .map(EventId::parse)
         .transpose()
         .map_err(|e| LogError::Wire {
             id: format!("{origin}#{}", seq.saturating_sub(1)),
@@ -100,7 +157,6 @@ pub fn append(
         m.insert("id".into(), serde_json::Value::String(event.id.to_string()));
         m.insert("sig".into(), sig);
     }
-    let raw = value.to_string();
     let row = EventRow {
         id: event.id.to_string(),
         origin: origin.to_string(),
@@ -109,29 +165,12 @@ pub fn append(
         ticket: event.ticket.to_string(),
         kind: event.change.kind().to_owned(),
         at_ms: event.at.millis(),
-        raw,
+        raw: value.to_string(),
         key_id: Some(key.key_id().to_string()),
         sig: sig_value,
         stored_at_ms: stored_at.millis(),
     };
-    crate::db::on_backend!(conn, c => diesel::insert_into(events::table)
-        .values(&row)
-        .execute(c))?;
-    let new_head = ChainHead {
-        origin: origin.to_string(),
-        seq,
-        last_id: row.id.clone(),
-    };
-    if head.is_some() {
-        crate::db::on_backend!(conn, c => diesel::update(chain_heads::table.find(origin.as_str()))
-            .set(&new_head)
-            .execute(c))?;
-    } else {
-        crate::db::on_backend!(conn, c => diesel::insert_into(chain_heads::table)
-            .values(&new_head)
-            .execute(c))?;
-    }
-    Ok(event)
+    Ok((event, row))
 }
 
 /// Decodes a stored row.

@@ -178,6 +178,19 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
+/// The intake queue's lock (a panic while holding it cannot leave it inconsistent: every
+/// operation on it is a push or a take).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The error for a report whose group ended without an answer for it (a bug, not an input).
+fn poisoned() -> TicketError {
+    TicketError::Db(DbError::Unavailable(
+        "the report's intake group ended without an answer".into(),
+    ))
+}
+
 fn new_token() -> String {
     use base64::Engine;
     use rand::RngCore;
@@ -227,6 +240,33 @@ pub struct Inner {
     hub: Option<NodeId>,
     /// `[federation]` is configured: events get outbox rows.
     federated: bool,
+    /// Reports waiting for the writer: the first to arrive in an empty queue sends one writer
+    /// job that files every report queued by the time it runs (see [`Tickets::submit`]).
+    intake: std::sync::Mutex<Vec<Queued>>,
+    /// Intake groups written, and the reports queued in them.
+    intake_groups: std::sync::atomic::AtomicU64,
+    intake_reports: std::sync::atomic::AtomicU64,
+}
+
+/// A report checked and prepared outside the writer.
+#[derive(Debug)]
+struct Prepared {
+    report: NewReport,
+    actor: Actor,
+    now: Timestamp,
+    ticket: TicketId,
+    verify_due: Timestamp,
+    overall_due: Timestamp,
+    /// The contact to store (when it has any field), its salt and the commitment.
+    contact: Option<(Contact, String, String)>,
+    follow_up_token: String,
+}
+
+/// A prepared report and where its result goes.
+#[derive(Debug)]
+struct Queued {
+    prepared: Prepared,
+    reply: std::sync::mpsc::SyncSender<Result<Submitted, TicketError>>,
 }
 
 fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), TicketError> {
@@ -306,6 +346,9 @@ impl Tickets {
                 .and_then(|f| f.hub())
                 .map(|h| h.id.clone()),
             federated: settings.raw.federation.is_some(),
+            intake: std::sync::Mutex::new(Vec::new()),
+            intake_groups: std::sync::atomic::AtomicU64::new(0),
+            intake_reports: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -313,6 +356,16 @@ impl Tickets {
     #[must_use]
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Intake groups written since start, and the reports queued in them.
+    #[must_use]
+    pub fn intake_stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.intake_groups.load(Relaxed),
+            self.intake_reports.load(Relaxed),
+        )
     }
 
     /// This node.
@@ -329,6 +382,12 @@ impl Tickets {
     }
 
     /// Files a new report. Returns the `created` event and the follow-up token.
+    ///
+    /// The report is checked and prepared on the caller's thread, then queued; concurrent
+    /// reports are filed together by one writer job (one chain-head update and one multi-row
+    /// insert per table for the whole group). A report refused on its own (unknown agency)
+    /// fails alone; if the group's statements fail, each report is filed again on its own, so
+    /// one report's fault never fails another's.
     #[tracing::instrument(name = "tickets.submit", skip_all, fields(channel = ?report.channel))]
     pub fn submit(
         &self,
@@ -336,6 +395,27 @@ impl Tickets {
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Submitted, TicketError> {
+        let prepared = self.prepare(report, actor, now)?;
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let lead = {
+            let mut queue = lock(&self.intake);
+            queue.push(Queued { prepared, reply });
+            queue.len() == 1
+        };
+        if lead {
+            self.file_queued();
+        }
+        answer.recv().map_err(|_| poisoned())?
+    }
+
+    /// Checks a report and prepares what needs no database: ids, deadlines, the contact's
+    /// commitment, the follow-up token.
+    fn prepare(
+        &self,
+        report: &NewReport,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Prepared, TicketError> {
         check_text("title", &report.title, self.limits.title_max_chars)?;
         check_text("body", &report.text, self.limits.text_max_chars)?;
         if let Some(c) = &report.contact {
@@ -344,92 +424,223 @@ impl Tickets {
         if !self.provinces.knows_region(&report.region) {
             return Err(TicketError::UnknownRegion(report.region.to_string()));
         }
-        let ticket = TicketId::new();
         let overall = self
             .calendar
             .add_calendar_days(now.to_datetime(), self.sla.overall_calendar_days);
-        let this = self.clone();
-        let report = report.clone();
-        let actor = actor.clone();
-        self.db.write(move |conn| {
-            if let Some(a) = &report.agency {
-                if store::agency(conn, a.as_str())?.is_none() {
-                    return Err(TicketError::UnknownAgency(a.to_string()));
-                }
-            }
-            let tracking_code = this.fresh_tracking_code(conn)?;
-            let change = Change::Created(Box::new(Created {
-                tracking_code,
-                report_kind: report.kind,
-                title: report.title.clone(),
-                text: report.text.clone(),
-                category: report.category.clone(),
-                region: report.region.clone(),
-                suggested_agency: report.agency.clone(),
-                channel: report.channel,
-                privacy: report.privacy,
-                verify_due: this.due(now, this.sla.verify_dispatch_working_days),
-                overall_due: Timestamp::from_datetime(overall),
-            }));
-            let state = TicketState::create(&this.node, &actor, &change, now)?;
-            let contact = report
-                .contact
-                .as_ref()
-                .filter(|c| c.name.is_some() || c.phone.is_some() || c.email.is_some());
-            // The event commits to the contact by a salted hash; the data stays in its table.
-            let salt = contact.map(|_| crate::crypto::pii::new_salt());
-            let pii = match (contact, &salt) {
-                (Some(c), Some(salt)) => crate::crypto::pii::commit(salt, &contact_value(c)),
-                _ => None,
-            };
-            let draft = Draft {
-                ticket,
-                parents: vec![],
-                at: now,
-                actor: actor.clone(),
-                change,
-                pii,
-            };
-            let event = log::append(conn, &this.node, this.key.as_ref(), draft, now)?;
-            store::insert(conn, &TicketRow::from_state(&ticket, &state, &event.id)?)?;
-            if this.federated {
-                crate::outbox::enqueue_for(
-                    conn,
-                    &this.node,
-                    this.hub.as_ref(),
-                    None,
-                    &state,
-                    &event,
-                )?;
-            }
-            if let Some(c) = contact {
-                store::insert_contact(
-                    conn,
-                    &ContactRow {
-                        ticket_id: ticket.to_string(),
-                        name: c.name.clone(),
-                        phone: c.phone.clone(),
-                        email: c.email.clone(),
-                        salt: salt.clone(),
-                        stored_at_ms: now.millis(),
-                    },
-                )?;
-            }
-            let follow_up_token = new_token();
-            store::insert_follow_up(conn, &ticket, &hash_token(&follow_up_token))?;
-            Ok(Submitted {
-                event,
-                follow_up_token,
-            })
+        // The event commits to the contact by a salted hash; the data stays in its table.
+        let contact = report
+            .contact
+            .as_ref()
+            .filter(|c| c.name.is_some() || c.phone.is_some() || c.email.is_some())
+            .and_then(|c| {
+                let salt = crate::crypto::pii::new_salt();
+                crate::crypto::pii::commit(&salt, &contact_value(c))
+                    .map(|commitment| (c.clone(), salt, commitment))
+            });
+        Ok(Prepared {
+            report: report.clone(),
+            actor: actor.clone(),
+            now,
+            ticket: TicketId::new(),
+            verify_due: self.due(now, self.sla.verify_dispatch_working_days),
+            overall_due: Timestamp::from_datetime(overall),
+            contact,
+            follow_up_token: new_token(),
         })
     }
 
-    fn fresh_tracking_code(&self, conn: &mut DbConn) -> Result<TrackingCode, TicketError> {
+    /// Runs one writer job that files every queued report, then answers each; when the
+    /// group's write fails, files each report on its own.
+    fn file_queued(&self) {
+        let taken: std::sync::Arc<std::sync::Mutex<Vec<Queued>>> = std::sync::Arc::default();
+        let slot = taken.clone();
+        let this = self.clone();
+        let result = self.db.write(move |conn| {
+            let group = std::mem::take(&mut *lock(&this.intake));
+            let prepared: Vec<&Prepared> = group.iter().map(|q| &q.prepared).collect();
+            let out = this.file_group(conn, &prepared);
+            *lock(&slot) = group;
+            out
+        });
+        let mut group = std::mem::take(&mut *lock(&taken));
+        if !group.is_empty() {
+            use std::sync::atomic::Ordering::Relaxed;
+            self.intake_groups.fetch_add(1, Relaxed);
+            self.intake_reports.fetch_add(group.len() as u64, Relaxed);
+        }
+        match result {
+            Ok(results) => {
+                for (q, r) in group.into_iter().zip(results) {
+                    let _ = q.reply.send(r);
+                }
+            }
+            Err(e) if group.is_empty() => {
+                // The job never ran (the writer has stopped): nobody else will take the queue.
+                let message = e.to_string();
+                for q in std::mem::take(&mut *lock(&self.intake)) {
+                    let _ = q
+                        .reply
+                        .send(Err(TicketError::Db(DbError::Unavailable(message.clone()))));
+                }
+            }
+            Err(e) if group.len() == 1 => {
+                if let Some(q) = group.pop() {
+                    let _ = q.reply.send(Err(e));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, reports = group.len(), "group intake failed; filing each report alone");
+                for q in group {
+                    let this = self.clone();
+                    let p = q.prepared;
+                    let r = self
+                        .db
+                        .write(move |conn| this.file_group(conn, &[&p]))
+                        .and_then(|mut v| v.pop().unwrap_or_else(|| Err(poisoned())));
+                    let _ = q.reply.send(r);
+                }
+            }
+        }
+    }
+
+    /// Files prepared reports in the writer's transaction: each report's own refusal (an
+    /// unknown agency, a state-machine refusal) is its result; any database failure fails
+    /// the group (the caller rolls it back).
+    fn file_group(
+        &self,
+        conn: &mut DbConn,
+        group: &[&Prepared],
+    ) -> Result<Vec<Result<Submitted, TicketError>>, TicketError> {
+        let mut known_agencies = std::collections::HashMap::new();
+        for a in group.iter().filter_map(|p| p.report.agency.as_ref()) {
+            if !known_agencies.contains_key(a.as_str()) {
+                let known = store::agency(conn, a.as_str())?.is_some();
+                known_agencies.insert(a.as_str().to_owned(), known);
+            }
+        }
+        let codes = self.fresh_tracking_codes(conn, group.len())?;
+        let mut results: Vec<Option<Result<Submitted, TicketError>>> =
+            (0..group.len()).map(|_| None).collect();
+        let mut accepted = Vec::new();
+        let mut drafts = Vec::new();
+        for (i, (p, code)) in group.iter().zip(codes).enumerate() {
+            let r = &p.report;
+            if let Some(a) = &r.agency {
+                if known_agencies.get(a.as_str()) != Some(&true) {
+                    results[i] = Some(Err(TicketError::UnknownAgency(a.to_string())));
+                    continue;
+                }
+            }
+            let change = Change::Created(Box::new(Created {
+                tracking_code: code,
+                report_kind: r.kind,
+                title: r.title.clone(),
+                text: r.text.clone(),
+                category: r.category.clone(),
+                region: r.region.clone(),
+                suggested_agency: r.agency.clone(),
+                channel: r.channel,
+                privacy: r.privacy,
+                verify_due: p.verify_due,
+                overall_due: p.overall_due,
+            }));
+            let state = match TicketState::create(&self.node, &p.actor, &change, p.now) {
+                Ok(s) => s,
+                Err(e) => {
+                    results[i] = Some(Err(e.into()));
+                    continue;
+                }
+            };
+            drafts.push(Draft {
+                ticket: p.ticket,
+                parents: vec![],
+                at: p.now,
+                actor: p.actor.clone(),
+                change,
+                pii: p
+                    .contact
+                    .as_ref()
+                    .map(|(_, _, commitment)| commitment.clone()),
+            });
+            accepted.push((i, state));
+        }
+        let now = group.first().map_or_else(Timestamp::now, |p| p.now);
+        let events = log::append_many(conn, &self.node, self.key.as_ref(), drafts, now)?;
+        let mut ticket_rows = Vec::with_capacity(events.len());
+        let mut contacts = Vec::new();
+        let mut follow_ups = Vec::with_capacity(events.len());
+        for ((i, state), event) in accepted.iter().zip(&events) {
+            let p = group[*i];
+            ticket_rows.push(TicketRow::from_state(&p.ticket, state, &event.id)?);
+            if self.federated {
+                crate::outbox::enqueue_for(
+                    conn,
+                    &self.node,
+                    self.hub.as_ref(),
+                    None,
+                    state,
+                    event,
+                )?;
+            }
+            if let Some((c, salt, _)) = &p.contact {
+                contacts.push(ContactRow {
+                    ticket_id: p.ticket.to_string(),
+                    name: c.name.clone(),
+                    phone: c.phone.clone(),
+                    email: c.email.clone(),
+                    salt: Some(salt.clone()),
+                    stored_at_ms: p.now.millis(),
+                });
+            }
+            follow_ups.push((p.ticket.to_string(), hash_token(&p.follow_up_token)));
+        }
+        store::insert_many(conn, &ticket_rows)?;
+        store::insert_contacts(conn, &contacts)?;
+        store::insert_follow_ups(conn, &follow_ups)?;
+        for ((i, _), event) in accepted.into_iter().zip(events) {
+            results[i] = Some(Ok(Submitted {
+                event,
+                follow_up_token: group[i].follow_up_token.clone(),
+            }));
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(poisoned())))
+            .collect())
+    }
+
+    /// `n` tracking codes that are neither taken nor repeated among themselves.
+    fn fresh_tracking_codes(
+        &self,
+        conn: &mut DbConn,
+        n: usize,
+    ) -> Result<Vec<TrackingCode>, TicketError> {
         let mut rng = rand::thread_rng();
+        let mut codes: Vec<Option<TrackingCode>> = vec![None; n];
         for _ in 0..8 {
-            let code = TrackingCode::generate(&self.province, &mut rng);
-            if !store::tracking_code_taken(conn, code.as_str())? {
-                return Ok(code);
+            let mut seen: std::collections::HashSet<String> = codes
+                .iter()
+                .flatten()
+                .map(|c| c.as_str().to_owned())
+                .collect();
+            let mut candidates = Vec::new();
+            for (i, slot) in codes.iter().enumerate() {
+                if slot.is_none() {
+                    let code = TrackingCode::generate(&self.province, &mut rng);
+                    if seen.insert(code.as_str().to_owned()) {
+                        candidates.push((i, code));
+                    }
+                }
+            }
+            let names: Vec<&str> = candidates.iter().map(|(_, c)| c.as_str()).collect();
+            let taken = store::tracking_codes_taken(conn, &names)?;
+            for (i, code) in candidates {
+                if !taken.contains(code.as_str()) {
+                    codes[i] = Some(code);
+                }
+            }
+            if codes.iter().all(Option::is_some) {
+                return Ok(codes.into_iter().flatten().collect());
             }
         }
         Err(TicketError::Db(DbError::Unavailable(

@@ -69,12 +69,30 @@ pub fn by_tracking_code(conn: &mut DbConn, code: &str) -> QueryResult<Option<Tic
         .optional()
 }
 
-/// Whether a tracking code is taken.
-pub fn tracking_code_taken(conn: &mut DbConn, code: &str) -> QueryResult<bool> {
-    crate::db::on_backend!(conn, c => diesel::select(diesel::dsl::exists(
-        tickets::table.filter(tickets::tracking_code.eq(code)),
-    ))
-    .get_result(c))
+/// Which of `codes` are taken (one query).
+pub fn tracking_codes_taken(
+    conn: &mut DbConn,
+    codes: &[&str],
+) -> QueryResult<std::collections::HashSet<String>> {
+    let mut taken = std::collections::HashSet::new();
+    for chunk in codes.chunks(500) {
+        let found: Vec<String> = crate::db::on_backend!(conn, c => tickets::table
+            .filter(tickets::tracking_code.eq_any(chunk))
+            .select(tickets::tracking_code)
+            .load(c))?;
+        taken.extend(found);
+    }
+    Ok(taken)
+}
+
+/// Inserts new ticket rows (one statement per 100).
+pub fn insert_many(conn: &mut DbConn, rows: &[TicketRow]) -> QueryResult<()> {
+    for chunk in rows.chunks(100) {
+        crate::db::on_backend!(conn, c => diesel::insert_into(tickets::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
 }
 
 /// Inserts a new ticket row.
@@ -112,15 +130,23 @@ pub fn insert_contacts(conn: &mut DbConn, rows: &[ContactRow]) -> QueryResult<()
     Ok(())
 }
 
-/// Stores the hash of a citizen's follow-up token.
-pub fn insert_follow_up(conn: &mut DbConn, ticket: &TicketId, token_hash: &str) -> QueryResult<()> {
-    crate::db::on_backend!(conn, c => diesel::insert_into(follow_up_tokens::table)
-        .values((
-            follow_up_tokens::ticket_id.eq(ticket.to_string()),
-            follow_up_tokens::token_hash.eq(token_hash),
-        ))
-        .execute(c)
-        .map(|_| ()))
+/// Stores `(ticket, token hash)` pairs of follow-up tokens (one statement per 200).
+pub fn insert_follow_ups(conn: &mut DbConn, rows: &[(String, String)]) -> QueryResult<()> {
+    for chunk in rows.chunks(200) {
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|(t, h)| {
+                (
+                    follow_up_tokens::ticket_id.eq(t.as_str()),
+                    follow_up_tokens::token_hash.eq(h.as_str()),
+                )
+            })
+            .collect();
+        crate::db::on_backend!(conn, c => diesel::insert_into(follow_up_tokens::table)
+            .values(&values)
+            .execute(c))?;
+    }
+    Ok(())
 }
 
 /// The hash of a ticket's follow-up token.

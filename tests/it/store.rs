@@ -502,3 +502,85 @@ fn postgres_url_errors_keep_their_cause() {
     .unwrap_err();
     assert!(e.to_string().contains("no_such_role_here"), "{e}");
 }
+
+#[test]
+fn concurrent_reports_are_filed_in_groups_and_a_bad_one_fails_alone() {
+    use diesel::prelude::*;
+    for db in backends() {
+        let t = helpers::tickets(&db);
+        let now = monday_morning();
+        // Hold the writer so that the reports below queue up and are filed together.
+        let held = {
+            let d = t.db().clone();
+            std::thread::spawn(move || {
+                d.write(|_| {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Ok::<_, lapor_node::db::DbError>(())
+                })
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let results: Vec<_> = (0..24)
+            .map(|i| {
+                let t = t.clone();
+                std::thread::spawn(move || {
+                    let mut r = report();
+                    if i % 4 == 3 {
+                        r.agency = Some(AgencyCode::parse("NO-SUCH-AGENCY").unwrap());
+                    }
+                    (i, t.submit(&r, &Actor::citizen(), now))
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        held.join().unwrap().unwrap();
+
+        let mut codes = std::collections::HashSet::new();
+        for (i, r) in &results {
+            if i % 4 == 3 {
+                assert!(
+                    matches!(r, Err(TicketError::UnknownAgency(_))),
+                    "report {i}: {r:?}"
+                );
+                continue;
+            }
+            let s = r.as_ref().unwrap();
+            let lapor_node::domain::Change::Created(c) = &s.event.change else {
+                panic!("report {i} did not create: {:?}", s.event.change);
+            };
+            assert!(codes.insert(c.tracking_code.to_string()), "code repeated");
+            let mut conn = t.db().read().unwrap();
+            assert_eq!(
+                ticket_store::follow_up_hash(&mut conn, &s.event.ticket).unwrap(),
+                Some(lapor_node::tickets::hash_token(&s.follow_up_token))
+            );
+            assert!(
+                ticket_store::contact(&mut conn, &s.event.ticket)
+                    .unwrap()
+                    .is_some()
+            );
+        }
+        // Only the good reports were written, in groups, on one unbroken chain.
+        assert_eq!(counts(&t), (18, 18));
+        let (groups, reports) = t.intake_stats();
+        assert_eq!(reports, 24);
+        assert!(groups < 24, "{groups} groups for 24 reports");
+        let mut conn = t.db().read().unwrap();
+        let chain: Vec<(i64, Option<String>, String)> = schema::events::table
+            .order(schema::events::seq.asc())
+            .select((
+                schema::events::seq,
+                schema::events::prev,
+                schema::events::id,
+            ))
+            .load(&mut conn)
+            .unwrap();
+        for (k, (seq, prev, _)) in chain.iter().enumerate() {
+            assert_eq!(*seq, i64::try_from(k + 1).unwrap());
+            let expected = k.checked_sub(1).map(|j| chain[j].2.clone());
+            assert_eq!(prev, &expected, "event {seq} links to its predecessor");
+        }
+    }
+}
