@@ -90,8 +90,12 @@ pub enum Command {
         command: CertsCommand,
     },
     /// Federation peers: reachable or not, last contact, outbox depth and oldest undelivered
-    /// age, refusals, quarantine count.
-    Peers,
+    /// age, refusals, quarantine count (`peers`); pin a peer's new signing key (`peers pin`).
+    Peers {
+        /// What to do (default: list).
+        #[command(subcommand)]
+        command: Option<PeersCommand>,
+    },
     /// Events refused by this node's inbox: `quarantine list`.
     Quarantine {
         /// What to do.
@@ -160,6 +164,22 @@ pub enum CertsCommand {
     },
 }
 
+/// `peers` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PeersCommand {
+    /// Pin a peer's signing key that automatic pinning refused (a key rotation), after
+    /// checking the key id with the peer's operators (`lapor-node keys list` on their node).
+    /// The key is fetched from the peer over mTLS.
+    Pin {
+        /// The peer's node id.
+        #[arg(long)]
+        peer: String,
+        /// The key id, e.g. `ed25519:…`.
+        #[arg(long)]
+        key: String,
+    },
+}
+
 /// `quarantine` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum QuarantineCommand {
@@ -205,7 +225,33 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         } => init(&node_id, &province, &dir, role.into(), &listen, force),
         Command::Demo { exit, backlog } => demo(exit, backlog),
         Command::Certs { command } => certs(command),
-        Command::Peers => {
+        Command::Peers {
+            command: Some(PeersCommand::Pin { peer, key }),
+        } => {
+            let settings = load(cli.config.as_deref())?;
+            crate::telemetry::init(&settings.raw.log);
+            let db = app::open_database(&settings)?;
+            let metrics = std::sync::Arc::new(crate::api::metrics::Metrics::default());
+            let Some(fed) = crate::delivery::Federation::new(&settings, db, metrics)? else {
+                anyhow::bail!("this node is not federated: [federation] is not configured");
+            };
+            let peer = crate::domain::NodeId::parse(&peer)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (k, added) = rt.block_on(fed.pin_peer_key(&peer, &key))?;
+            if added {
+                say(&format!(
+                    "pinned key {} for {peer} (valid from {})",
+                    k.id,
+                    crate::domain::Timestamp::from_millis(k.valid_from_ms)
+                ));
+            } else {
+                say(&format!("key {} was already pinned for {peer}", k.id));
+            }
+            Ok(())
+        }
+        Command::Peers { command: None } => {
             let settings = load(cli.config.as_deref())?;
             crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;

@@ -325,6 +325,45 @@ impl Federation {
         result
     }
 
+    /// An operator accepts `key_id` for `peer_id`: the peer is asked for its keys over mTLS
+    /// (its certificate proves who answers) and the one with that id is pinned, whatever the
+    /// automatic pinning would say — for a rotation the operator has checked with the peer's
+    /// operators. Returns the key and whether it was newly pinned.
+    pub async fn pin_peer_key(
+        &self,
+        peer_id: &NodeId,
+        key_id: &str,
+    ) -> Result<(wire::KeyInfo, bool), FedError> {
+        let peer = self.peer(peer_id)?.clone();
+        let resp = self
+            .client
+            .get(Self::url(&peer, "/federation/v1/node"))
+            .send()
+            .await
+            .map_err(|e| Self::unreachable(&peer, &e))?;
+        let info: NodeInfo = read_json(&peer, resp).await?;
+        if info.id != peer.id.as_str() {
+            return Err(FedError::BadAnswer {
+                peer: peer.id.to_string(),
+                cause: format!("answered as {}", info.id),
+            });
+        }
+        let Some(key) = info.keys.iter().find(|k| k.id == key_id).cloned() else {
+            let offered: Vec<&str> = info.keys.iter().map(|k| k.id.as_str()).collect();
+            return Err(FedError::KeyChange {
+                peer: peer.id.to_string(),
+                message: format!(
+                    "does not offer key {key_id} (it offers: {})",
+                    offered.join(", ")
+                ),
+            });
+        };
+        let (db, p, k) = (self.db.clone(), peer.id.clone(), key.clone());
+        let added = blocking(move || peers::pin_by_operator(&db, &p, &k)).await?;
+        tracing::warn!(peer = %peer.id, key = %key.id, added, "signing key pinned by an operator");
+        Ok((key, added))
+    }
+
     /// Fetches and pins the keys of every configured peer; returns the peers that could not
     /// be reached or whose keys were refused, with the reason.
     pub async fn fetch_all_keys(&self) -> Vec<(NodeId, String)> {

@@ -231,6 +231,56 @@ pub fn pin_keys(db: &Db, peer: &NodeId, keys: &[KeyInfo]) -> Result<usize, FedEr
     })
 }
 
+/// An operator's decision: pins `key` for `peer` (a rotation the automatic pinning refused,
+/// checked out of band). The key id must be the one its material gives, and not be pinned
+/// for another node. Returns `false` when it was already pinned. Clears the peer's last
+/// error.
+pub fn pin_by_operator(db: &Db, peer: &NodeId, key: &KeyInfo) -> Result<bool, FedError> {
+    let refuse = |message: String| FedError::KeyChange {
+        peer: peer.to_string(),
+        message,
+    };
+    let public = crate::crypto::keys::parse_public_key(&key.public_key)
+        .map_err(|e| refuse(format!("key {} is malformed: {e}", key.id)))?;
+    let derived = crate::crypto::keys::KeyId::of(&public).to_string();
+    if derived != key.id {
+        return Err(refuse(format!(
+            "key id {} does not match its key material (which gives {derived})",
+            key.id
+        )));
+    }
+    let (p, k) = (peer.clone(), key.clone());
+    db.write(move |c| {
+        let existing: Option<KeyRow> = node_keys::table
+            .find(&k.id)
+            .select(KeyRow::as_select())
+            .first(c)
+            .optional()?;
+        match existing {
+            Some(r) if r.origin != p.as_str() => Err(FedError::KeyChange {
+                peer: p.to_string(),
+                message: format!("key {} is already pinned for {}", k.id, r.origin),
+            }),
+            Some(_) => Ok(false),
+            None => {
+                diesel::insert_into(node_keys::table)
+                    .values(&KeyRow {
+                        key_id: k.id.clone(),
+                        origin: p.to_string(),
+                        public_key: k.public_key.clone(),
+                        valid_from_ms: k.valid_from_ms,
+                        valid_until_ms: k.valid_until_ms,
+                    })
+                    .execute(c)?;
+                diesel::update(peers::table.find(p.as_str()))
+                    .set(peers::last_error.eq(None::<String>))
+                    .execute(c)?;
+                Ok(true)
+            }
+        }
+    })
+}
+
 /// One peer as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct PeerStatus {

@@ -220,3 +220,25 @@ fn audit_verify_passes_on_a_busy_node_and_names_a_tampered_event() {
     assert!(!bad.status.success(), "{out}");
     assert!(out.contains(&format!("FAULT event {}", victim.id)), "{out}");
 }
+
+#[test]
+fn peers_pin_on_a_node_without_federation_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(init(dir.path(), &[]).status.success());
+    let out = Command::new(BIN)
+        .args(["--config"])
+        .arg(dir.path().join("config.toml"))
+        .args([
+            "peers",
+            "pin",
+            "--peer",
+            "prov-53.lapor.test",
+            "--key",
+            "ed25519:x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not federated"), "{err}");
+}

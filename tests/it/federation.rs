@@ -653,3 +653,58 @@ async fn erasure_reaches_the_handler_and_a_late_personal_data_part_does_not_undo
     assert_eq!(count(node(&c, JAKARTA), "reporter_contacts"), 0);
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_peer_key_is_refused_until_an_operator_pins_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path(), None).await;
+    ntt_tickets(&c, 1);
+    c.settle(10).await.unwrap();
+    let ntt_id = lapor_node::domain::NodeId::parse(NTT).unwrap();
+    let jkt = &node(&c, JAKARTA).federation;
+    jkt.fetch_keys(&ntt_id).await.unwrap();
+
+    // NTT rotates its signing key: its node information now offers a key Jakarta never saw.
+    let (_, new) = lapor_node::event_log::keys::rotate(
+        node(&c, NTT).federation.db(),
+        &ntt_id,
+        &c.dir.join(NTT).join("keys").join("signing.pem"),
+        Timestamp::now(),
+    )
+    .unwrap();
+    let e = jkt.fetch_keys(&ntt_id).await.unwrap_err().to_string();
+    assert!(e.contains("refused until an operator pins it"), "{e}");
+    let pinned_for = |key: &str| {
+        let mut conn = jkt.db().read().unwrap();
+        lapor_node::event_log::keys::keyring(&mut conn)
+            .unwrap()
+            .iter()
+            .find(|(id, _)| id.to_string() == key)
+            .map(|(_, k)| k.origin.to_string())
+    };
+    assert_eq!(pinned_for(&new.to_string()), None);
+
+    // The operator pins it: only a key the peer really offers, only once, only for its owner.
+    let e = jkt
+        .pin_peer_key(&ntt_id, "ed25519:not-offered")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not offer key"), "{e}");
+    let (k, added) = jkt.pin_peer_key(&ntt_id, &new.to_string()).await.unwrap();
+    assert!(added);
+    assert_eq!(k.id, new.to_string());
+    assert_eq!(pinned_for(&new.to_string()).as_deref(), Some(NTT));
+    let (_, again) = jkt.pin_peer_key(&ntt_id, &new.to_string()).await.unwrap();
+    assert!(!again);
+    jkt.fetch_keys(&ntt_id).await.unwrap();
+    let e = lapor_node::delivery::peers::pin_by_operator(
+        jkt.db(),
+        &lapor_node::domain::NodeId::parse(HUB).unwrap(),
+        &k,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("already pinned for prov-53"), "{e}");
+    c.shutdown().await;
+}
