@@ -584,3 +584,77 @@ fn concurrent_reports_are_filed_in_groups_and_a_bad_one_fails_alone() {
         }
     }
 }
+
+#[test]
+fn a_group_that_fails_in_the_database_is_refiled_report_by_report() {
+    use diesel::prelude::*;
+    // SQLite only: a trigger stands in for a database fault hit by one report of a group.
+    let db = helpers::sqlite();
+    let t = helpers::tickets(&db);
+    t.db()
+        .write(|c| {
+            diesel::sql_query(
+                "CREATE TRIGGER refuse_fail BEFORE INSERT ON tickets WHEN NEW.title = 'FAIL' \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END",
+            )
+            .execute(c)
+            .map(|_| ())
+            .map_err(lapor_node::db::DbError::from)
+        })
+        .unwrap();
+    let now = monday_morning();
+    let held = {
+        let d = t.db().clone();
+        std::thread::spawn(move || {
+            d.write(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                Ok::<_, lapor_node::db::DbError>(())
+            })
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let results: Vec<_> = (0..8)
+        .map(|i| {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                let mut r = report();
+                if i == 5 {
+                    r.title = "FAIL".into();
+                }
+                (i, t.submit(&r, &Actor::citizen(), now))
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    held.join().unwrap().unwrap();
+    for (i, r) in &results {
+        if *i == 5 {
+            let e = r.as_ref().unwrap_err().to_string();
+            assert!(e.contains("refused by the test trigger"), "{e}");
+        } else {
+            assert!(r.is_ok(), "report {i}: {r:?}");
+        }
+    }
+    // The failing report left nothing behind; the others are filed on one unbroken chain.
+    assert_eq!(counts(&t), (7, 7));
+    let (groups, reports) = t.intake_stats();
+    assert_eq!(reports, 8);
+    assert!(
+        groups < 8,
+        "the reports were grouped first ({groups} groups)"
+    );
+    let mut conn = t.db().read().unwrap();
+    let seqs: Vec<i64> = schema::events::table
+        .order(schema::events::seq.asc())
+        .select(schema::events::seq)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(seqs, (1..=7).collect::<Vec<i64>>());
+    let orphans: i64 = schema::follow_up_tokens::table
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(orphans, 7, "no follow-up token of the failed report");
+}
