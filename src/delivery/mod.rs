@@ -296,20 +296,7 @@ impl Federation {
     /// operator, see `docs/PROTOCOL.md`). Returns the number of keys newly pinned.
     #[tracing::instrument(name = "federation.fetch_keys", skip_all, fields(peer = %peer_id))]
     pub async fn fetch_keys(&self, peer_id: &NodeId) -> Result<usize, FedError> {
-        let peer = self.peer(peer_id)?.clone();
-        let resp = self
-            .client
-            .get(Self::url(&peer, "/federation/v1/node"))
-            .send()
-            .await
-            .map_err(|e| Self::unreachable(&peer, &e))?;
-        let info: NodeInfo = read_json(&peer, resp).await?;
-        if info.id != peer.id.as_str() {
-            return Err(FedError::BadAnswer {
-                peer: peer.id.to_string(),
-                cause: format!("answered as {}", info.id),
-            });
-        }
+        let (peer, info) = self.node_info_of(peer_id).await?;
         let this = self.clone();
         let result = blocking(move || peers::pin_keys(&this.db, &peer.id, &info.keys)).await;
         if let Err(FedError::KeyChange { message, .. }) = &result {
@@ -325,15 +312,8 @@ impl Federation {
         result
     }
 
-    /// An operator accepts `key_id` for `peer_id`: the peer is asked for its keys over mTLS
-    /// (its certificate proves who answers) and the one with that id is pinned, whatever the
-    /// automatic pinning would say — for a rotation the operator has checked with the peer's
-    /// operators. Returns the key and whether it was newly pinned.
-    pub async fn pin_peer_key(
-        &self,
-        peer_id: &NodeId,
-        key_id: &str,
-    ) -> Result<(wire::KeyInfo, bool), FedError> {
+    /// `GET /federation/v1/node` of a configured peer, checked to answer as that peer.
+    async fn node_info_of(&self, peer_id: &NodeId) -> Result<(PeerSettings, NodeInfo), FedError> {
         let peer = self.peer(peer_id)?.clone();
         let resp = self
             .client
@@ -348,6 +328,19 @@ impl Federation {
                 cause: format!("answered as {}", info.id),
             });
         }
+        Ok((peer, info))
+    }
+
+    /// An operator accepts `key_id` for `peer_id`: the peer is asked for its keys over mTLS
+    /// (its certificate proves who answers) and the one with that id is pinned, whatever the
+    /// automatic pinning would say — for a rotation the operator has checked with the peer's
+    /// operators. Returns the key and whether it was newly pinned.
+    pub async fn pin_peer_key(
+        &self,
+        peer_id: &NodeId,
+        key_id: &str,
+    ) -> Result<(wire::KeyInfo, bool), FedError> {
+        let (peer, info) = self.node_info_of(peer_id).await?;
         let Some(key) = info.keys.iter().find(|k| k.id == key_id).cloned() else {
             let offered: Vec<&str> = info.keys.iter().map(|k| k.id.as_str()).collect();
             return Err(FedError::KeyChange {
@@ -598,9 +591,6 @@ impl Federation {
             .send()
             .await
             .map_err(|e| Self::unreachable(peer, &e))?;
-        if resp.status().as_u16() == 409 || resp.status().as_u16() == 503 {
-            // Keys or storage not ready on the other side: try again later.
-        }
         let answer: wire::BatchAnswer = read_json(peer, resp).await?;
         if answer.batch != batch.id {
             return Err(FedError::BadAnswer {

@@ -205,15 +205,7 @@ pub fn pin_keys(db: &Db, peer: &NodeId, keys: &[KeyInfo]) -> Result<usize, FedEr
                             message: format!("key {} is already pinned for another node", k.id),
                         });
                     }
-                    diesel::insert_into(node_keys::table)
-                        .values(&KeyRow {
-                            key_id: k.id.clone(),
-                            origin: p.to_string(),
-                            public_key: k.public_key.clone(),
-                            valid_from_ms: k.valid_from_ms,
-                            valid_until_ms: k.valid_until_ms,
-                        })
-                        .execute(c)?;
+                    insert_key(c, &p, k)?;
                     added += 1;
                 }
                 None => {
@@ -229,6 +221,19 @@ pub fn pin_keys(db: &Db, peer: &NodeId, keys: &[KeyInfo]) -> Result<usize, FedEr
         }
         Ok(added)
     })
+}
+
+/// Pins `key` as `peer`'s.
+fn insert_key(c: &mut crate::db::DbConn, peer: &NodeId, key: &KeyInfo) -> QueryResult<usize> {
+    diesel::insert_into(node_keys::table)
+        .values(&KeyRow {
+            key_id: key.id.clone(),
+            origin: peer.to_string(),
+            public_key: key.public_key.clone(),
+            valid_from_ms: key.valid_from_ms,
+            valid_until_ms: key.valid_until_ms,
+        })
+        .execute(c)
 }
 
 /// An operator's decision: pins `key` for `peer` (a rotation the automatic pinning refused,
@@ -263,15 +268,7 @@ pub fn pin_by_operator(db: &Db, peer: &NodeId, key: &KeyInfo) -> Result<bool, Fe
             }),
             Some(_) => Ok(false),
             None => {
-                diesel::insert_into(node_keys::table)
-                    .values(&KeyRow {
-                        key_id: k.id.clone(),
-                        origin: p.to_string(),
-                        public_key: k.public_key.clone(),
-                        valid_from_ms: k.valid_from_ms,
-                        valid_until_ms: k.valid_until_ms,
-                    })
-                    .execute(c)?;
+                insert_key(c, &p, &k)?;
                 diesel::update(peers::table.find(p.as_str()))
                     .set(peers::last_error.eq(None::<String>))
                     .execute(c)?;

@@ -57,7 +57,7 @@ pub fn append(
 }
 
 /// Appends drafts as `origin`'s next events, in order, each signed with `key` and linked to
-/// the one before; one chain-head read and write, and one multi-row insert per 100 events.
+/// the one before; one chain-head read and write, and one multi-row insert per 100 events ([`insert_rows`]).
 /// Returns the events in the drafts' order (an empty list for no drafts).
 #[tracing::instrument(name = "event_log.append_many", skip_all, fields(events = drafts.len()))]
 pub fn append_many(
@@ -88,11 +88,7 @@ pub fn append_many(
         events.push(event);
         rows.push(row);
     }
-    for chunk in rows.chunks(100) {
-        crate::db::on_backend!(conn, c => diesel::insert_into(events::table)
-            .values(chunk)
-            .execute(c))?;
-    }
+    insert_rows(conn, &rows)?;
     let new_head = ChainHead {
         origin: origin.to_string(),
         seq,
@@ -171,6 +167,17 @@ fn seal(
         stored_at_ms: stored_at.millis(),
     };
     Ok((event, row))
+}
+
+/// Stores event rows as they are (appended or received), 100 rows per statement (11
+/// parameters a row).
+pub fn insert_rows(conn: &mut DbConn, rows: &[EventRow]) -> QueryResult<()> {
+    for chunk in rows.chunks(100) {
+        crate::db::on_backend!(conn, c => diesel::insert_into(events::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
 }
 
 /// Decodes a stored row.

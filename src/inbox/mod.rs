@@ -485,7 +485,7 @@ impl Apply<'_> {
     /// Stores the accepted events, the new participants and each changed ticket's
     /// projection (once per ticket).
     fn flush(&mut self) -> Result<(), InboxError> {
-        store::insert_events(self.conn, &std::mem::take(&mut self.rows))?;
+        log::insert_rows(self.conn, &std::mem::take(&mut self.rows))?;
         crate::outbox::store::add_participants(self.conn, &std::mem::take(&mut self.participants))?;
         for (ticket, (row, existed)) in std::mem::take(&mut self.projections) {
             if existed {

@@ -15,16 +15,6 @@ pub fn event_exists(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
     Ok(n > 0)
 }
 
-/// The id of the event at `(origin, seq)`, if held.
-pub fn event_at(conn: &mut DbConn, origin: &str, seq: i64) -> QueryResult<Option<String>> {
-    events::table
-        .filter(events::origin.eq(origin))
-        .filter(events::seq.eq(seq))
-        .select(events::id)
-        .first(conn)
-        .optional()
-}
-
 /// A stored event row by id.
 pub fn event_row(conn: &mut DbConn, id: &str) -> QueryResult<Option<EventRow>> {
     events::table
@@ -32,14 +22,6 @@ pub fn event_row(conn: &mut DbConn, id: &str) -> QueryResult<Option<EventRow>> {
         .select(EventRow::as_select())
         .first(conn)
         .optional()
-}
-
-/// Stores a received event.
-pub fn insert_event(conn: &mut DbConn, row: &EventRow) -> QueryResult<()> {
-    diesel::insert_into(events::table)
-        .values(row)
-        .execute(conn)
-        .map(|_| ())
 }
 
 /// A refused event to record.
@@ -179,15 +161,4 @@ pub fn for_tickets(conn: &mut DbConn, tickets: &[String]) -> QueryResult<Vec<Eve
         out.extend(found);
     }
     Ok(out)
-}
-
-/// Stores received events, several rows per statement.
-pub fn insert_events(conn: &mut DbConn, rows: &[EventRow]) -> QueryResult<()> {
-    // 11 columns a row: 2,200 parameters a statement.
-    for chunk in rows.chunks(200) {
-        crate::db::on_backend!(conn, c => diesel::insert_into(events::table)
-            .values(chunk)
-            .execute(c))?;
-    }
-    Ok(())
 }

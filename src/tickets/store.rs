@@ -112,14 +112,6 @@ pub fn update(conn: &mut DbConn, row: &TicketRow) -> QueryResult<()> {
         .map(|_| ()))
 }
 
-/// Stores a reporter's contact.
-pub fn insert_contact(conn: &mut DbConn, row: &ContactRow) -> QueryResult<()> {
-    crate::db::on_backend!(conn, c => diesel::insert_into(reporter_contacts::table)
-        .values(row)
-        .execute(c)
-        .map(|_| ()))
-}
-
 /// Stores many reporters' contacts (one statement per 100 rows).
 pub fn insert_contacts(conn: &mut DbConn, rows: &[ContactRow]) -> QueryResult<()> {
     for chunk in rows.chunks(100) {

@@ -503,39 +503,51 @@ fn postgres_url_errors_keep_their_cause() {
     assert!(e.to_string().contains("no_such_role_here"), "{e}");
 }
 
+/// Files `n` reports (report `i` changed by `edit`) from `n` threads while the writer is held
+/// busy, so that they queue up and are filed in groups. Returns each report's result.
+fn file_concurrently(
+    t: &Tickets,
+    n: usize,
+    edit: fn(usize, &mut NewReport),
+) -> Vec<(usize, Result<lapor_node::tickets::Submitted, TicketError>)> {
+    let now = monday_morning();
+    let held = {
+        let d = t.db().clone();
+        std::thread::spawn(move || {
+            d.write(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                Ok::<_, lapor_node::db::DbError>(())
+            })
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let results = (0..n)
+        .map(|i| {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                let mut r = report();
+                edit(i, &mut r);
+                (i, t.submit(&r, &Actor::citizen(), now))
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    held.join().unwrap().unwrap();
+    results
+}
+
 #[test]
 fn concurrent_reports_are_filed_in_groups_and_a_bad_one_fails_alone() {
     use diesel::prelude::*;
     for db in backends() {
         let t = helpers::tickets(&db);
-        let now = monday_morning();
-        // Hold the writer so that the reports below queue up and are filed together.
-        let held = {
-            let d = t.db().clone();
-            std::thread::spawn(move || {
-                d.write(|_| {
-                    std::thread::sleep(std::time::Duration::from_millis(300));
-                    Ok::<_, lapor_node::db::DbError>(())
-                })
-            })
-        };
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let results: Vec<_> = (0..24)
-            .map(|i| {
-                let t = t.clone();
-                std::thread::spawn(move || {
-                    let mut r = report();
-                    if i % 4 == 3 {
-                        r.agency = Some(AgencyCode::parse("NO-SUCH-AGENCY").unwrap());
-                    }
-                    (i, t.submit(&r, &Actor::citizen(), now))
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .collect();
-        held.join().unwrap().unwrap();
+        let results = file_concurrently(&t, 24, |i, r| {
+            if i % 4 == 3 {
+                r.agency = Some(AgencyCode::parse("NO-SUCH-AGENCY").unwrap());
+            }
+        });
 
         let mut codes = std::collections::HashSet::new();
         for (i, r) in &results {
@@ -602,33 +614,11 @@ fn a_group_that_fails_in_the_database_is_refiled_report_by_report() {
             .map_err(lapor_node::db::DbError::from)
         })
         .unwrap();
-    let now = monday_morning();
-    let held = {
-        let d = t.db().clone();
-        std::thread::spawn(move || {
-            d.write(|_| {
-                std::thread::sleep(std::time::Duration::from_millis(300));
-                Ok::<_, lapor_node::db::DbError>(())
-            })
-        })
-    };
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    let results: Vec<_> = (0..8)
-        .map(|i| {
-            let t = t.clone();
-            std::thread::spawn(move || {
-                let mut r = report();
-                if i == 5 {
-                    r.title = "FAIL".into();
-                }
-                (i, t.submit(&r, &Actor::citizen(), now))
-            })
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|h| h.join().unwrap())
-        .collect();
-    held.join().unwrap().unwrap();
+    let results = file_concurrently(&t, 8, |i, r| {
+        if i == 5 {
+            r.title = "FAIL".into();
+        }
+    });
     for (i, r) in &results {
         if *i == 5 {
             let e = r.as_ref().unwrap_err().to_string();
