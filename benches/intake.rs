@@ -84,6 +84,56 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system, in clock ticks) of each thread of `pid`, summed by thread name.
+fn cpu_ticks_by_thread(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // The name sits in parentheses and may contain spaces; fields follow the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime are fields 14 and 15 of the line, 11 and 12 after the name.
+        *out.entry(name).or_insert(0) += ticks(11) + ticks(12);
+    }
+    out
+}
+
+/// Per-thread-name CPU share (in cores) between two samples taken `secs` apart.
+fn cpu_shares(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+    secs: f64,
+) -> String {
+    // Linux reports these in USER_HZ, 100 ticks per second on every platform Rust targets.
+    let hz = 100.0;
+    let mut parts: Vec<(String, f64)> = after
+        .iter()
+        .map(|(name, t)| {
+            let used = t.saturating_sub(before.get(name).copied().unwrap_or(0));
+            (name.clone(), used as f64 / hz / secs)
+        })
+        .filter(|(_, cores)| *cores >= 0.01)
+        .collect();
+    parts.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = parts.iter().map(|p| p.1).sum();
+    let list: Vec<String> = parts.iter().map(|(n, c)| format!("{n} {c:.2}")).collect();
+    format!("{total:.2} cores ({})", list.join(", "))
+}
+
 fn main() {
     let secs: u64 = std::env::var("BENCH_SECS")
         .ok()
@@ -147,7 +197,17 @@ fn main() {
         load(node_url.clone(), 4, 1, 201).await;
         let (echo_n, echo_t) = load(echo_url, clients, secs, 201).await;
         let rss_before = rss_kib(pid, "VmRSS:");
+        let (node_cpu, bench_cpu) = (
+            cpu_ticks_by_thread(pid),
+            cpu_ticks_by_thread(std::process::id()),
+        );
         let (intake_n, intake_t) = load(node_url, clients, secs, 201).await;
+        let node_cpu = cpu_shares(&node_cpu, &cpu_ticks_by_thread(pid), intake_t.as_secs_f64());
+        let bench_cpu = cpu_shares(
+            &bench_cpu,
+            &cpu_ticks_by_thread(std::process::id()),
+            intake_t.as_secs_f64(),
+        );
         let echo_rate = echo_n as f64 / echo_t.as_secs_f64();
         let intake_rate = intake_n as f64 / intake_t.as_secs_f64();
         println!(
@@ -164,6 +224,7 @@ fn main() {
             rss_kib(pid, "VmRSS:") / 1024,
             rss_kib(pid, "VmHWM:") / 1024
         );
+        println!("CPU during intake: node {node_cpu}; clients {bench_cpu}");
         let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
             .await
             .expect("metrics")
