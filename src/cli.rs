@@ -229,7 +229,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             command: Some(PeersCommand::Pin { peer, key }),
         } => {
             let settings = load(cli.config.as_deref())?;
-            crate::telemetry::init(&settings.raw.log);
+            let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
             let metrics = std::sync::Arc::new(crate::api::metrics::Metrics::default());
             let Some(fed) = crate::delivery::Federation::new(&settings, db, metrics)? else {
@@ -253,7 +253,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Peers { command: None } => {
             let settings = load(cli.config.as_deref())?;
-            crate::telemetry::init(&settings.raw.log);
+            let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
             let Some(fed) = settings.raw.federation.as_ref() else {
                 anyhow::bail!("this node is not federated: [federation] is not configured");
@@ -289,7 +289,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             command: QuarantineCommand::List,
         } => {
             let settings = load(cli.config.as_deref())?;
-            crate::telemetry::init(&settings.raw.log);
+            let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
             let mut conn = db.read()?;
             let rows = crate::inbox::store::list(&mut conn, 500)?;
@@ -313,7 +313,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let settings = load(cli.config.as_deref())?;
-            crate::telemetry::init(&settings.raw.log);
+            let _log = crate::telemetry::init(&settings.raw.log);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -325,7 +325,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate { revert_all } => {
             let settings = load(cli.config.as_deref())?;
-            crate::telemetry::init(&settings.raw.log);
+            let _log = crate::telemetry::init(&settings.raw.log);
             let db = Db::open(&settings.database, 1)?;
             let names = if revert_all {
                 db.with_writer(migrations::revert_all)??
@@ -345,7 +345,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Officer { command } => {
             let settings = load(cli.config.as_deref())?;
-            crate::telemetry::init(&settings.raw.log);
+            let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
             let auth = crate::auth::Auth::new(db, settings.raw.auth.token_ttl_minutes);
             for line in crate::auth::cli::run(&auth, command)? {
@@ -357,7 +357,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             command: AuditCommand::Verify,
         } => {
             let settings = load(cli.config.as_deref())?;
-            crate::telemetry::init(&settings.raw.log);
+            let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
             let mut conn = db.read()?;
             let report = crate::event_log::audit::run(&mut conn)?;
@@ -380,7 +380,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys { command } => {
             let settings = load(cli.config.as_deref())?;
-            crate::telemetry::init(&settings.raw.log);
+            let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
             let path = settings.key_path();
             crate::event_log::keys::load_or_create(&db, settings.node_id(), &path)?;
@@ -405,7 +405,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Erase { tracking_code } => {
             let settings = load(cli.config.as_deref())?;
-            crate::telemetry::init(&settings.raw.log);
+            let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
             let key = crate::event_log::keys::load_or_create(
                 &db,
@@ -432,7 +432,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Rebuild => {
             let settings = load(cli.config.as_deref())?;
-            crate::telemetry::init(&settings.raw.log);
+            let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
             let done = db.write(ticket_store::rebuild)?;
             say(&format!(
@@ -481,7 +481,7 @@ fn certs(command: CertsCommand) -> anyhow::Result<()> {
 fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
     use crate::demo::{cluster, scenario};
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
-    crate::telemetry::init(&crate::config::LogSettings {
+    let _log = crate::telemetry::init(&crate::config::LogSettings {
         format: crate::config::LogFormat::Text,
         filter,
     });
