@@ -155,13 +155,18 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
             ),
         ],
     };
-    let (groups, reports) = state.tickets.intake_stats();
+    let intake = state.tickets.intake_stats();
     let intake = Gauge {
         name: "lapor_intake_groups_total",
-        help: "Reports filed since start, grouped: writer jobs (groups) and the reports in them.",
+        help: "Reports filed since start, grouped: writer jobs (groups), the reports in them, \
+               and those whose event the writer had to seal again (its place ahead was taken).",
         samples: vec![
-            (vec![("kind", "groups".to_owned())], groups as f64),
-            (vec![("kind", "reports".to_owned())], reports as f64),
+            (vec![("kind", "groups".to_owned())], intake.groups as f64),
+            (vec![("kind", "reports".to_owned())], intake.reports as f64),
+            (
+                vec![("kind", "resealed".to_owned())],
+                intake.resealed as f64,
+            ),
         ],
     };
     let mut gauges = vec![tickets, breaches, writer, intake];

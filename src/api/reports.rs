@@ -51,9 +51,10 @@ pub async fn create(
         },
         contact: b.reporter,
     };
-    let tickets = state.tickets.clone();
-    let submitted =
-        block(move || Ok(tickets.submit(&report, &Actor::citizen(), Timestamp::now())?)).await?;
+    let submitted = state
+        .tickets
+        .submit_async(&report, &Actor::citizen(), Timestamp::now())
+        .await?;
     let crate::domain::Change::Created(created) = &submitted.event.change else {
         return Err(ApiError::Internal(
             "intake produced no created event".into(),

@@ -55,6 +55,31 @@ macro_rules! on_backend {
 }
 pub(crate) use on_backend;
 
+/// Inserts `$rows` (a slice of insertable values) into `$table`, in the caller's transaction:
+/// on SQLite one cached single-row statement per row — diesel's multi-row insert on SQLite
+/// renders its SQL anew each time and runs each row under its own savepoint — and on
+/// PostgreSQL one multi-row statement per `$chunk` rows. Evaluates to `QueryResult<()>`.
+macro_rules! insert_all {
+    ($conn:expr, $table:expr, $rows:expr, $chunk:expr) => {{
+        use diesel::RunQueryDsl as _;
+        match $conn {
+            $crate::db::DbConn::Sqlite(c) => $rows.iter().try_for_each(|row| {
+                diesel::insert_into($table)
+                    .values(row)
+                    .execute(c)
+                    .map(|_| ())
+            }),
+            $crate::db::DbConn::Pg(c) => $rows.chunks($chunk).try_for_each(|chunk| {
+                diesel::insert_into($table)
+                    .values(chunk)
+                    .execute(c)
+                    .map(|_| ())
+            }),
+        }
+    }};
+}
+pub(crate) use insert_all;
+
 /// The connection pool.
 pub type DbPool = Pool<ConnManager>;
 /// A pooled connection.
@@ -343,21 +368,37 @@ impl Db {
         E: From<diesel::result::Error> + From<DbError> + Send + 'static,
     {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T, E>>(1);
+        self.write_then(f, move |out| {
+            let _ = tx.send(out);
+        })
+        .map_err(E::from)?;
+        rx.recv()
+            .map_err(|_| DbError::Unavailable("the writer has stopped".into()))?
+    }
+
+    /// Like [`Db::write`], without waiting: queues `f` for the writer and returns. `then`
+    /// receives `f`'s result once the group has committed (or the commit's failure), on the
+    /// writer thread — so it must be quick and must not wait for the writer. `Err` when the
+    /// writer has stopped (`f` and `then` are not run).
+    pub fn write_then<T, E, F, D>(&self, f: F, then: D) -> Result<(), DbError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        D: FnOnce(Result<T, E>) + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + From<DbError> + Send + 'static,
+    {
         let job = writer::Job::Tx(Box::new(move |conn: &mut DbConn| {
             let result = conn.transaction(f);
             Box::new(move |commit: Result<(), String>| {
-                let out = match commit {
+                then(match commit {
                     Ok(()) => result,
                     Err(e) => Err(E::from(DbError::Unavailable(format!("commit failed: {e}")))),
-                };
-                let _ = tx.send(out);
+                });
             })
         }));
         self.writer
             .send(job)
-            .map_err(|_| DbError::Unavailable("the writer has stopped".into()))?;
-        rx.recv()
-            .map_err(|_| DbError::Unavailable("the writer has stopped".into()))?
+            .map_err(|_| DbError::Unavailable("the writer has stopped".into()))
     }
 
     /// Runs `f` with the writer connection, outside any transaction (migrations).

@@ -67,32 +67,210 @@ pub fn append_many(
     drafts: Vec<Draft>,
     stored_at: Timestamp,
 ) -> Result<Vec<Event>, LogError> {
-    if drafts.is_empty() {
-        return Ok(Vec::new());
+    let pending = drafts.into_iter().map(Pending::Draft).collect();
+    Ok(append_pending(conn, origin, key, pending, stored_at)?.0)
+}
+
+/// A place in a chain: the `seq` and `prev` the next event takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    /// The next event's `seq`.
+    pub seq: i64,
+    /// The id of the event before it (`None` for the first).
+    pub prev: Option<String>,
+}
+
+impl Place {
+    /// The place after `sealed`.
+    #[must_use]
+    pub fn after(sealed: &Sealed) -> Self {
+        Self {
+            seq: sealed.place.seq.saturating_add(1),
+            prev: Some(sealed.row.id.clone()),
+        }
     }
+}
+
+/// An event given its place and id ahead of the writer, so that its signature (which covers
+/// both) can be taken on another thread: the writer stores it as it is when the place is still
+/// the chain's next one, and seals the draft again otherwise.
+#[derive(Debug)]
+pub struct Sealed {
+    place: Place,
+    event: Event,
+    /// The row, without `raw` and `sig` until signed.
+    row: EventRow,
+    /// The unsigned object with its `id`.
+    value: serde_json::Value,
+    canonical: Vec<u8>,
+    /// `(sig value, raw)`, once signed (by whichever thread comes first).
+    signed: std::sync::OnceLock<(Option<String>, String)>,
+}
+
+impl Sealed {
+    /// Gives `draft` the place `place`: its id, not yet its signature.
+    pub fn new(
+        origin: &NodeId,
+        key_id: &str,
+        draft: Draft,
+        place: Place,
+        stored_at: Timestamp,
+    ) -> Result<Self, LogError> {
+        let (event, value, canonical) = place_event(origin, draft, &place)?;
+        let row = EventRow {
+            id: event.id.to_string(),
+            origin: origin.to_string(),
+            seq: place.seq,
+            prev: place.prev.clone(),
+            ticket: event.ticket.to_string(),
+            kind: event.change.kind().to_owned(),
+            at_ms: event.at.millis(),
+            raw: String::new(),
+            key_id: Some(key_id.to_owned()),
+            sig: None,
+            stored_at_ms: stored_at.millis(),
+        };
+        Ok(Self {
+            place,
+            event,
+            row,
+            value,
+            canonical,
+            signed: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The place it was given.
+    #[must_use]
+    pub fn place(&self) -> &Place {
+        &self.place
+    }
+
+    /// The event (its id set).
+    #[must_use]
+    pub fn event(&self) -> &Event {
+        &self.event
+    }
+
+    /// Signs it with `key` unless that is done already; the signature and stored text.
+    pub fn sign(&self, key: &dyn SignEvents) -> &(Option<String>, String) {
+        self.signed.get_or_init(|| {
+            let sig = key.sign_event(&self.canonical);
+            let sig_value = sig
+                .get("value")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned);
+            let mut value = self.value.clone();
+            if let serde_json::Value::Object(m) = &mut value {
+                m.insert("sig".into(), sig);
+            }
+            (sig_value, value.to_string())
+        })
+    }
+
+    /// The draft again, to be placed elsewhere.
+    #[must_use]
+    pub fn draft(&self) -> Draft {
+        let e = &self.event;
+        Draft {
+            ticket: e.ticket,
+            parents: e.parents.clone(),
+            at: e.at,
+            actor: e.actor.clone(),
+            change: e.change.clone(),
+            pii: e.pii.clone(),
+        }
+    }
+}
+
+/// An event to append: a draft, or one sealed ahead (used as it is if its place is still free).
+#[derive(Debug)]
+pub enum Pending {
+    /// To be placed and signed here.
+    Draft(Draft),
+    /// Placed ahead, perhaps signed already.
+    Sealed(std::sync::Arc<Sealed>),
+}
+
+/// What [`append_pending`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// Events stored as sealed ahead.
+    pub as_sealed: usize,
+    /// Events placed and signed here (drafts, and sealed ones whose place was taken).
+    pub resealed: usize,
+}
+
+/// Appends pending events as `origin`'s next events, in order: a sealed one whose place is the
+/// chain's next is stored as it is (signed here if nobody has yet), any other is placed and
+/// signed here. One chain-head read and write, and one multi-row insert per 100 events.
+/// Returns the events in order, the place after the last, and how many were used as sealed.
+#[tracing::instrument(name = "event_log.append_pending", skip_all, fields(events = pending.len()))]
+pub fn append_pending(
+    conn: &mut DbConn,
+    origin: &NodeId,
+    key: &dyn SignEvents,
+    pending: Vec<Pending>,
+    stored_at: Timestamp,
+) -> Result<(Vec<Event>, Place, Appended), LogError> {
     let head: Option<ChainHead> = crate::db::on_backend!(conn, c => chain_heads::table
         .find(origin.as_str())
         .select(ChainHead::as_select())
         .first(c)
         .optional())?;
-    let (mut seq, mut prev) = match &head {
-        Some(h) => (h.seq, Some(h.last_id.clone())),
-        None => (0, None),
+    let mut place = match &head {
+        Some(h) => Place {
+            seq: h.seq.saturating_add(1),
+            prev: Some(h.last_id.clone()),
+        },
+        None => Place { seq: 1, prev: None },
     };
-    let mut events = Vec::with_capacity(drafts.len());
-    let mut rows = Vec::with_capacity(drafts.len());
-    for draft in drafts {
-        seq = seq.saturating_add(1);
-        let (event, row) = seal(origin, key, draft, seq, prev.as_deref(), stored_at)?;
-        prev = Some(row.id.clone());
-        events.push(event);
+    if pending.is_empty() {
+        return Ok((Vec::new(), place, Appended::default()));
+    }
+    let mut events = Vec::with_capacity(pending.len());
+    let mut rows = Vec::with_capacity(pending.len());
+    let mut done = Appended::default();
+    for p in pending {
+        let sealed = match p {
+            Pending::Sealed(s) if s.place == place => {
+                done.as_sealed += 1;
+                s
+            }
+            Pending::Sealed(s) => {
+                done.resealed += 1;
+                std::sync::Arc::new(Sealed::new(
+                    origin,
+                    key.key_id().as_str(),
+                    s.draft(),
+                    place.clone(),
+                    stored_at,
+                )?)
+            }
+            Pending::Draft(d) => {
+                done.resealed += 1;
+                std::sync::Arc::new(Sealed::new(
+                    origin,
+                    key.key_id().as_str(),
+                    d,
+                    place.clone(),
+                    stored_at,
+                )?)
+            }
+        };
+        let (sig, raw) = sealed.sign(key).clone();
+        let mut row = sealed.row.clone();
+        row.sig = sig;
+        row.raw = raw;
+        place = Place::after(&sealed);
+        events.push(sealed.event.clone());
         rows.push(row);
     }
     insert_rows(conn, &rows)?;
     let new_head = ChainHead {
         origin: origin.to_string(),
-        seq,
-        last_id: prev.unwrap_or_default(),
+        seq: place.seq.saturating_sub(1),
+        last_id: place.prev.clone().unwrap_or_default(),
     };
     if head.is_some() {
         crate::db::on_backend!(conn, c => diesel::update(chain_heads::table.find(origin.as_str()))
@@ -103,19 +281,20 @@ pub fn append_many(
             .values(&new_head)
             .execute(c))?;
     }
-    Ok(events)
+    Ok((events, place, done))
 }
 
-/// Gives a draft its place (`seq`, `prev`), id and signature: the event and its row.
-fn seal(
+/// Gives a draft its place: the event with its id, its unsigned object (with the id) and
+/// canonical bytes.
+fn place_event(
     origin: &NodeId,
-    key: &dyn SignEvents,
     draft: Draft,
-    seq: i64,
-    prev: Option<&str>,
-    stored_at: Timestamp,
-) -> Result<(Event, EventRow), LogError> {
-    let prev = prev
+    place: &Place,
+) -> Result<(Event, serde_json::Value, Vec<u8>), LogError> {
+    let seq = place.seq;
+    let prev = place
+        .prev
+        .as_deref()
         .map(EventId::parse)
         .transpose()
         .map_err(|e| LogError::Wire {
@@ -144,40 +323,16 @@ fn seal(
     let mut value = wire::unsigned_value(&event).map_err(wire_err)?;
     let canonical = wire::canonical_bytes(&value).map_err(wire_err)?;
     event.id = EventId::of_bytes(&canonical);
-    let sig = key.sign_event(&canonical);
-    let sig_value = sig
-        .get("value")
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_owned);
     if let serde_json::Value::Object(m) = &mut value {
         m.insert("id".into(), serde_json::Value::String(event.id.to_string()));
-        m.insert("sig".into(), sig);
     }
-    let row = EventRow {
-        id: event.id.to_string(),
-        origin: origin.to_string(),
-        seq,
-        prev: event.prev.as_ref().map(ToString::to_string),
-        ticket: event.ticket.to_string(),
-        kind: event.change.kind().to_owned(),
-        at_ms: event.at.millis(),
-        raw: value.to_string(),
-        key_id: Some(key.key_id().to_string()),
-        sig: sig_value,
-        stored_at_ms: stored_at.millis(),
-    };
-    Ok((event, row))
+    Ok((event, value, canonical))
 }
 
-/// Stores event rows as they are (appended or received), 100 rows per statement (11
-/// parameters a row).
+/// Stores event rows as they are (appended or received): [`crate::db::insert_all`], 100 rows
+/// per statement on PostgreSQL (11 parameters a row).
 pub fn insert_rows(conn: &mut DbConn, rows: &[EventRow]) -> QueryResult<()> {
-    for chunk in rows.chunks(100) {
-        crate::db::on_backend!(conn, c => diesel::insert_into(events::table)
-            .values(chunk)
-            .execute(c))?;
-    }
-    Ok(())
+    crate::db::insert_all!(conn, events::table, rows, 100)
 }
 
 /// Decodes a stored row.

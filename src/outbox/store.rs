@@ -57,12 +57,7 @@ pub fn add_participants(
             )
         })
         .collect();
-    for chunk in missing.chunks(400) {
-        crate::db::on_backend!(conn, c => diesel::insert_into(ticket_participants::table)
-            .values(chunk)
-            .execute(c))?;
-    }
-    Ok(())
+    crate::db::insert_all!(conn, ticket_participants::table, missing, 400)
 }
 
 /// A ticket's participants.

@@ -11,5 +11,6 @@ pub mod service;
 pub mod store;
 
 pub use service::{
-    Action, Contact, NewReport, Submitted, TicketError, Tickets, contact_value, hash_token,
+    Action, Contact, IntakeStats, NewReport, Submitted, TicketError, Tickets, contact_value,
+    hash_token,
 };

@@ -211,6 +211,18 @@ pub fn contact_value(c: &Contact) -> serde_json::Value {
     serde_json::Value::Object(m)
 }
 
+/// Intake counters since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IntakeStats {
+    /// Writer jobs that filed reports (each files every report queued when it runs).
+    pub groups: u64,
+    /// Reports queued in them.
+    pub reports: u64,
+    /// Reports whose `created` event the writer placed and signed itself, because it was not
+    /// sealed ahead (the first after a start) or its place was taken meanwhile.
+    pub resealed: u64,
+}
+
 /// What an SLA sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Swept {
@@ -242,10 +254,24 @@ pub struct Inner {
     federated: bool,
     /// Reports waiting for the writer: the first to arrive in an empty queue sends one writer
     /// job that files every report queued by the time it runs (see [`Tickets::submit`]).
-    intake: std::sync::Mutex<Vec<Queued>>,
-    /// Intake groups written, and the reports queued in them.
+    intake: std::sync::Mutex<IntakeQueue>,
+    /// Intake groups written, the reports queued in them, and the reports whose event was
+    /// placed and signed again by the writer (its place ahead was taken).
     intake_groups: std::sync::atomic::AtomicU64,
     intake_reports: std::sync::atomic::AtomicU64,
+    intake_resealed: std::sync::atomic::AtomicU64,
+}
+
+/// Reports waiting for the writer, and the chain place the next one takes.
+///
+/// A report queued while the place is known gets its `created` event sealed there and then
+/// (id and, outside the lock, signature), so the writer only stores it; the writer checks each
+/// place against the chain head and seals again any whose place was taken meanwhile (an
+/// officer's action, a refused report before it), then re-places the reports still queued.
+#[derive(Debug, Default)]
+struct IntakeQueue {
+    items: Vec<Queued>,
+    next: Option<log::Place>,
 }
 
 /// A report checked and prepared outside the writer.
@@ -260,14 +286,75 @@ struct Prepared {
     /// The contact to store (when it has any field), its salt and the commitment.
     contact: Option<(Contact, String, String)>,
     follow_up_token: String,
+    /// Drawn at random; the writer replaces it if it is taken.
+    tracking_code: TrackingCode,
 }
 
-/// A prepared report and where its result goes.
-#[derive(Debug)]
+impl Prepared {
+    /// The `created` event's draft, with `code`.
+    fn draft(&self, code: &TrackingCode) -> Draft {
+        let r = &self.report;
+        Draft {
+            ticket: self.ticket,
+            parents: vec![],
+            at: self.now,
+            actor: self.actor.clone(),
+            change: Change::Created(Box::new(Created {
+                tracking_code: code.clone(),
+                report_kind: r.kind,
+                title: r.title.clone(),
+                text: r.text.clone(),
+                category: r.category.clone(),
+                region: r.region.clone(),
+                suggested_agency: r.agency.clone(),
+                channel: r.channel,
+                privacy: r.privacy,
+                verify_due: self.verify_due,
+                overall_due: self.overall_due,
+            })),
+            pii: self
+                .contact
+                .as_ref()
+                .map(|(_, _, commitment)| commitment.clone()),
+        }
+    }
+}
+
+/// A prepared report, its event when sealed ahead, and where its result goes.
 struct Queued {
     prepared: Prepared,
-    reply: std::sync::mpsc::SyncSender<Result<Submitted, TicketError>>,
+    sealed: Option<std::sync::Arc<log::Sealed>>,
+    reply: Reply,
 }
+
+/// Held by an intake writer job until it runs: a job dropped unrun (the writer stopped) fails
+/// the queue it was sent for, which no other job would take.
+struct FailQueueOnDrop(Option<Tickets>);
+
+impl FailQueueOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for FailQueueOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.fail_queue("the writer stopped before filing the report");
+        }
+    }
+}
+
+impl std::fmt::Debug for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queued")
+            .field("prepared", &self.prepared)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a queued report's result goes (called once, on the writer thread or the caller's).
+type Reply = Box<dyn FnOnce(Result<Submitted, TicketError>) + Send>;
 
 fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), TicketError> {
     if text.trim().is_empty() {
@@ -346,9 +433,10 @@ impl Tickets {
                 .and_then(|f| f.hub())
                 .map(|h| h.id.clone()),
             federated: settings.raw.federation.is_some(),
-            intake: std::sync::Mutex::new(Vec::new()),
+            intake: std::sync::Mutex::new(IntakeQueue::default()),
             intake_groups: std::sync::atomic::AtomicU64::new(0),
             intake_reports: std::sync::atomic::AtomicU64::new(0),
+            intake_resealed: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -358,14 +446,15 @@ impl Tickets {
         &self.db
     }
 
-    /// Intake groups written since start, and the reports queued in them.
+    /// Intake since start.
     #[must_use]
-    pub fn intake_stats(&self) -> (u64, u64) {
+    pub fn intake_stats(&self) -> IntakeStats {
         use std::sync::atomic::Ordering::Relaxed;
-        (
-            self.intake_groups.load(Relaxed),
-            self.intake_reports.load(Relaxed),
-        )
+        IntakeStats {
+            groups: self.intake_groups.load(Relaxed),
+            reports: self.intake_reports.load(Relaxed),
+            resealed: self.intake_resealed.load(Relaxed),
+        }
     }
 
     /// This node.
@@ -395,17 +484,75 @@ impl Tickets {
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Submitted, TicketError> {
-        let prepared = self.prepare(report, actor, now)?;
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        let lead = {
+        self.enqueue(
+            report,
+            actor,
+            now,
+            Box::new(move |r| {
+                let _ = reply.send(r);
+            }),
+        )?;
+        answer.recv().map_err(|_| poisoned())?
+    }
+
+    /// [`Tickets::submit`] for async callers: the caller's thread only checks and prepares
+    /// the report (no blocking), and the answer arrives once the writer has committed it.
+    ///
+    /// Dropping the future after it was first polled does not withdraw the report: it is
+    /// filed (like a request whose client went away after sending it).
+    pub async fn submit_async(
+        &self,
+        report: &NewReport,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Submitted, TicketError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.enqueue(
+            report,
+            actor,
+            now,
+            Box::new(move |r| {
+                let _ = reply.send(r);
+            }),
+        )?;
+        answer.await.map_err(|_| poisoned())?
+    }
+
+    /// Checks and prepares a report and queues it; the first report of an empty queue sends
+    /// the writer job that files the whole queue.
+    fn enqueue(
+        &self,
+        report: &NewReport,
+        actor: &Actor,
+        now: Timestamp,
+        reply: Reply,
+    ) -> Result<(), TicketError> {
+        let prepared = self.prepare(report, actor, now)?;
+        let draft = prepared.draft(&prepared.tracking_code);
+        let (sealed, lead) = {
             let mut queue = lock(&self.intake);
-            queue.push(Queued { prepared, reply });
-            queue.len() == 1
+            let sealed = queue.next.take().and_then(|place| {
+                log::Sealed::new(&self.node, self.key.id().as_str(), draft, place, now)
+                    .ok()
+                    .map(std::sync::Arc::new)
+            });
+            queue.next = sealed.as_deref().map(log::Place::after);
+            queue.items.push(Queued {
+                prepared,
+                sealed: sealed.clone(),
+                reply,
+            });
+            (sealed, queue.items.len() == 1)
         };
         if lead {
             self.file_queued();
         }
-        answer.recv().map_err(|_| poisoned())?
+        // The signature, off the writer (unless the writer needs it first).
+        if let Some(s) = sealed {
+            s.sign(self.key.as_ref());
+        }
+        Ok(())
     }
 
     /// Checks a report and prepares what needs no database: ids, deadlines, the contact's
@@ -446,23 +593,53 @@ impl Tickets {
             overall_due: Timestamp::from_datetime(overall),
             contact,
             follow_up_token: new_token(),
+            tracking_code: TrackingCode::generate(&self.province, &mut rand::thread_rng()),
         })
     }
 
-    /// Runs one writer job that files every queued report, then answers each; when the
-    /// group's write fails, files each report on its own.
+    /// Queues one writer job that files every report queued by the time it runs and then
+    /// answers each; when the group's write fails, each report is filed again on its own.
     fn file_queued(&self) {
         let taken: std::sync::Arc<std::sync::Mutex<Vec<Queued>>> = std::sync::Arc::default();
         let slot = taken.clone();
         let this = self.clone();
-        let result = self.db.write(move |conn| {
-            let group = std::mem::take(&mut *lock(&this.intake));
-            let prepared: Vec<&Prepared> = group.iter().map(|q| &q.prepared).collect();
-            let out = this.file_group(conn, &prepared);
-            *lock(&slot) = group;
-            out
-        });
-        let mut group = std::mem::take(&mut *lock(&taken));
+        let answer = self.clone();
+        let unfiled = FailQueueOnDrop(Some(self.clone()));
+        let sent = self.db.write_then(
+            move |conn| {
+                unfiled.disarm();
+                let group = std::mem::take(&mut lock(&this.intake).items);
+                let items: Vec<(&Prepared, Option<std::sync::Arc<log::Sealed>>)> = group
+                    .iter()
+                    .map(|q| (&q.prepared, q.sealed.clone()))
+                    .collect();
+                let out = this.file_group(conn, &items);
+                *lock(&slot) = group;
+                out
+            },
+            move |result| answer.answer_group(std::mem::take(&mut *lock(&taken)), result),
+        );
+        if let Err(e) = sent {
+            self.fail_queue(&e.to_string());
+        }
+    }
+
+    /// Answers every queued report with `message` (the writer has stopped: nobody else will
+    /// take the queue).
+    fn fail_queue(&self, message: &str) {
+        for q in std::mem::take(&mut lock(&self.intake).items) {
+            (q.reply)(Err(TicketError::Db(DbError::Unavailable(
+                message.to_owned(),
+            ))));
+        }
+    }
+
+    /// Answers the reports of a group once its transaction has ended (on the writer thread).
+    fn answer_group(
+        &self,
+        mut group: Vec<Queued>,
+        result: Result<Vec<Result<Submitted, TicketError>>, TicketError>,
+    ) {
         if !group.is_empty() {
             use std::sync::atomic::Ordering::Relaxed;
             self.intake_groups.fetch_add(1, Relaxed);
@@ -471,33 +648,35 @@ impl Tickets {
         match result {
             Ok(results) => {
                 for (q, r) in group.into_iter().zip(results) {
-                    let _ = q.reply.send(r);
+                    (q.reply)(r);
                 }
             }
-            Err(e) if group.is_empty() => {
-                // The job never ran (the writer has stopped): nobody else will take the queue.
-                let message = e.to_string();
-                for q in std::mem::take(&mut *lock(&self.intake)) {
-                    let _ = q
-                        .reply
-                        .send(Err(TicketError::Db(DbError::Unavailable(message.clone()))));
-                }
-            }
-            Err(e) if group.len() == 1 => {
+            Err(e) if group.len() <= 1 => {
                 if let Some(q) = group.pop() {
-                    let _ = q.reply.send(Err(e));
+                    (q.reply)(Err(e));
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, reports = group.len(), "group intake failed; filing each report alone");
-                for q in group {
-                    let this = self.clone();
-                    let p = q.prepared;
-                    let r = self
-                        .db
-                        .write(move |conn| this.file_group(conn, &[&p]))
-                        .and_then(|mut v| v.pop().unwrap_or_else(|| Err(poisoned())));
-                    let _ = q.reply.send(r);
+                // Each report waits for the writer again, which must not happen on the
+                // writer's own thread.
+                let this = self.clone();
+                let refile = move || {
+                    for q in group {
+                        let me = this.clone();
+                        let p = q.prepared;
+                        let r = this
+                            .db
+                            .write(move |conn| me.file_group(conn, &[(&p, None)]))
+                            .and_then(|mut v| v.pop().unwrap_or_else(|| Err(poisoned())));
+                        (q.reply)(r);
+                    }
+                };
+                if let Err(e) = std::thread::Builder::new()
+                    .name("intake-refile".into())
+                    .spawn(refile)
+                {
+                    tracing::error!(error = %e, "cannot start a thread to refile an intake group");
                 }
             }
         }
@@ -505,72 +684,83 @@ impl Tickets {
 
     /// Files prepared reports in the writer's transaction: each report's own refusal (an
     /// unknown agency, a state-machine refusal) is its result; any database failure fails
-    /// the group (the caller rolls it back).
+    /// the group (the caller rolls it back). A report's event sealed ahead is stored as it is
+    /// when its place and tracking code are still free; the reports still queued are then
+    /// placed after this group.
     fn file_group(
         &self,
         conn: &mut DbConn,
-        group: &[&Prepared],
+        group: &[(&Prepared, Option<std::sync::Arc<log::Sealed>>)],
     ) -> Result<Vec<Result<Submitted, TicketError>>, TicketError> {
         let mut known_agencies = std::collections::HashMap::new();
-        for a in group.iter().filter_map(|p| p.report.agency.as_ref()) {
+        for a in group.iter().filter_map(|(p, _)| p.report.agency.as_ref()) {
             if !known_agencies.contains_key(a.as_str()) {
                 let known = store::agency(conn, a.as_str())?.is_some();
                 known_agencies.insert(a.as_str().to_owned(), known);
             }
         }
-        let codes = self.fresh_tracking_codes(conn, group.len())?;
+        // Codes were drawn at random ahead; one already taken (or drawn twice) is replaced.
+        let names: Vec<&str> = group
+            .iter()
+            .map(|(p, _)| p.tracking_code.as_str())
+            .collect();
+        let taken = store::tracking_codes_taken(conn, &names)?;
+        let mut seen = std::collections::HashSet::new();
+        let clashes: Vec<usize> = names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| taken.contains(**n) || !seen.insert(**n))
+            .map(|(i, _)| i)
+            .collect();
+        let mut fresh = self
+            .fresh_tracking_codes(conn, clashes.len(), &seen)?
+            .into_iter();
         let mut results: Vec<Option<Result<Submitted, TicketError>>> =
             (0..group.len()).map(|_| None).collect();
         let mut accepted = Vec::new();
-        let mut drafts = Vec::new();
-        for (i, (p, code)) in group.iter().zip(codes).enumerate() {
-            let r = &p.report;
-            if let Some(a) = &r.agency {
+        let mut pending = Vec::new();
+        for (i, (p, sealed)) in group.iter().enumerate() {
+            if let Some(a) = &p.report.agency {
                 if known_agencies.get(a.as_str()) != Some(&true) {
                     results[i] = Some(Err(TicketError::UnknownAgency(a.to_string())));
                     continue;
                 }
             }
-            let change = Change::Created(Box::new(Created {
-                tracking_code: code,
-                report_kind: r.kind,
-                title: r.title.clone(),
-                text: r.text.clone(),
-                category: r.category.clone(),
-                region: r.region.clone(),
-                suggested_agency: r.agency.clone(),
-                channel: r.channel,
-                privacy: r.privacy,
-                verify_due: p.verify_due,
-                overall_due: p.overall_due,
-            }));
-            let state = match TicketState::create(&self.node, &p.actor, &change, p.now) {
+            let item = match (sealed, clashes.contains(&i)) {
+                (Some(s), false) => log::Pending::Sealed(s.clone()),
+                (_, true) => {
+                    let code = fresh.next().ok_or_else(poisoned)?;
+                    log::Pending::Draft(p.draft(&code))
+                }
+                (None, false) => log::Pending::Draft(p.draft(&p.tracking_code)),
+            };
+            let change = match &item {
+                log::Pending::Sealed(s) => &s.event().change,
+                log::Pending::Draft(d) => &d.change,
+            };
+            let state = match TicketState::create(&self.node, &p.actor, change, p.now) {
                 Ok(s) => s,
                 Err(e) => {
                     results[i] = Some(Err(e.into()));
                     continue;
                 }
             };
-            drafts.push(Draft {
-                ticket: p.ticket,
-                parents: vec![],
-                at: p.now,
-                actor: p.actor.clone(),
-                change,
-                pii: p
-                    .contact
-                    .as_ref()
-                    .map(|(_, _, commitment)| commitment.clone()),
-            });
+            pending.push(item);
             accepted.push((i, state));
         }
-        let now = group.first().map_or_else(Timestamp::now, |p| p.now);
-        let events = log::append_many(conn, &self.node, self.key.as_ref(), drafts, now)?;
+        let now = group.first().map_or_else(Timestamp::now, |(p, _)| p.now);
+        let (events, place, appended) =
+            log::append_pending(conn, &self.node, self.key.as_ref(), pending, now)?;
+        self.intake_resealed.fetch_add(
+            appended.resealed as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.place_queued(place, now);
         let mut ticket_rows = Vec::with_capacity(events.len());
         let mut contacts = Vec::new();
         let mut follow_ups = Vec::with_capacity(events.len());
         for ((i, state), event) in accepted.iter().zip(&events) {
-            let p = group[*i];
+            let p = group[*i].0;
             ticket_rows.push(TicketRow::from_state(&p.ticket, state, &event.id)?);
             if self.federated {
                 crate::outbox::enqueue_for(
@@ -600,7 +790,7 @@ impl Tickets {
         for ((i, _), event) in accepted.into_iter().zip(events) {
             results[i] = Some(Ok(Submitted {
                 event,
-                follow_up_token: group[i].follow_up_token.clone(),
+                follow_up_token: group[i].0.follow_up_token.clone(),
             }));
         }
         Ok(results
@@ -609,12 +799,52 @@ impl Tickets {
             .collect())
     }
 
+    /// After a group took the chain up to `place`: checks that the reports still queued were
+    /// sealed in order from there, seals again (without signing) any that were not, and sets
+    /// the place the next report takes. Runs on the writer, so a place computed here is the
+    /// chain's next unless this transaction fails (then the next group seals again).
+    fn place_queued(&self, mut place: log::Place, now: Timestamp) {
+        let mut queue = lock(&self.intake);
+        let IntakeQueue { items, next } = &mut *queue;
+        for q in items.iter_mut() {
+            let fits = q.sealed.as_ref().is_some_and(|s| *s.place() == place);
+            if !fits {
+                let draft = match &q.sealed {
+                    Some(s) => s.draft(),
+                    None => q.prepared.draft(&q.prepared.tracking_code),
+                };
+                q.sealed = log::Sealed::new(
+                    &self.node,
+                    self.key.id().as_str(),
+                    draft,
+                    place.clone(),
+                    now,
+                )
+                .ok()
+                .map(std::sync::Arc::new);
+            }
+            match &q.sealed {
+                Some(s) => place = log::Place::after(s),
+                None => {
+                    // Could not seal (the writer will say why): no place is known ahead.
+                    *next = None;
+                    return;
+                }
+            }
+        }
+        *next = Some(place);
+    }
+
     /// `n` tracking codes that are neither taken nor repeated among themselves.
     fn fresh_tracking_codes(
         &self,
         conn: &mut DbConn,
         n: usize,
+        avoid: &std::collections::HashSet<&str>,
     ) -> Result<Vec<TrackingCode>, TicketError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
         let mut rng = rand::thread_rng();
         let mut codes: Vec<Option<TrackingCode>> = vec![None; n];
         for _ in 0..8 {
@@ -622,6 +852,7 @@ impl Tickets {
                 .iter()
                 .flatten()
                 .map(|c| c.as_str().to_owned())
+                .chain(avoid.iter().map(|c| (*c).to_owned()))
                 .collect();
             let mut candidates = Vec::new();
             for (i, slot) in codes.iter().enumerate() {

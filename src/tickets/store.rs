@@ -74,25 +74,22 @@ pub fn tracking_codes_taken(
     conn: &mut DbConn,
     codes: &[&str],
 ) -> QueryResult<std::collections::HashSet<String>> {
+    // One cached lookup per code: a list of varying length would be parsed anew each time.
     let mut taken = std::collections::HashSet::new();
-    for chunk in codes.chunks(500) {
-        let found: Vec<String> = crate::db::on_backend!(conn, c => tickets::table
-            .filter(tickets::tracking_code.eq_any(chunk))
+    for code in codes {
+        let found: Option<String> = crate::db::on_backend!(conn, c => tickets::table
+            .filter(tickets::tracking_code.eq(*code))
             .select(tickets::tracking_code)
-            .load(c))?;
+            .first(c)
+            .optional())?;
         taken.extend(found);
     }
     Ok(taken)
 }
 
-/// Inserts new ticket rows (one statement per 100).
+/// Inserts new ticket rows ([`crate::db::insert_all`]).
 pub fn insert_many(conn: &mut DbConn, rows: &[TicketRow]) -> QueryResult<()> {
-    for chunk in rows.chunks(100) {
-        crate::db::on_backend!(conn, c => diesel::insert_into(tickets::table)
-            .values(chunk)
-            .execute(c))?;
-    }
-    Ok(())
+    crate::db::insert_all!(conn, tickets::table, rows, 100)
 }
 
 /// Inserts a new ticket row.
@@ -114,31 +111,21 @@ pub fn update(conn: &mut DbConn, row: &TicketRow) -> QueryResult<()> {
 
 /// Stores many reporters' contacts (one statement per 100 rows).
 pub fn insert_contacts(conn: &mut DbConn, rows: &[ContactRow]) -> QueryResult<()> {
-    for chunk in rows.chunks(100) {
-        crate::db::on_backend!(conn, c => diesel::insert_into(reporter_contacts::table)
-            .values(chunk)
-            .execute(c))?;
-    }
-    Ok(())
+    crate::db::insert_all!(conn, reporter_contacts::table, rows, 100)
 }
 
 /// Stores `(ticket, token hash)` pairs of follow-up tokens (one statement per 200).
 pub fn insert_follow_ups(conn: &mut DbConn, rows: &[(String, String)]) -> QueryResult<()> {
-    for chunk in rows.chunks(200) {
-        let values: Vec<_> = chunk
-            .iter()
-            .map(|(t, h)| {
-                (
-                    follow_up_tokens::ticket_id.eq(t.as_str()),
-                    follow_up_tokens::token_hash.eq(h.as_str()),
-                )
-            })
-            .collect();
-        crate::db::on_backend!(conn, c => diesel::insert_into(follow_up_tokens::table)
-            .values(&values)
-            .execute(c))?;
-    }
-    Ok(())
+    let values: Vec<_> = rows
+        .iter()
+        .map(|(t, h)| {
+            (
+                follow_up_tokens::ticket_id.eq(t.as_str()),
+                follow_up_tokens::token_hash.eq(h.as_str()),
+            )
+        })
+        .collect();
+    crate::db::insert_all!(conn, follow_up_tokens::table, values, 200)
 }
 
 /// The hash of a ticket's follow-up token.

@@ -70,6 +70,58 @@ fn every_event_is_signed_and_the_audit_passes_on_every_backend() {
             db.name
         );
         assert!(report.faults.is_empty(), "{:?}", report.faults);
+        // Each report after the first was sealed ahead at the place after the one before,
+        // which the officer's action then took: the writer placed and signed it again.
+        let stats = t.intake_stats();
+        assert_eq!((stats.reports, stats.resealed), (5, 5), "{}", db.name);
+    }
+}
+
+#[test]
+fn reports_filed_back_to_back_are_stored_as_sealed_ahead_and_the_chain_verifies() {
+    for db in helpers::backends() {
+        let t = helpers::tickets(&db);
+        let now = monday_morning();
+        let mut created = Vec::new();
+        for i in 0..6 {
+            let s = t
+                .submit(&crate::api_report(), &Actor::citizen(), now.plus_millis(i))
+                .unwrap();
+            created.push(s.event);
+        }
+        // Only the first report (no place known ahead after a start) was placed by the writer.
+        let stats = t.intake_stats();
+        assert_eq!((stats.reports, stats.resealed), (6, 1), "{}", db.name);
+        // The answers are the stored events: same ids, one chain, every signature valid.
+        let ring = keyring(&t);
+        let stored: std::collections::HashMap<String, String> =
+            raw_events(&t).into_iter().collect();
+        for (k, e) in created.iter().enumerate() {
+            assert_eq!(e.seq, u64::try_from(k + 1).unwrap());
+            assert_eq!(e.prev, k.checked_sub(1).map(|j| created[j].id.clone()));
+            let raw = stored.get(e.id.as_str()).expect("stored under its id");
+            let v = signing::verify(raw.as_bytes(), &ring).unwrap();
+            assert_eq!(v.id, e.id);
+        }
+        // An officer's action takes the place the next report was sealed for; that report is
+        // placed again after it, and the chain stays whole.
+        t.act(
+            &created[0].ticket,
+            &verifier(),
+            Action::Verify,
+            now.plus_millis(50),
+        )
+        .unwrap();
+        let next = t
+            .submit(&crate::api_report(), &Actor::citizen(), now.plus_millis(60))
+            .unwrap()
+            .event;
+        assert_eq!(next.seq, 8, "{}", db.name);
+        assert_eq!(t.intake_stats().resealed, 2);
+        let mut c = t.db().read().unwrap();
+        let report = audit::run(&mut c).unwrap();
+        assert!(report.faults.is_empty(), "{:?}", report.faults);
+        assert_eq!((report.events, report.verified), (8, 8));
     }
 }
 

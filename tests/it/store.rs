@@ -576,7 +576,9 @@ fn concurrent_reports_are_filed_in_groups_and_a_bad_one_fails_alone() {
         }
         // Only the good reports were written, in groups, on one unbroken chain.
         assert_eq!(counts(&t), (18, 18));
-        let (groups, reports) = t.intake_stats();
+        let lapor_node::tickets::IntakeStats {
+            groups, reports, ..
+        } = t.intake_stats();
         assert_eq!(reports, 24);
         assert!(groups < 24, "{groups} groups for 24 reports");
         let mut conn = t.db().read().unwrap();
@@ -629,7 +631,9 @@ fn a_group_that_fails_in_the_database_is_refiled_report_by_report() {
     }
     // The failing report left nothing behind; the others are filed on one unbroken chain.
     assert_eq!(counts(&t), (7, 7));
-    let (groups, reports) = t.intake_stats();
+    let lapor_node::tickets::IntakeStats {
+        groups, reports, ..
+    } = t.intake_stats();
     assert_eq!(reports, 8);
     assert!(
         groups < 8,
