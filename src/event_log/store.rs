@@ -100,9 +100,8 @@ pub struct Sealed {
     event: Event,
     /// The row, without `raw` and `sig` until signed.
     row: EventRow,
-    /// The unsigned object with its `id`.
-    value: serde_json::Value,
-    canonical: Vec<u8>,
+    /// What the id hashes and the signature covers.
+    canonical: String,
     /// `(sig value, raw)`, once signed (by whichever thread comes first).
     signed: std::sync::OnceLock<(Option<String>, String)>,
 }
@@ -116,7 +115,7 @@ impl Sealed {
         place: Place,
         stored_at: Timestamp,
     ) -> Result<Self, LogError> {
-        let (event, value, canonical) = place_event(origin, draft, &place)?;
+        let (event, canonical) = place_event(origin, draft, &place)?;
         let row = EventRow {
             id: event.id.to_string(),
             origin: origin.to_string(),
@@ -134,7 +133,6 @@ impl Sealed {
             place,
             event,
             row,
-            value,
             canonical,
             signed: std::sync::OnceLock::new(),
         })
@@ -155,16 +153,12 @@ impl Sealed {
     /// Signs it with `key` unless that is done already; the signature and stored text.
     pub fn sign(&self, key: &dyn SignEvents) -> &(Option<String>, String) {
         self.signed.get_or_init(|| {
-            let sig = key.sign_event(&self.canonical);
+            let sig = key.sign_event(self.canonical.as_bytes());
             let sig_value = sig
                 .get("value")
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_owned);
-            let mut value = self.value.clone();
-            if let serde_json::Value::Object(m) = &mut value {
-                m.insert("sig".into(), sig);
-            }
-            (sig_value, value.to_string())
+            (sig_value, stored_text(&self.row.id, &sig, &self.canonical))
         })
     }
 
@@ -284,13 +278,21 @@ pub fn append_pending(
     Ok((events, place, done))
 }
 
-/// Gives a draft its place: the event with its id, its unsigned object (with the id) and
-/// canonical bytes.
-fn place_event(
-    origin: &NodeId,
-    draft: Draft,
-    place: &Place,
-) -> Result<(Event, serde_json::Value, Vec<u8>), LogError> {
+/// The stored text of an event: `id` and `sig` followed by the members of its canonical form
+/// (an object's members in any order are the same object: verification canonicalises what it
+/// reads).
+fn stored_text(id: &str, sig: &serde_json::Value, canonical: &str) -> String {
+    let members = canonical
+        .strip_prefix('{')
+        .and_then(|rest| rest.strip_suffix('}'))
+        .unwrap_or_default();
+    let sep = if members.is_empty() { "" } else { "," };
+    format!("{{\"id\":\"{id}\",\"sig\":{sig}{sep}{members}}}")
+}
+
+/// Gives a draft its place: the event with its id, and its canonical form (what the id hashes
+/// and the signature covers).
+fn place_event(origin: &NodeId, draft: Draft, place: &Place) -> Result<(Event, String), LogError> {
     let seq = place.seq;
     let prev = place
         .prev
@@ -320,13 +322,12 @@ fn place_event(
         id: format!("{origin}#{seq}"),
         cause,
     };
-    let mut value = wire::unsigned_value(&event).map_err(wire_err)?;
+    let value = wire::unsigned_value(&event).map_err(wire_err)?;
     let canonical = wire::canonical_bytes(&value).map_err(wire_err)?;
     event.id = EventId::of_bytes(&canonical);
-    if let serde_json::Value::Object(m) = &mut value {
-        m.insert("id".into(), serde_json::Value::String(event.id.to_string()));
-    }
-    Ok((event, value, canonical))
+    let canonical =
+        String::from_utf8(canonical).map_err(|e| wire_err(WireError::Canonical(e.to_string())))?;
+    Ok((event, canonical))
 }
 
 /// Stores event rows as they are (appended or received): [`crate::db::insert_all`], 100 rows
