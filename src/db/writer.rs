@@ -9,7 +9,8 @@
 //! ```
 //!
 //! A job that fails is rolled back to its savepoint and does not disturb the others of its
-//! group; a failed COMMIT fails every job of the group. Results are delivered only after the
+//! group; a failed COMMIT fails every job of the group. A job alone in its group runs as its
+//! own transaction (BEGIN … COMMIT, no savepoint). Results are delivered only after the
 //! COMMIT, so a caller that sees `Ok` knows its writes are durable (per the backend's
 //! synchronous setting). Grouping amortises the commit (WAL frame writes) over many small
 //! transactions when requests arrive concurrently; a lone request is committed at once.
@@ -29,7 +30,8 @@ type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// Work for the writer thread.
 pub enum Job {
-    /// Runs inside the group transaction, under its own savepoint.
+    /// Opens its own transaction (`Connection::transaction`): a savepoint inside the group
+    /// transaction, or, alone in its group, the transaction itself.
     Tx(Box<dyn FnOnce(&mut DbConn) -> Done + Send>),
     /// Runs alone, outside any transaction (migrations).
     Raw(Box<dyn FnOnce(&mut DbConn) + Send>),
@@ -96,13 +98,21 @@ fn run(conn: &mut DbConn, rx: &mpsc::Receiver<Job>, stats: &WriterStats) {
             }
         }
         let mut dones: Vec<Done> = Vec::with_capacity(group.len());
-        let committed = conn.transaction(|c| {
-            for job in group.drain(..) {
-                dones.push(job(c));
-            }
-            Ok::<(), diesel::result::Error>(())
-        });
-        let outcome = committed.map_err(|e| e.to_string());
+        let outcome = if group.len() == 1 {
+            // A lone job's own transaction is the group's: no savepoint (whose sub-journal
+            // copies every page the job changes) is needed to keep it apart from others. It
+            // has committed, or rolled back and carries its error, when it returns.
+            dones.extend(group.drain(..).map(|job| job(conn)));
+            Ok(())
+        } else {
+            conn.transaction(|c| {
+                for job in group.drain(..) {
+                    dones.push(job(c));
+                }
+                Ok::<(), diesel::result::Error>(())
+            })
+            .map_err(|e| e.to_string())
+        };
         stats.groups.fetch_add(1, Ordering::Relaxed);
         stats.jobs.fetch_add(dones.len() as u64, Ordering::Relaxed);
         if let Err(e) = &outcome {

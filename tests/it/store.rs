@@ -652,3 +652,78 @@ fn a_group_that_fails_in_the_database_is_refiled_report_by_report() {
         .unwrap();
     assert_eq!(orphans, 7, "no follow-up token of the failed report");
 }
+
+fn agency_codes(t: &Tickets) -> Vec<String> {
+    use diesel::prelude::*;
+    let mut c = t.db().read().unwrap();
+    schema::agencies::table
+        .select(schema::agencies::code)
+        .order(schema::agencies::code.asc())
+        .load(&mut c)
+        .unwrap()
+}
+
+/// A writer job that inserts an agency `code`, then fails when `fail` is set.
+fn agency_job(
+    code: &'static str,
+    fail: bool,
+) -> impl FnOnce(&mut lapor_node::db::DbConn) -> Result<(), lapor_node::db::DbError> + Send + 'static
+{
+    move |c| {
+        diesel::sql_query(format!(
+            "INSERT INTO agencies (code, name, level, region, owner_node) \
+             VALUES ('{code}', 'Dinas {code}', 'province', '31', 'prov-31.lapor.test')"
+        ))
+        .execute(c)?;
+        if fail {
+            return Err(lapor_node::db::DbError::Unavailable(format!(
+                "{code} gives up"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failed_writer_job_leaves_nothing_alone_or_in_a_group() {
+    for db in backends() {
+        let t = helpers::tickets(&db);
+        let before = agency_codes(&t);
+        // Alone in its group: its own transaction, rolled back.
+        let e = t.db().write(agency_job("X-ALONE", true)).unwrap_err();
+        assert!(e.to_string().contains("X-ALONE gives up"), "{e}");
+        assert_eq!(agency_codes(&t), before, "{}", db.name);
+        // In a group (the writer is held so that both jobs wait and run together): the
+        // failing job is rolled back to its savepoint, the other one is committed.
+        let held = {
+            let d = t.db().clone();
+            std::thread::spawn(move || {
+                d.write(|_| {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Ok::<_, lapor_node::db::DbError>(())
+                })
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let jobs: Vec<_> = [("X-FAIL", true), ("X-KEPT", false)]
+            .into_iter()
+            .map(|(code, fail)| {
+                let d = t.db().clone();
+                std::thread::spawn(move || d.write(agency_job(code, fail)))
+            })
+            .collect();
+        held.join().unwrap().unwrap();
+        let results: Vec<_> = jobs.into_iter().map(|j| j.join().unwrap()).collect();
+        assert!(results[0].is_err() && results[1].is_ok(), "{results:?}");
+        let mut expected = before.clone();
+        expected.push("X-KEPT".to_owned());
+        expected.sort();
+        assert_eq!(agency_codes(&t), expected, "{}", db.name);
+        let stats = t.db().writer_stats();
+        assert!(
+            stats.jobs.load(std::sync::atomic::Ordering::Relaxed)
+                > stats.groups.load(std::sync::atomic::Ordering::Relaxed),
+            "the two jobs ran in one group"
+        );
+    }
+}
