@@ -252,12 +252,22 @@ pub fn append_pending(
                 )?)
             }
         };
-        let (sig, raw) = sealed.sign(key).clone();
-        let mut row = sealed.row.clone();
+        sealed.sign(key);
+        place = Place::after(&sealed);
+        // Usually the last holder by now: its parts move instead of being copied.
+        let (event, mut row, signed) = match std::sync::Arc::try_unwrap(sealed) {
+            Ok(s) => (s.event, s.row, s.signed.into_inner()),
+            Err(s) => (s.event.clone(), s.row.clone(), s.signed.get().cloned()),
+        };
+        let Some((sig, raw)) = signed else {
+            return Err(LogError::Wire {
+                id: row.id,
+                cause: WireError::Canonical("the event was not signed".into()),
+            });
+        };
         row.sig = sig;
         row.raw = raw;
-        place = Place::after(&sealed);
-        events.push(sealed.event.clone());
+        events.push(event);
         rows.push(row);
     }
     insert_rows(conn, &rows)?;

@@ -608,12 +608,17 @@ impl Tickets {
         let sent = self.db.write_then(
             move |conn| {
                 unfiled.disarm();
-                let group = std::mem::take(&mut lock(&this.intake).items);
+                let mut group = std::mem::take(&mut lock(&this.intake).items);
+                // The sealed events move to the writer (the log takes them apart when it
+                // holds the last reference).
                 let items: Vec<(&Prepared, Option<std::sync::Arc<log::Sealed>>)> = group
-                    .iter()
-                    .map(|q| (&q.prepared, q.sealed.clone()))
+                    .iter_mut()
+                    .map(|q| {
+                        let sealed = q.sealed.take();
+                        (&q.prepared, sealed)
+                    })
                     .collect();
-                let out = this.file_group(conn, &items);
+                let out = this.file_group(conn, items);
                 *lock(&slot) = group;
                 out
             },
@@ -667,7 +672,7 @@ impl Tickets {
                         let p = q.prepared;
                         let r = this
                             .db
-                            .write(move |conn| me.file_group(conn, &[(&p, None)]))
+                            .write(move |conn| me.file_group(conn, vec![(&p, None)]))
                             .and_then(|mut v| v.pop().unwrap_or_else(|| Err(poisoned())));
                         (q.reply)(r);
                     }
@@ -690,8 +695,9 @@ impl Tickets {
     fn file_group(
         &self,
         conn: &mut DbConn,
-        group: &[(&Prepared, Option<std::sync::Arc<log::Sealed>>)],
+        group: Vec<(&Prepared, Option<std::sync::Arc<log::Sealed>>)>,
     ) -> Result<Vec<Result<Submitted, TicketError>>, TicketError> {
+        let preps: Vec<&Prepared> = group.iter().map(|(p, _)| *p).collect();
         let mut known_agencies = std::collections::HashMap::new();
         for a in group.iter().filter_map(|(p, _)| p.report.agency.as_ref()) {
             if !known_agencies.contains_key(a.as_str()) {
@@ -719,7 +725,7 @@ impl Tickets {
             (0..group.len()).map(|_| None).collect();
         let mut accepted = Vec::new();
         let mut pending = Vec::new();
-        for (i, (p, sealed)) in group.iter().enumerate() {
+        for (i, (p, sealed)) in group.into_iter().enumerate() {
             if let Some(a) = &p.report.agency {
                 if known_agencies.get(a.as_str()) != Some(&true) {
                     results[i] = Some(Err(TicketError::UnknownAgency(a.to_string())));
@@ -727,7 +733,7 @@ impl Tickets {
                 }
             }
             let item = match (sealed, clashes.contains(&i)) {
-                (Some(s), false) => log::Pending::Sealed(s.clone()),
+                (Some(s), false) => log::Pending::Sealed(s),
                 (_, true) => {
                     let code = fresh.next().ok_or_else(poisoned)?;
                     log::Pending::Draft(p.draft(&code))
@@ -748,7 +754,7 @@ impl Tickets {
             pending.push(item);
             accepted.push((i, state));
         }
-        let now = group.first().map_or_else(Timestamp::now, |(p, _)| p.now);
+        let now = preps.first().map_or_else(Timestamp::now, |p| p.now);
         let (events, place, appended) =
             log::append_pending(conn, &self.node, self.key.as_ref(), pending, now)?;
         self.intake_resealed.fetch_add(
@@ -760,7 +766,7 @@ impl Tickets {
         let mut contacts = Vec::new();
         let mut follow_ups = Vec::with_capacity(events.len());
         for ((i, state), event) in accepted.iter().zip(&events) {
-            let p = group[*i].0;
+            let p = preps[*i];
             ticket_rows.push(TicketRow::from_state(&p.ticket, state, &event.id)?);
             if self.federated {
                 crate::outbox::enqueue_for(
@@ -790,7 +796,7 @@ impl Tickets {
         for ((i, _), event) in accepted.into_iter().zip(events) {
             results[i] = Some(Ok(Submitted {
                 event,
-                follow_up_token: group[i].0.follow_up_token.clone(),
+                follow_up_token: preps[i].follow_up_token.clone(),
             }));
         }
         Ok(results
