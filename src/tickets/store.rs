@@ -87,7 +87,7 @@ pub fn tracking_codes_taken(
     Ok(taken)
 }
 
-/// Inserts new ticket rows ([`crate::db::insert_all`]).
+/// Inserts new ticket rows (`db::insert_all!`).
 pub fn insert_many(conn: &mut DbConn, rows: &[TicketRow]) -> QueryResult<()> {
     crate::db::insert_all!(conn, tickets::table, rows, 100)
 }
