@@ -57,7 +57,7 @@ pub fn append(
 }
 
 /// Appends drafts as `origin`'s next events, in order, each signed with `key` and linked to
-/// the one before; one chain-head read and write, and one multi-row insert per 100 events ([`insert_rows`]).
+/// the one before; one chain-head read and write, and the rows stored by [`insert_rows`].
 /// Returns the events in the drafts' order (an empty list for no drafts).
 #[tracing::instrument(name = "event_log.append_many", skip_all, fields(events = drafts.len()))]
 pub fn append_many(
@@ -67,6 +67,9 @@ pub fn append_many(
     drafts: Vec<Draft>,
     stored_at: Timestamp,
 ) -> Result<Vec<Event>, LogError> {
+    if drafts.is_empty() {
+        return Ok(Vec::new());
+    }
     let pending = drafts.into_iter().map(Pending::Draft).collect();
     Ok(append_pending(conn, origin, key, pending, stored_at)?.0)
 }
@@ -197,7 +200,7 @@ pub struct Appended {
 
 /// Appends pending events as `origin`'s next events, in order: a sealed one whose place is the
 /// chain's next is stored as it is (signed here if nobody has yet), any other is placed and
-/// signed here. One chain-head read and write, and one multi-row insert per 100 events.
+/// signed here. One chain-head read and write; the rows stored by [`insert_rows`].
 /// Returns the events in order, the place after the last, and how many were used as sealed.
 #[tracing::instrument(name = "event_log.append_pending", skip_all, fields(events = pending.len()))]
 pub fn append_pending(
@@ -226,30 +229,21 @@ pub fn append_pending(
     let mut rows = Vec::with_capacity(pending.len());
     let mut done = Appended::default();
     for p in pending {
-        let sealed = match p {
-            Pending::Sealed(s) if s.place == place => {
+        // `Err`: sealed at this very place, kept; `Ok`: a draft to place here.
+        let draft = match p {
+            Pending::Sealed(s) if s.place == place => Err(s),
+            Pending::Sealed(s) => Ok(s.draft()),
+            Pending::Draft(d) => Ok(d),
+        };
+        let sealed = match draft {
+            Err(s) => {
                 done.as_sealed += 1;
                 s
             }
-            Pending::Sealed(s) => {
+            Ok(d) => {
                 done.resealed += 1;
-                std::sync::Arc::new(Sealed::new(
-                    origin,
-                    key.key_id().as_str(),
-                    s.draft(),
-                    place.clone(),
-                    stored_at,
-                )?)
-            }
-            Pending::Draft(d) => {
-                done.resealed += 1;
-                std::sync::Arc::new(Sealed::new(
-                    origin,
-                    key.key_id().as_str(),
-                    d,
-                    place.clone(),
-                    stored_at,
-                )?)
+                let id = key.key_id().as_str();
+                std::sync::Arc::new(Sealed::new(origin, id, d, place.clone(), stored_at)?)
             }
         };
         sealed.sign(key);

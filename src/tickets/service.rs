@@ -472,11 +472,11 @@ impl Tickets {
 
     /// Files a new report. Returns the `created` event and the follow-up token.
     ///
-    /// The report is checked and prepared on the caller's thread, then queued; concurrent
-    /// reports are filed together by one writer job (one chain-head update and one multi-row
-    /// insert per table for the whole group). A report refused on its own (unknown agency)
-    /// fails alone; if the group's statements fail, each report is filed again on its own, so
-    /// one report's fault never fails another's.
+    /// The report is checked and prepared, and its event sealed ahead, on the caller's thread,
+    /// then queued; concurrent reports are filed together by one writer job (one chain-head
+    /// update and one commit for the whole group). A report refused on its own (unknown
+    /// agency) fails alone; if the group's statements fail, each report is filed again on its
+    /// own, so one report's fault never fails another's.
     #[tracing::instrument(name = "tickets.submit", skip_all, fields(channel = ?report.channel))]
     pub fn submit(
         &self,
@@ -485,14 +485,9 @@ impl Tickets {
         now: Timestamp,
     ) -> Result<Submitted, TicketError> {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        self.enqueue(
-            report,
-            actor,
-            now,
-            Box::new(move |r| {
-                let _ = reply.send(r);
-            }),
-        )?;
+        self.enqueue(report, actor, now, move |r| {
+            let _ = reply.send(r);
+        })?;
         answer.recv().map_err(|_| poisoned())?
     }
 
@@ -508,14 +503,9 @@ impl Tickets {
         now: Timestamp,
     ) -> Result<Submitted, TicketError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.enqueue(
-            report,
-            actor,
-            now,
-            Box::new(move |r| {
-                let _ = reply.send(r);
-            }),
-        )?;
+        self.enqueue(report, actor, now, move |r| {
+            let _ = reply.send(r);
+        })?;
         answer.await.map_err(|_| poisoned())?
     }
 
@@ -526,8 +516,9 @@ impl Tickets {
         report: &NewReport,
         actor: &Actor,
         now: Timestamp,
-        reply: Reply,
+        reply: impl FnOnce(Result<Submitted, TicketError>) + Send + 'static,
     ) -> Result<(), TicketError> {
+        let reply: Reply = Box::new(reply);
         let prepared = self.prepare(report, actor, now)?;
         let draft = prepared.draft(&prepared.tracking_code);
         let (sealed, lead) = {

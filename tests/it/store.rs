@@ -503,6 +503,20 @@ fn postgres_url_errors_keep_their_cause() {
     assert!(e.to_string().contains("no_such_role_here"), "{e}");
 }
 
+/// Keeps the writer busy for 300 ms (from 50 ms after the call returns, at the latest), so
+/// that jobs sent meanwhile queue up and run together in the next group.
+fn hold_writer(t: &Tickets) -> std::thread::JoinHandle<Result<(), lapor_node::db::DbError>> {
+    let d = t.db().clone();
+    let held = std::thread::spawn(move || {
+        d.write(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            Ok::<_, lapor_node::db::DbError>(())
+        })
+    });
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    held
+}
+
 /// Files `n` reports (report `i` changed by `edit`) from `n` threads while the writer is held
 /// busy, so that they queue up and are filed in groups. Returns each report's result.
 fn file_concurrently(
@@ -511,16 +525,7 @@ fn file_concurrently(
     edit: fn(usize, &mut NewReport),
 ) -> Vec<(usize, Result<lapor_node::tickets::Submitted, TicketError>)> {
     let now = monday_morning();
-    let held = {
-        let d = t.db().clone();
-        std::thread::spawn(move || {
-            d.write(|_| {
-                std::thread::sleep(std::time::Duration::from_millis(300));
-                Ok::<_, lapor_node::db::DbError>(())
-            })
-        })
-    };
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    let held = hold_writer(t);
     let results = (0..n)
         .map(|i| {
             let t = t.clone();
@@ -695,16 +700,7 @@ fn a_failed_writer_job_leaves_nothing_alone_or_in_a_group() {
         assert_eq!(agency_codes(&t), before, "{}", db.name);
         // In a group (the writer is held so that both jobs wait and run together): the
         // failing job is rolled back to its savepoint, the other one is committed.
-        let held = {
-            let d = t.db().clone();
-            std::thread::spawn(move || {
-                d.write(|_| {
-                    std::thread::sleep(std::time::Duration::from_millis(300));
-                    Ok::<_, lapor_node::db::DbError>(())
-                })
-            })
-        };
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        let held = hold_writer(&t);
         let jobs: Vec<_> = [("X-FAIL", true), ("X-KEPT", false)]
             .into_iter()
             .map(|(code, fail)| {
