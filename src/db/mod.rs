@@ -252,15 +252,25 @@ pub enum DbError {
 /// How often the SQLite checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// WAL size (frames) above which the checkpointer also asks the writer for a checkpoint
-/// between two group commits: only then can it backfill the whole log, so the next commit
-/// starts the WAL over instead of growing it under steady load.
-const CHECKPOINT_RESET_FRAMES: i64 = 4000;
+/// WAL size (frames; 64 MiB with 4 KiB pages) above which the checkpointer also asks the
+/// writer for a checkpoint between two group commits: only then can the whole log be
+/// backfilled, so the next commit starts the WAL over instead of growing it under steady
+/// load. The writer waits for that checkpoint's two `fsync`s, so it is asked rarely: under a
+/// full intake load about once a second.
+const CHECKPOINT_RESET_FRAMES: i64 = 16_384;
+
+/// Frames the writer may be left to copy: before asking it, the checkpointer copies again
+/// (at most [`CATCH_UP_PASSES`] times) what piled up during its previous pass.
+const CHECKPOINT_HANDOFF_FRAMES: i64 = 256;
+
+/// Most extra passive passes before the writer is asked.
+const CATCH_UP_PASSES: usize = 4;
 
 /// Runs passive WAL checkpoints every [`CHECKPOINT_EVERY`] on `conn` — they copy pages
 /// without blocking the writer or readers — and, when the log has grown past
-/// [`CHECKPOINT_RESET_FRAMES`], one on the writer thread between groups (where little is
-/// left to copy). Stops, after one last checkpoint, when `alive` is gone.
+/// [`CHECKPOINT_RESET_FRAMES`], catches up and then has one run on the writer thread between
+/// groups (where little is left to copy). Stops, after one last checkpoint, when `alive` is
+/// gone.
 fn spawn_checkpointer(
     mut conn: DbConn,
     writer: std::sync::mpsc::SyncSender<writer::Job>,
@@ -273,7 +283,16 @@ fn spawn_checkpointer(
                 std::thread::sleep(CHECKPOINT_EVERY);
                 let last = alive.upgrade().is_none();
                 match passive_checkpoint(&mut conn) {
-                    Ok(frames) if frames > CHECKPOINT_RESET_FRAMES && !last => {
+                    Ok(mut wal) if wal.frames > CHECKPOINT_RESET_FRAMES && !last => {
+                        for _ in 0..CATCH_UP_PASSES {
+                            if wal.frames - wal.copied <= CHECKPOINT_HANDOFF_FRAMES {
+                                break;
+                            }
+                            match passive_checkpoint(&mut conn) {
+                                Ok(w) => wal = w,
+                                Err(_) => break,
+                            }
+                        }
                         let job = writer::Job::Raw(Box::new(|c: &mut DbConn| {
                             if let Err(e) = passive_checkpoint(c) {
                                 tracing::warn!(error = %e, "WAL checkpoint on the writer failed");
@@ -293,15 +312,22 @@ fn spawn_checkpointer(
         .map_err(|e| ConnectError::Pool(format!("cannot start the checkpoint thread: {e}")))
 }
 
-/// `PRAGMA wal_checkpoint(PASSIVE)`; returns the frames in the log.
-fn passive_checkpoint(conn: &mut DbConn) -> Result<i64, diesel::result::Error> {
-    #[derive(diesel::QueryableByName)]
-    struct Checkpoint {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        log: i64,
-    }
-    let rows: Vec<Checkpoint> = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").load(conn)?;
-    Ok(rows.first().map_or(0, |r| r.log))
+/// What a checkpoint left: frames in the WAL and how many of them are in the database file.
+#[derive(Debug, Clone, Copy, diesel::QueryableByName)]
+struct WalState {
+    #[diesel(sql_type = diesel::sql_types::BigInt, column_name = log)]
+    frames: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt, column_name = checkpointed)]
+    copied: i64,
+}
+
+/// `PRAGMA wal_checkpoint(PASSIVE)`.
+fn passive_checkpoint(conn: &mut DbConn) -> Result<WalState, diesel::result::Error> {
+    let rows: Vec<WalState> = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").load(conn)?;
+    Ok(rows.first().copied().unwrap_or(WalState {
+        frames: 0,
+        copied: 0,
+    }))
 }
 
 impl Db {
