@@ -80,6 +80,10 @@ impl TicketRow {
         s: &TicketState,
         head: &EventId,
     ) -> Result<Self, serde_json::Error> {
+        Self::laid_out(id, s, head.to_string())
+    }
+
+    fn laid_out(id: &TicketId, s: &TicketState, head: String) -> Result<Self, serde_json::Error> {
         let r = &s.report;
         Ok(Self {
             id: id.to_string(),
@@ -106,10 +110,16 @@ impl TicketRow {
             reopen_until_ms: s.reopen_until.map(crate::domain::Timestamp::millis),
             overall_due_ms: r.overall_due.millis(),
             breaches: i32::from(s.breaches),
-            head: head.to_string(),
+            head,
             event_count: i32::try_from(s.events).unwrap_or(i32::MAX),
             state: serde_json::to_string(s)?,
         })
+    }
+
+    /// [`TicketRow::from_state`] before the event that leads to `s` is stored: `head` is
+    /// empty until the caller sets it to that event's id.
+    pub fn without_head(id: &TicketId, s: &TicketState) -> Result<Self, serde_json::Error> {
+        Self::laid_out(id, s, String::new())
     }
 
     /// The folded state stored in the row.

@@ -286,8 +286,26 @@ struct Prepared {
     /// The contact to store (when it has any field), its salt and the commitment.
     contact: Option<(Contact, String, String)>,
     follow_up_token: String,
+    /// Its SHA-256, the stored form.
+    follow_up_hash: String,
     /// Drawn at random; the writer replaces it if it is taken.
     tracking_code: TrackingCode,
+}
+
+/// The ticket a report creates, folded and laid out as its row on the caller's thread; the
+/// writer stores it as it is (with the event id as its head) when the report keeps its
+/// tracking code.
+#[derive(Debug)]
+struct Projection {
+    state: TicketState,
+    row: TicketRow,
+}
+
+/// One report of a group handed to the writer.
+struct Item<'a> {
+    prepared: &'a Prepared,
+    sealed: Option<std::sync::Arc<log::Sealed>>,
+    projection: Option<Projection>,
 }
 
 impl Prepared {
@@ -324,6 +342,7 @@ impl Prepared {
 struct Queued {
     prepared: Prepared,
     sealed: Option<std::sync::Arc<log::Sealed>>,
+    projection: Option<Projection>,
     reply: Reply,
 }
 
@@ -521,6 +540,14 @@ impl Tickets {
         let reply: Reply = Box::new(reply);
         let prepared = self.prepare(report, actor, now)?;
         let draft = prepared.draft(&prepared.tracking_code);
+        // A report the state machine refuses gets no projection: the writer refuses it.
+        let projection = TicketState::create(&self.node, actor, &draft.change, now)
+            .ok()
+            .and_then(|state| {
+                TicketRow::without_head(&prepared.ticket, &state)
+                    .ok()
+                    .map(|row| Projection { state, row })
+            });
         let (sealed, lead) = {
             let mut queue = lock(&self.intake);
             let sealed = queue.next.take().and_then(|place| {
@@ -532,6 +559,7 @@ impl Tickets {
             queue.items.push(Queued {
                 prepared,
                 sealed: sealed.clone(),
+                projection,
                 reply,
             });
             (sealed, queue.items.len() == 1)
@@ -575,6 +603,7 @@ impl Tickets {
                 crate::crypto::pii::commit(&salt, &contact_value(c))
                     .map(|commitment| (c.clone(), salt, commitment))
             });
+        let follow_up_token = new_token();
         Ok(Prepared {
             report: report.clone(),
             actor: actor.clone(),
@@ -583,7 +612,8 @@ impl Tickets {
             verify_due: self.due(now, self.sla.verify_dispatch_working_days),
             overall_due: Timestamp::from_datetime(overall),
             contact,
-            follow_up_token: new_token(),
+            follow_up_hash: hash_token(&follow_up_token),
+            follow_up_token,
             tracking_code: TrackingCode::generate(&self.province, &mut rand::thread_rng()),
         })
     }
@@ -602,11 +632,12 @@ impl Tickets {
                 let mut group = std::mem::take(&mut lock(&this.intake).items);
                 // The sealed events move to the writer (the log takes them apart when it
                 // holds the last reference).
-                let items: Vec<(&Prepared, Option<std::sync::Arc<log::Sealed>>)> = group
+                let items: Vec<Item<'_>> = group
                     .iter_mut()
-                    .map(|q| {
-                        let sealed = q.sealed.take();
-                        (&q.prepared, sealed)
+                    .map(|q| Item {
+                        sealed: q.sealed.take(),
+                        projection: q.projection.take(),
+                        prepared: &q.prepared,
                     })
                     .collect();
                 let out = this.file_group(conn, items);
@@ -663,7 +694,14 @@ impl Tickets {
                         let p = q.prepared;
                         let r = this
                             .db
-                            .write(move |conn| me.file_group(conn, vec![(&p, None)]))
+                            .write(move |conn| {
+                                let item = Item {
+                                    prepared: &p,
+                                    sealed: None,
+                                    projection: None,
+                                };
+                                me.file_group(conn, vec![item])
+                            })
                             .and_then(|mut v| v.pop().unwrap_or_else(|| Err(poisoned())));
                         (q.reply)(r);
                     }
@@ -686,21 +724,18 @@ impl Tickets {
     fn file_group(
         &self,
         conn: &mut DbConn,
-        group: Vec<(&Prepared, Option<std::sync::Arc<log::Sealed>>)>,
+        group: Vec<Item<'_>>,
     ) -> Result<Vec<Result<Submitted, TicketError>>, TicketError> {
-        let preps: Vec<&Prepared> = group.iter().map(|(p, _)| *p).collect();
+        let preps: Vec<&Prepared> = group.iter().map(|item| item.prepared).collect();
         let mut known_agencies = std::collections::HashMap::new();
-        for a in group.iter().filter_map(|(p, _)| p.report.agency.as_ref()) {
+        for a in preps.iter().filter_map(|p| p.report.agency.as_ref()) {
             if !known_agencies.contains_key(a.as_str()) {
                 let known = store::agency(conn, a.as_str())?.is_some();
                 known_agencies.insert(a.as_str().to_owned(), known);
             }
         }
         // Codes were drawn at random ahead; one already taken (or drawn twice) is replaced.
-        let names: Vec<&str> = group
-            .iter()
-            .map(|(p, _)| p.tracking_code.as_str())
-            .collect();
+        let names: Vec<&str> = preps.iter().map(|p| p.tracking_code.as_str()).collect();
         let taken = store::tracking_codes_taken(conn, &names)?;
         let mut seen = std::collections::HashSet::new();
         let clashes: Vec<usize> = names
@@ -716,14 +751,20 @@ impl Tickets {
             (0..group.len()).map(|_| None).collect();
         let mut accepted = Vec::new();
         let mut pending = Vec::new();
-        for (i, (p, sealed)) in group.into_iter().enumerate() {
+        for (i, item) in group.into_iter().enumerate() {
+            let Item {
+                prepared: p,
+                sealed,
+                projection,
+            } = item;
             if let Some(a) = &p.report.agency {
                 if known_agencies.get(a.as_str()) != Some(&true) {
                     results[i] = Some(Err(TicketError::UnknownAgency(a.to_string())));
                     continue;
                 }
             }
-            let item = match (sealed, clashes.contains(&i)) {
+            let clash = clashes.contains(&i);
+            let item = match (sealed, clash) {
                 (Some(s), false) => log::Pending::Sealed(s),
                 (_, true) => {
                     let code = fresh.next().ok_or_else(poisoned)?;
@@ -731,19 +772,28 @@ impl Tickets {
                 }
                 (None, false) => log::Pending::Draft(p.draft(&p.tracking_code)),
             };
-            let change = match &item {
-                log::Pending::Sealed(s) => &s.event().change,
-                log::Pending::Draft(d) => &d.change,
-            };
-            let state = match TicketState::create(&self.node, &p.actor, change, p.now) {
-                Ok(s) => s,
-                Err(e) => {
-                    results[i] = Some(Err(e.into()));
-                    continue;
+            // The projection built ahead holds the drawn tracking code.
+            let projection = match projection.filter(|_| !clash) {
+                Some(built) => built,
+                None => {
+                    let change = match &item {
+                        log::Pending::Sealed(s) => &s.event().change,
+                        log::Pending::Draft(d) => &d.change,
+                    };
+                    match TicketState::create(&self.node, &p.actor, change, p.now) {
+                        Ok(state) => {
+                            let row = TicketRow::without_head(&p.ticket, &state)?;
+                            Projection { state, row }
+                        }
+                        Err(e) => {
+                            results[i] = Some(Err(e.into()));
+                            continue;
+                        }
+                    }
                 }
             };
             pending.push(item);
-            accepted.push((i, state));
+            accepted.push((i, projection));
         }
         let now = preps.first().map_or_else(Timestamp::now, |p| p.now);
         let (events, place, appended) =
@@ -756,16 +806,18 @@ impl Tickets {
         let mut ticket_rows = Vec::with_capacity(events.len());
         let mut contacts = Vec::new();
         let mut follow_ups = Vec::with_capacity(events.len());
-        for ((i, state), event) in accepted.iter().zip(&events) {
-            let p = preps[*i];
-            ticket_rows.push(TicketRow::from_state(&p.ticket, state, &event.id)?);
+        let mut filed = Vec::with_capacity(events.len());
+        for ((i, Projection { state, mut row }), event) in accepted.into_iter().zip(&events) {
+            let p = preps[i];
+            row.head = event.id.to_string();
+            ticket_rows.push(row);
             if self.federated {
                 crate::outbox::enqueue_for(
                     conn,
                     &self.node,
                     self.hub.as_ref(),
                     None,
-                    state,
+                    &state,
                     event,
                 )?;
             }
@@ -779,12 +831,13 @@ impl Tickets {
                     stored_at_ms: p.now.millis(),
                 });
             }
-            follow_ups.push((p.ticket.to_string(), hash_token(&p.follow_up_token)));
+            follow_ups.push((p.ticket.to_string(), p.follow_up_hash.clone()));
+            filed.push(i);
         }
         store::insert_many(conn, &ticket_rows)?;
         store::insert_contacts(conn, &contacts)?;
         store::insert_follow_ups(conn, &follow_ups)?;
-        for ((i, _), event) in accepted.into_iter().zip(events) {
+        for (i, event) in filed.into_iter().zip(events) {
             results[i] = Some(Ok(Submitted {
                 event,
                 follow_up_token: preps[i].follow_up_token.clone(),
