@@ -3,7 +3,12 @@
 //! actix server with the same worker count in the same process — the baseline of this machine
 //! in this run. Prints a table and the ratio; also the process's peak RSS.
 //!
-//! `cargo bench --bench intake` (env `BENCH_SECS`, `BENCH_CLIENTS` to change the load).
+//! The two loads alternate in rounds (echo, intake, echo, intake, …) so that a machine whose
+//! speed drifts during the run (shared CPUs) drifts for both; the rates are totals over the
+//! rounds.
+//!
+//! `cargo bench --bench intake` (env `BENCH_SECS` per route, `BENCH_ROUNDS`, `BENCH_CLIENTS`
+//! to change the load).
 
 #![expect(
     clippy::expect_used,
@@ -33,9 +38,9 @@ async fn echo(body: web::Json<Value>) -> HttpResponse {
 }
 
 /// Runs `clients` loops posting to `url` for `secs`; returns (ok responses, elapsed).
-async fn load(url: String, clients: usize, secs: u64, expect: u16) -> (usize, Duration) {
+async fn load(url: String, clients: usize, time: Duration, expect: u16) -> (usize, Duration) {
     let start = Instant::now();
-    let deadline = start + Duration::from_secs(secs);
+    let deadline = start + time;
     let mut tasks = Vec::new();
     for c in 0..clients {
         let url = url.clone();
@@ -112,20 +117,25 @@ fn cpu_ticks_by_thread(pid: u32) -> std::collections::BTreeMap<String, u64> {
     out
 }
 
-/// Per-thread-name CPU share (in cores) between two samples taken `secs` apart.
-fn cpu_shares(
+/// Adds to `total` the CPU ticks each thread name used between two samples.
+fn add_ticks(
+    total: &mut std::collections::BTreeMap<String, u64>,
     before: &std::collections::BTreeMap<String, u64>,
     after: &std::collections::BTreeMap<String, u64>,
-    secs: f64,
-) -> String {
+) {
+    for (name, t) in after {
+        *total.entry(name.clone()).or_insert(0) +=
+            t.saturating_sub(before.get(name).copied().unwrap_or(0));
+    }
+}
+
+/// Per-thread-name CPU share (in cores) of `ticks` used over `secs`.
+fn cpu_shares(ticks: &std::collections::BTreeMap<String, u64>, secs: f64) -> String {
     // Linux reports these in USER_HZ, 100 ticks per second on every platform Rust targets.
     let hz = 100.0;
-    let mut parts: Vec<(String, f64)> = after
+    let mut parts: Vec<(String, f64)> = ticks
         .iter()
-        .map(|(name, t)| {
-            let used = t.saturating_sub(before.get(name).copied().unwrap_or(0));
-            (name.clone(), used as f64 / hz / secs)
-        })
+        .map(|(name, used)| (name.clone(), *used as f64 / hz / secs))
         .filter(|(_, cores)| *cores >= 0.01)
         .collect();
     parts.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -138,7 +148,13 @@ fn main() {
     let secs: u64 = std::env::var("BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(6);
+    let rounds: u32 = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|r| *r > 0)
+        .unwrap_or(3);
+    let round = Duration::from_secs(secs) / rounds;
     let clients: usize = std::env::var("BENCH_CLIENTS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -192,26 +208,40 @@ fn main() {
         tokio::spawn(echo_server);
         let echo_url = format!("http://127.0.0.1:{echo_port}/echo");
 
-        // Warm up both, then measure the echo baseline and intake in the same run.
-        load(echo_url.clone(), 4, 1, 201).await;
-        load(node_url.clone(), 4, 1, 201).await;
-        let (echo_n, echo_t) = load(echo_url, clients, secs, 201).await;
+        // Warm up both, then measure the echo baseline and intake in alternating rounds.
+        let second = Duration::from_secs(1);
+        load(echo_url.clone(), 4, second, 201).await;
+        let (warm_n, _) = load(node_url.clone(), 4, second, 201).await;
         let rss_before = rss_kib(pid, "VmRSS:");
-        let (node_cpu, bench_cpu) = (
-            cpu_ticks_by_thread(pid),
-            cpu_ticks_by_thread(std::process::id()),
-        );
-        let (intake_n, intake_t) = load(node_url, clients, secs, 201).await;
-        let node_cpu = cpu_shares(&node_cpu, &cpu_ticks_by_thread(pid), intake_t.as_secs_f64());
-        let bench_cpu = cpu_shares(
-            &bench_cpu,
-            &cpu_ticks_by_thread(std::process::id()),
-            intake_t.as_secs_f64(),
-        );
+        let (mut echo_n, mut echo_t, mut intake_n, mut intake_t) =
+            (0, Duration::ZERO, 0, Duration::ZERO);
+        let (mut node_ticks, mut bench_ticks) = Default::default();
+        for _ in 0..rounds {
+            let (n, t) = load(echo_url.clone(), clients, round, 201).await;
+            (echo_n, echo_t) = (echo_n + n, echo_t + t);
+            let (node_before, bench_before) = (
+                cpu_ticks_by_thread(pid),
+                cpu_ticks_by_thread(std::process::id()),
+            );
+            let (n, t) = load(node_url.clone(), clients, round, 201).await;
+            (intake_n, intake_t) = (intake_n + n, intake_t + t);
+            add_ticks(&mut node_ticks, &node_before, &cpu_ticks_by_thread(pid));
+            add_ticks(
+                &mut bench_ticks,
+                &bench_before,
+                &cpu_ticks_by_thread(std::process::id()),
+            );
+        }
+        let per_report = |ticks: u64| ticks as f64 * 10_000.0 / intake_n.max(1) as f64;
+        let node_us = per_report(node_ticks.values().sum());
+        let writer_us = per_report(node_ticks.get("db-writer").copied().unwrap_or(0));
+        let node_cpu = cpu_shares(&node_ticks, intake_t.as_secs_f64());
+        let bench_cpu = cpu_shares(&bench_ticks, intake_t.as_secs_f64());
         let echo_rate = echo_n as f64 / echo_t.as_secs_f64();
         let intake_rate = intake_n as f64 / intake_t.as_secs_f64();
         println!(
-            "intake benchmark: {clients} concurrent keep-alive clients, {secs} s each, SQLite WAL"
+            "intake benchmark: {clients} concurrent keep-alive clients, {secs} s per route in \
+             {rounds} alternating rounds, SQLite WAL"
         );
         println!("| route | requests | req/s |");
         println!("|---|---|---|");
@@ -225,6 +255,13 @@ fn main() {
             rss_kib(pid, "VmHWM:") / 1024
         );
         println!("CPU during intake: node {node_cpu}; clients {bench_cpu}");
+        println!(
+            "node CPU per report: {node_us:.0} µs, of which the writer thread {writer_us:.0} µs"
+        );
+        println!(
+            "reports filed: {} ({warm_n} while warming up)",
+            warm_n + intake_n
+        );
         let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
             .await
             .expect("metrics")
