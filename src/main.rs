@@ -2,12 +2,6 @@
 
 use clap::Parser;
 
-/// mimalloc instead of the system allocator: requests allocate many short-lived buffers on
-/// two threads at once, which glibc's allocator served with noticeably more CPU (see
-/// docs/BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = lapor_node::cli::Cli::parse();
     match lapor_node::cli::run(cli) {
