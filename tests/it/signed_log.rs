@@ -122,6 +122,25 @@ fn reports_filed_back_to_back_are_stored_as_sealed_ahead_and_the_chain_verifies(
         let report = audit::run(&mut c).unwrap();
         assert!(report.faults.is_empty(), "{:?}", report.faults);
         assert_eq!((report.events, report.verified), (8, 8));
+        drop(c);
+        // The rows laid out on the request threads are the fold of the stored events, with
+        // the stored event (resealed or not) as their head.
+        let live = lapor_node::tickets::store::all(&mut t.db().read().unwrap()).unwrap();
+        let row = |ticket: &lapor_node::domain::TicketId| {
+            live.iter()
+                .find(|r| r.id == ticket.to_string())
+                .expect("row")
+                .clone()
+        };
+        assert_eq!(row(&next.ticket).head, next.id.to_string(), "{}", db.name);
+        assert_eq!(row(&created[5].ticket).head, created[5].id.to_string());
+        t.db().write(lapor_node::tickets::store::rebuild).unwrap();
+        assert_eq!(
+            lapor_node::tickets::store::all(&mut t.db().read().unwrap()).unwrap(),
+            live,
+            "{}",
+            db.name
+        );
     }
 }
 
