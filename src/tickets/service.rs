@@ -734,9 +734,17 @@ impl Tickets {
                 known_agencies.insert(a.as_str().to_owned(), known);
             }
         }
-        // Codes were drawn at random ahead; one already taken (or drawn twice) is replaced.
+        // Codes were drawn at random ahead; one already taken (or drawn twice) is replaced. A
+        // report filed alone is looked up. A group of several relies on the unique index
+        // instead: a code already taken (about one report in a million with a million tickets
+        // stored) fails the group's insert, and its reports are then filed one by one, each
+        // looked up (see `answer_group`).
         let names: Vec<&str> = preps.iter().map(|p| p.tracking_code.as_str()).collect();
-        let taken = store::tracking_codes_taken(conn, &names)?;
+        let taken = if names.len() == 1 {
+            store::tracking_codes_taken(conn, &names)?
+        } else {
+            std::collections::HashSet::new()
+        };
         let mut seen = std::collections::HashSet::new();
         let clashes: Vec<usize> = names
             .iter()
