@@ -301,6 +301,21 @@ struct Projection {
     row: TicketRow,
 }
 
+impl Projection {
+    /// Folds the `created` change into a new ticket `ticket` and lays out its row (no head).
+    fn create(
+        node: &NodeId,
+        actor: &Actor,
+        change: &Change,
+        now: Timestamp,
+        ticket: &TicketId,
+    ) -> Result<Self, TicketError> {
+        let state = TicketState::create(node, actor, change, now)?;
+        let row = TicketRow::without_head(ticket, &state)?;
+        Ok(Self { state, row })
+    }
+}
+
 /// One report of a group handed to the writer.
 struct Item<'a> {
     prepared: &'a Prepared,
@@ -541,13 +556,8 @@ impl Tickets {
         let prepared = self.prepare(report, actor, now)?;
         let draft = prepared.draft(&prepared.tracking_code);
         // A report the state machine refuses gets no projection: the writer refuses it.
-        let projection = TicketState::create(&self.node, actor, &draft.change, now)
-            .ok()
-            .and_then(|state| {
-                TicketRow::without_head(&prepared.ticket, &state)
-                    .ok()
-                    .map(|row| Projection { state, row })
-            });
+        let projection =
+            Projection::create(&self.node, actor, &draft.change, now, &prepared.ticket).ok();
         let (sealed, lead) = {
             let mut queue = lock(&self.intake);
             let sealed = queue.next.take().and_then(|place| {
@@ -788,13 +798,10 @@ impl Tickets {
                         log::Pending::Sealed(s) => &s.event().change,
                         log::Pending::Draft(d) => &d.change,
                     };
-                    match TicketState::create(&self.node, &p.actor, change, p.now) {
-                        Ok(state) => {
-                            let row = TicketRow::without_head(&p.ticket, &state)?;
-                            Projection { state, row }
-                        }
+                    match Projection::create(&self.node, &p.actor, change, p.now, &p.ticket) {
+                        Ok(built) => built,
                         Err(e) => {
-                            results[i] = Some(Err(e.into()));
+                            results[i] = Some(Err(e));
                             continue;
                         }
                     }
