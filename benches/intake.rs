@@ -18,6 +18,10 @@
 
 use std::time::{Duration, Instant};
 
+// The node's allocator, so the echo baseline (served from this process) is served with it too.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
