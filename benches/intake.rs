@@ -8,7 +8,8 @@
 //! rounds.
 //!
 //! `cargo bench --bench intake` (env `BENCH_SECS` per route, `BENCH_ROUNDS`, `BENCH_CLIENTS`
-//! to change the load).
+//! to change the load; `BENCH_PREFILL_SECS` files reports for that long before measuring, to
+//! measure a node that already holds many tickets).
 
 #![expect(
     clippy::expect_used,
@@ -163,6 +164,10 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(32);
+    let prefill_secs: u64 = std::env::var("BENCH_PREFILL_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -215,7 +220,23 @@ fn main() {
         // Warm up both, then measure the echo baseline and intake in alternating rounds.
         let second = Duration::from_secs(1);
         load(echo_url.clone(), 4, second, 201).await;
-        let (warm_n, _) = load(node_url.clone(), 4, second, 201).await;
+        let (mut warm_n, _) = load(node_url.clone(), 4, second, 201).await;
+        // Optionally fill the database first, to measure a node that already holds many tickets.
+        if prefill_secs > 0 {
+            let (n, t) = load(
+                node_url.clone(),
+                clients,
+                Duration::from_secs(prefill_secs),
+                201,
+            )
+            .await;
+            println!(
+                "prefill: {n} reports in {:.1} s ({:.0}/s)",
+                t.as_secs_f64(),
+                n as f64 / t.as_secs_f64()
+            );
+            warm_n += n;
+        }
         let rss_before = rss_kib(pid, "VmRSS:");
         let (mut echo_n, mut echo_t, mut intake_n, mut intake_t) =
             (0, Duration::ZERO, 0, Duration::ZERO);
