@@ -134,6 +134,7 @@ impl App {
                 .wrap(actix_web::middleware::from_fn(api::metrics::track))
                 .configure(api::routes)
         })
+        .workers(settings.raw.http.worker_count())
         .listen(listener)
         .map_err(|cause| StartError::Bind {
             addr: addr.to_string(),

@@ -13,6 +13,7 @@
 //! | `node.key_file` | `<data_dir>/keys/signing.pem` | Ed25519 signing key, mode 0600, created on first start |
 //! | `http.listen` | `127.0.0.1:8080` | public API listener |
 //! | `http.max_body_bytes` | `65536` | request body limit |
+//! | `http.workers` | `0` (one per CPU core but one, at least 1) | public API worker threads |
 //! | `database.url` | `<data_dir>/lapor.sqlite` | `sqlite://PATH` or `postgres://…` |
 //! | `database.pool_size` | `8` | connections in the pool |
 //! | `calendar.holidays` | `[]` | national holidays and *cuti bersama*, `YYYY-MM-DD` |
@@ -131,6 +132,24 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Public intake requests allowed per client address per minute (0 = unlimited).
     pub intake_per_minute: u32,
+    /// Public API worker threads; 0 chooses [`HttpSettings::worker_count`]'s default.
+    pub workers: usize,
+}
+
+impl HttpSettings {
+    /// The worker threads to run: `workers`, or when 0 one per CPU core but one (at least
+    /// one). The database writer is a thread of its own that is busy under load: a worker per
+    /// core would have the writer and the workers take turns on every core.
+    #[must_use]
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .saturating_sub(1)
+            .max(1)
+    }
 }
 
 impl Default for HttpSettings {
@@ -139,6 +158,7 @@ impl Default for HttpSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 64 * 1024,
             intake_per_minute: 30,
+            workers: 0,
         }
     }
 }
@@ -615,6 +635,12 @@ impl Settings {
         };
         if raw.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));
+        }
+        if raw.http.workers > 256 {
+            return Err(invalid(
+                "http.workers",
+                "must be at most 256 (0 chooses by CPU cores)",
+            ));
         }
         if raw.http.max_body_bytes < 1024 {
             return Err(invalid("http.max_body_bytes", "must be at least 1024"));

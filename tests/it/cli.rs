@@ -123,6 +123,10 @@ fn bad_configuration_fails_at_start_naming_the_field() {
     assert!(!ok && err.contains("database.url"), "{err}");
     let (ok, err) = migrate_with(base, &[("LAPOR__HTTP__LISTEN", "not-an-address")]);
     assert!(!ok && err.to_lowercase().contains("http.listen"), "{err}");
+    let (ok, err) = migrate_with(base, &[("LAPOR__HTTP__WORKERS", "1000")]);
+    assert!(!ok && err.contains("http.workers"), "{err}");
+    let (ok, err) = migrate_with(base, &[("LAPOR__HTTP__WORKERS", "3")]);
+    assert!(ok, "{err}");
     // Environment overrides the file: a valid SQLite path works.
     let (ok, err) = migrate_with(base, &[("LAPOR__DATABASE__URL", "sqlite://other.sqlite")]);
     assert!(ok, "{err}");
