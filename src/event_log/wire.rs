@@ -46,8 +46,12 @@ fn field_err(field: &'static str, message: impl std::fmt::Display) -> WireError 
 pub fn unsigned_value(e: &Event) -> Result<Value, WireError> {
     let tagged =
         serde_json::to_value(&e.change).map_err(|x| WireError::Canonical(x.to_string()))?;
-    let mut body = match tagged.get("body") {
-        Some(Value::Object(m)) => m.clone(),
+    // Taken out of the tagged object, not copied (it holds the report's text).
+    let mut body = match tagged {
+        Value::Object(mut m) => match m.remove("body") {
+            Some(Value::Object(b)) => b,
+            _ => Map::new(),
+        },
         _ => Map::new(),
     };
     body.insert(
