@@ -2,8 +2,9 @@
 //! output to stderr. Never log personal data or secrets; facts go in fields.
 //!
 //! Lines are formatted on the thread that logs and appended to a shared buffer; a background
-//! thread writes the buffer out every [`FLUSH_EVERY`] (sooner once it holds [`FLUSH_BYTES`]),
-//! in one `write` for everything queued. A thread that logs never waits for the output and
+//! thread, woken by the first line, writes the buffer out [`FLUSH_EVERY`] later (sooner once it
+//! holds [`FLUSH_BYTES`]), in one `write` for everything queued; it sleeps while nothing is
+//! logged. A thread that logs never waits for the output and
 //! never wakes the writer for a single line: under load, thousands of lines a second cost a
 //! few writes and a few wake-ups. Nothing is dropped: when the buffer reaches [`MAX_BYTES`]
 //! (the output is stuck), logging waits until it has been written. Keep the [`LogGuard`]
@@ -64,9 +65,11 @@ impl Shared {
                 .wait(b)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
-        let was_below = b.bytes.len() < FLUSH_BYTES;
+        let (was_empty, was_below) = (b.bytes.is_empty(), b.bytes.len() < FLUSH_BYTES);
         b.bytes.extend_from_slice(line);
-        if was_below && b.bytes.len() >= FLUSH_BYTES {
+        // The writer sleeps until the first line (then gathers for FLUSH_EVERY) or a full
+        // buffer: at most one wake-up per flush, none while nothing is logged.
+        if was_empty || (was_below && b.bytes.len() >= FLUSH_BYTES) {
             self.wake_writer.notify_one();
         }
     }
@@ -129,6 +132,12 @@ pub fn batch_writer<W: Write + Send + 'static>(mut out: W) -> (BatchWriter, LogG
             loop {
                 let stopping = {
                     let mut b = theirs.lock();
+                    while b.bytes.is_empty() && !b.stopping {
+                        b = theirs
+                            .wake_writer
+                            .wait(b)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    }
                     if b.bytes.len() < FLUSH_BYTES && !b.stopping {
                         b = theirs
                             .wake_writer
