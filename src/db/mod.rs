@@ -142,10 +142,14 @@ impl ConnManager {
                         cause,
                     }
                 })?;
+                // Page cache 4 MB per connection: 16 MB was no faster at intake, empty or with
+                // 287,000 tickets held, but a full scan (the SLA sweep's) grew the process by
+                // ≈ 110 MiB with a million tickets held, against ≈ 40 MiB at 4 MB
+                // (docs/BENCHMARKS.md, 2026-12-02 late evening).
                 c.batch_execute(
                     "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
-                     PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;",
+                     PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4000;",
                 )
                 .map_err(|cause| ConnectError::Setup { what, cause })?;
                 Ok(DbConn::Sqlite(c))
