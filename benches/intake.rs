@@ -149,31 +149,21 @@ fn cpu_shares(ticks: &std::collections::BTreeMap<String, u64>, secs: f64) -> Str
     format!("{total:.2} cores ({})", list.join(", "))
 }
 
+/// A number from the environment variable `name`, if set and valid.
+fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
+}
+
 fn main() {
-    let secs: u64 = std::env::var("BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(6);
-    let rounds: u32 = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|r| *r > 0)
-        .unwrap_or(3);
+    let secs: u64 = env_number("BENCH_SECS").unwrap_or(6);
+    let rounds: u32 = env_number("BENCH_ROUNDS").filter(|r| *r > 0).unwrap_or(3);
     let round = Duration::from_secs(secs) / rounds;
-    let clients: usize = std::env::var("BENCH_CLIENTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(32);
-    let prefill_secs: u64 = std::env::var("BENCH_PREFILL_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let clients: usize = env_number("BENCH_CLIENTS").unwrap_or(32);
+    let prefill_secs: u64 = env_number("BENCH_PREFILL_SECS").unwrap_or(0);
     // The echo baseline runs as many workers as the node does by default (one per core but
     // one): on this 2-core machine that is also the echo's fastest setting, since the clients
     // in this process need a core too.
-    let echo_workers: usize = std::env::var("BENCH_ECHO_WORKERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
+    let echo_workers: usize = env_number("BENCH_ECHO_WORKERS")
         .unwrap_or_else(|| lapor_node::config::HttpSettings::default().worker_count());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
