@@ -101,7 +101,7 @@ impl App {
             .map_err(|e| StartError::Federation(e.to_string()))?;
         let state = ApiState {
             auth: Auth::new(db.clone(), settings.raw.auth.token_ttl_minutes),
-            tickets: Tickets::new(db, settings, key),
+            tickets: Tickets::new(db, settings, key)?,
             metrics: metrics.clone(),
             limiter: std::sync::Arc::new(RateLimiter::new(settings.raw.http.intake_per_minute)),
             federation: federation.clone(),

@@ -413,12 +413,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 &settings.key_path(),
             )?;
             let code = crate::domain::TrackingCode::parse(&tracking_code)?;
+            let tickets = crate::tickets::Tickets::new(db.clone(), &settings, key)?;
             let mut conn = db.read()?;
-            let row = ticket_store::by_tracking_code(&mut conn, code.as_str())?
+            let row = ticket_store::by_tracking_code(&mut conn, tickets.codes(), &code)?
                 .ok_or_else(|| anyhow::anyhow!("no report with tracking code {code}"))?;
             drop(conn);
             let id = crate::domain::TicketId::parse(&row.id)?;
-            let tickets = crate::tickets::Tickets::new(db, &settings, key);
             let event = tickets.erase(
                 &id,
                 &crate::domain::Actor::system(),
@@ -434,7 +434,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = load(cli.config.as_deref())?;
             let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
-            let done = db.write(ticket_store::rebuild)?;
+            let province = settings.raw.node.province.clone();
+            let done = db.write(move |conn| {
+                let codes = crate::tickets::codes::CodeBook::open(conn, &province)?;
+                ticket_store::rebuild(conn, &codes)
+            })?;
             say(&format!(
                 "rebuilt {} ticket(s) from {} event(s); {} event(s) refused by the fold",
                 done.tickets, done.events, done.rejected

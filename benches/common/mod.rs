@@ -37,7 +37,7 @@ pub fn node() -> BenchNode {
     let key =
         lapor_node::event_log::keys::load_or_create(&db, settings.node_id(), &settings.key_path())
             .expect("key");
-    let tickets = Tickets::new(db.clone(), &settings, key.clone());
+    let tickets = Tickets::new(db.clone(), &settings, key.clone()).expect("tickets");
     BenchNode {
         db,
         key,

@@ -367,12 +367,12 @@ pub async fn erase(
     require(&officer, &[Role::Admin], "erase personal data")?;
     let code = crate::domain::TrackingCode::parse(&path)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let db = state.tickets.db().clone();
+    let tickets = state.tickets.clone();
     let node = state.tickets.node().to_string();
     let lookup = code.clone();
     let row = block(move || {
-        let mut c = db.read()?;
-        Ok(store::by_tracking_code(&mut c, lookup.as_str())?)
+        let mut c = tickets.db().read()?;
+        Ok(store::by_tracking_code(&mut c, tickets.codes(), &lookup)?)
     })
     .await?
     .filter(|r| r.origin_node == node)

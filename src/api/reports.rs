@@ -98,12 +98,12 @@ async fn find(
         .headers()
         .get(TOKEN_HEADER)
         .map(|v| v.to_str().unwrap_or_default().to_owned());
-    let db = state.tickets.db().clone();
+    let tickets = state.tickets.clone();
     let node = state.tickets.node().to_string();
     block(move || {
-        let mut c = db.read()?;
+        let mut c = tickets.db().read()?;
         let not_found = || ApiError::NotFound(format!("no report with tracking code {code}"));
-        let row = store::by_tracking_code(&mut c, code.as_str())?
+        let row = store::by_tracking_code(&mut c, tickets.codes(), &code)?
             .filter(|r| r.origin_node == node)
             .ok_or_else(not_found)?;
         let audience = match token {

@@ -38,6 +38,15 @@ pub fn revert_all(conn: &mut DbConn) -> Result<Vec<String>, MigrationError> {
     reverted.map_err(|e| MigrationError(e.to_string()))
 }
 
+/// Reverts the newest applied migration; returns its name.
+pub fn revert_last(conn: &mut DbConn) -> Result<String, MigrationError> {
+    let reverted = match conn {
+        DbConn::Sqlite(c) => c.revert_last_migration(SQLITE).map(|v| v.to_string()),
+        DbConn::Pg(c) => c.revert_last_migration(POSTGRES).map(|v| v.to_string()),
+    };
+    reverted.map_err(|e| MigrationError(e.to_string()))
+}
+
 /// Whether every embedded migration has been applied (readiness).
 pub fn all_applied(conn: &mut DbConn) -> Result<bool, MigrationError> {
     let pending = match conn {

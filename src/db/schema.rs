@@ -63,6 +63,15 @@ diesel::table! {
         head -> Text,
         event_count -> Integer,
         state -> Text,
+        code_number -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    tracking_code_books (province) {
+        province -> Text,
+        secret -> Text,
+        reserved_end -> BigInt,
     }
 }
 
@@ -170,6 +179,7 @@ diesel::joinable!(outbox -> events (event_id));
 diesel::joinable!(tickets -> agencies (agency));
 diesel::joinable!(sessions -> officers (username));
 diesel::allow_tables_to_appear_in_same_query!(
+    tracking_code_books,
     node_keys,
     officers,
     sessions,

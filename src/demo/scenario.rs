@@ -132,7 +132,11 @@ impl Api {
     /// A ticket's id by tracking code, if this node holds it.
     pub fn ticket_id(&self, code: &str) -> anyhow::Result<Option<String>> {
         let mut c = self.state.tickets.db().read()?;
-        Ok(crate::tickets::store::by_tracking_code(&mut c, code)?.map(|r| r.id))
+        let code = crate::domain::TrackingCode::parse(code)?;
+        Ok(
+            crate::tickets::store::by_tracking_code(&mut c, self.state.tickets.codes(), &code)?
+                .map(|r| r.id),
+        )
     }
 
     /// A ticket's status on this node, if held.

@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -259,21 +258,37 @@ pub struct TrackingCode(String);
 string_newtype!(TrackingCode);
 
 impl TrackingCode {
-    /// A random code for a province.
+    /// The code of a province made of eight symbols, each an index into
+    /// [`TRACKING_ALPHABET`] (taken modulo its length).
     #[must_use]
-    pub fn generate(province: &ProvinceCode, rng: &mut impl Rng) -> Self {
+    pub fn from_symbols(province: &ProvinceCode, symbols: [u8; 8]) -> Self {
         let mut s = String::with_capacity(12);
         s.push_str(province.as_str());
-        for i in 0..8 {
+        for (i, sym) in symbols.into_iter().enumerate() {
             if i % 4 == 0 {
                 s.push('-');
             }
-            let idx = rng.gen_range(0..TRACKING_ALPHABET.len());
+            let idx = usize::from(sym) % TRACKING_ALPHABET.len();
             s.push(char::from(
                 TRACKING_ALPHABET.get(idx).copied().unwrap_or(b'2'),
             ));
         }
         Self(s)
+    }
+
+    /// The province part and the eight symbols (indexes into [`TRACKING_ALPHABET`]) of a
+    /// well-formed code.
+    #[must_use]
+    pub fn symbols(&self) -> Option<(&str, [u8; 8])> {
+        let (province, rest) = self.0.split_once('-')?;
+        let mut out = [0u8; 8];
+        let mut n = 0;
+        for c in rest.bytes().filter(|c| *c != b'-') {
+            let idx = TRACKING_ALPHABET.iter().position(|a| *a == c)?;
+            *out.get_mut(n)? = u8::try_from(idx).ok()?;
+            n += 1;
+        }
+        (n == 8).then_some((province, out))
     }
 
     /// Parses a code, accepting lower case and surrounding spaces (citizens type these).

@@ -4,8 +4,10 @@
 //!   input, lets the domain state machine decide, appends the event and updates the projection
 //!   in one transaction;
 //! - `store`: the projection's queries (`tickets`, `reporter_contacts`, `agencies`) and rebuild;
-//! - `model`: the row types.
+//! - `model`: the row types;
+//! - `codes`: tracking codes drawn from a counter through a keyed permutation.
 
+pub mod codes;
 pub mod model;
 pub mod service;
 pub mod store;

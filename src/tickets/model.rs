@@ -64,6 +64,9 @@ pub struct TicketRow {
     pub event_count: i32,
     /// The full folded state (JSON).
     pub state: String,
+    /// The number the tracking code was drawn from, for codes this node drew from its counter
+    /// (`tickets::codes`); none for other nodes' codes.
+    pub code_number: Option<i64>,
 }
 
 fn enum_str<T: serde::Serialize>(v: &T) -> String {
@@ -113,6 +116,7 @@ impl TicketRow {
             head,
             event_count: i32::try_from(s.events).unwrap_or(i32::MAX),
             state: serde_json::to_string(s)?,
+            code_number: None,
         })
     }
 

@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use super::codes::CodeBook;
 use super::model::{ContactRow, TicketRow};
 use super::store;
 use crate::config::{LimitSettings, SlaSettings};
@@ -12,8 +13,8 @@ use crate::domain::event::{ArchiveReason, CloseReason, SlaStep};
 use crate::domain::reference::Provinces;
 use crate::domain::sla::WorkCalendar;
 use crate::domain::{
-    Actor, AgencyCode, Category, Change, Channel, Created, Event, NodeId, Privacy, ProvinceCode,
-    RegionCode, ReportKind, Role, TicketId, TicketState, Timestamp, TrackingCode, TransitionError,
+    Actor, AgencyCode, Category, Change, Channel, Created, Event, NodeId, Privacy, RegionCode,
+    ReportKind, Role, TicketId, TicketState, Timestamp, TrackingCode, TransitionError,
 };
 use crate::event_log::store::{self as log, Draft, LogError};
 
@@ -242,7 +243,6 @@ pub struct Inner {
     db: Db,
     key: std::sync::Arc<crate::crypto::keys::NodeKey>,
     node: NodeId,
-    province: ProvinceCode,
     calendar: WorkCalendar,
     sla: SlaSettings,
     limits: LimitSettings,
@@ -252,6 +252,8 @@ pub struct Inner {
     hub: Option<NodeId>,
     /// `[federation]` is configured: events get outbox rows.
     federated: bool,
+    /// Tracking codes.
+    codes: std::sync::Arc<CodeBook>,
     /// Reports waiting for the writer: the first to arrive in an empty queue sends one writer
     /// job that files every report queued by the time it runs (see [`Tickets::submit`]).
     intake: std::sync::Mutex<IntakeQueue>,
@@ -288,8 +290,10 @@ struct Prepared {
     follow_up_token: String,
     /// Its SHA-256, the stored form.
     follow_up_hash: String,
-    /// Drawn at random; the writer replaces it if it is taken.
+    /// Drawn from the node's counter (`codes`), with its number; the writer replaces it if it
+    /// is taken.
     tracking_code: TrackingCode,
+    code_number: i64,
 }
 
 /// The ticket a report creates, folded and laid out as its row on the caller's thread; the
@@ -445,17 +449,25 @@ impl std::ops::Deref for Tickets {
 
 impl Tickets {
     /// Commands for this node.
-    #[must_use]
+    ///
+    /// Reads the node's tracking-code book (creating it on the first start).
+    ///
+    /// # Errors
+    ///
+    /// The database could not be read or written.
     pub fn new(
         db: Db,
         settings: &crate::config::Settings,
         key: std::sync::Arc<crate::crypto::keys::NodeKey>,
-    ) -> Self {
-        Self(std::sync::Arc::new(Inner {
+    ) -> Result<Self, DbError> {
+        let province = settings.raw.node.province.clone();
+        let codes =
+            db.write(move |conn| CodeBook::open(conn, &province).map_err(DbError::Query))?;
+        Ok(Self(std::sync::Arc::new(Inner {
+            codes: std::sync::Arc::new(codes),
             db,
             key,
             node: settings.raw.node.id.clone(),
-            province: settings.raw.node.province.clone(),
             calendar: settings.calendar.clone(),
             sla: settings.raw.sla.clone(),
             limits: settings.raw.limits.clone(),
@@ -471,7 +483,13 @@ impl Tickets {
             intake_groups: std::sync::atomic::AtomicU64::new(0),
             intake_reports: std::sync::atomic::AtomicU64::new(0),
             intake_resealed: std::sync::atomic::AtomicU64::new(0),
-        }))
+        })))
+    }
+
+    /// The node's tracking codes.
+    #[must_use]
+    pub fn codes(&self) -> &CodeBook {
+        &self.codes
     }
 
     /// The database.
@@ -614,6 +632,10 @@ impl Tickets {
                     .map(|commitment| (c.clone(), salt, commitment))
             });
         let follow_up_token = new_token();
+        let (code_number, tracking_code) = self
+            .codes
+            .draw()
+            .map_err(|e| TicketError::Db(DbError::Unavailable(e.to_string())))?;
         Ok(Prepared {
             report: report.clone(),
             actor: actor.clone(),
@@ -624,7 +646,8 @@ impl Tickets {
             contact,
             follow_up_hash: hash_token(&follow_up_token),
             follow_up_token,
-            tracking_code: TrackingCode::generate(&self.province, &mut rand::thread_rng()),
+            tracking_code,
+            code_number,
         })
     }
 
@@ -681,6 +704,10 @@ impl Tickets {
             use std::sync::atomic::Ordering::Relaxed;
             self.intake_groups.fetch_add(1, Relaxed);
             self.intake_reports.fetch_add(group.len() as u64, Relaxed);
+        }
+        if result.is_err() {
+            // The transaction was rolled back, with any reservation of code numbers in it.
+            self.codes.forget_reservation();
         }
         match result {
             Ok(results) => {
@@ -744,27 +771,39 @@ impl Tickets {
                 known_agencies.insert(a.as_str().to_owned(), known);
             }
         }
-        // Codes were drawn at random ahead; one already taken (or drawn twice) is replaced. A
-        // report filed alone is looked up. A group of several relies on the unique index
-        // instead: a code already taken (about one report in a million with a million tickets
-        // stored) fails the group's insert, and its reports are then filed one by one, each
-        // looked up (see `answer_group`).
+        // Codes were drawn from the counter ahead, so they differ from each other and from
+        // every code drawn before. A number can still be taken after a restart that lost its
+        // reservation: a report filed alone is looked up; a group of several relies on the
+        // unique index on the number instead (a clash fails the group's insert, and its reports
+        // are then filed one by one, each looked up, see `answer_group`). Codes stored without
+        // a number (other nodes', or drawn at random before numbering) are in no index with
+        // them: when the province has any, the drawn codes are looked up among them.
         let names: Vec<&str> = preps.iter().map(|p| p.tracking_code.as_str()).collect();
-        let taken = if names.len() == 1 {
-            store::tracking_codes_taken(conn, &names)?
+        let numbers_taken = if preps.len() == 1 {
+            let numbers: Vec<i64> = preps.iter().map(|p| p.code_number).collect();
+            store::code_numbers_taken(conn, &numbers)?
         } else {
             std::collections::HashSet::new()
         };
-        let mut seen = std::collections::HashSet::new();
-        let clashes: Vec<usize> = names
+        let unnumbered = self.codes.has_unnumbered(conn)?;
+        let codes_taken = if unnumbered {
+            store::unnumbered_codes_taken(conn, &names)?
+        } else {
+            std::collections::HashSet::new()
+        };
+        let clashes: Vec<usize> = preps
             .iter()
             .enumerate()
-            .filter(|(_, n)| taken.contains(**n) || !seen.insert(**n))
+            .filter(|(_, p)| {
+                numbers_taken.contains(&p.code_number)
+                    || codes_taken.contains(p.tracking_code.as_str())
+            })
             .map(|(i, _)| i)
             .collect();
         let mut fresh = self
-            .fresh_tracking_codes(conn, clashes.len(), &seen)?
+            .fresh_tracking_codes(conn, clashes.len(), unnumbered)?
             .into_iter();
+        let mut highest = None;
         let mut results: Vec<Option<Result<Submitted, TicketError>>> =
             (0..group.len()).map(|_| None).collect();
         let mut accepted = Vec::new();
@@ -782,16 +821,19 @@ impl Tickets {
                 }
             }
             let clash = clashes.contains(&i);
-            let item = match (sealed, clash) {
-                (Some(s), false) => log::Pending::Sealed(s),
+            let (item, number) = match (sealed, clash) {
+                (Some(s), false) => (log::Pending::Sealed(s), p.code_number),
                 (_, true) => {
-                    let code = fresh.next().ok_or_else(poisoned)?;
-                    log::Pending::Draft(p.draft(&code))
+                    let (number, code) = fresh.next().ok_or_else(poisoned)?;
+                    (log::Pending::Draft(p.draft(&code)), number)
                 }
-                (None, false) => log::Pending::Draft(p.draft(&p.tracking_code)),
+                (None, false) => (
+                    log::Pending::Draft(p.draft(&p.tracking_code)),
+                    p.code_number,
+                ),
             };
             // The projection built ahead holds the drawn tracking code.
-            let projection = match projection.filter(|_| !clash) {
+            let mut projection = match projection.filter(|_| !clash) {
                 Some(built) => built,
                 None => {
                     let change = match &item {
@@ -807,8 +849,13 @@ impl Tickets {
                     }
                 }
             };
+            projection.row.code_number = Some(number);
+            highest = highest.max(Some(number));
             pending.push(item);
             accepted.push((i, projection));
+        }
+        if let Some(highest) = highest {
+            self.codes.reserve(conn, highest)?;
         }
         let now = preps.first().map_or_else(Timestamp::now, |p| p.now);
         let (events, place, appended) =
@@ -900,48 +947,44 @@ impl Tickets {
         *next = Some(place);
     }
 
-    /// `n` tracking codes that are neither taken nor repeated among themselves.
+    /// `n` codes drawn from the counter whose numbers are free and, when the province has codes
+    /// stored without a number (`unnumbered`), that are none of those.
     fn fresh_tracking_codes(
         &self,
         conn: &mut DbConn,
         n: usize,
-        avoid: &std::collections::HashSet<&str>,
-    ) -> Result<Vec<TrackingCode>, TicketError> {
-        if n == 0 {
-            return Ok(Vec::new());
+        unnumbered: bool,
+    ) -> Result<Vec<(i64, TrackingCode)>, TicketError> {
+        let mut codes = Vec::with_capacity(n);
+        // Each try draws new numbers, so a run of taken numbers (a lost reservation) is passed.
+        for _ in 0..64 {
+            if codes.len() == n {
+                break;
+            }
+            let drawn = (codes.len()..n)
+                .map(|_| self.codes.draw())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| TicketError::Db(DbError::Unavailable(e.to_string())))?;
+            let numbers: Vec<i64> = drawn.iter().map(|(n, _)| *n).collect();
+            let taken = store::code_numbers_taken(conn, &numbers)?;
+            let names: Vec<&str> = drawn.iter().map(|(_, c)| c.as_str()).collect();
+            let codes_taken = if unnumbered {
+                store::unnumbered_codes_taken(conn, &names)?
+            } else {
+                std::collections::HashSet::new()
+            };
+            codes.extend(
+                drawn
+                    .into_iter()
+                    .filter(|(n, c)| !taken.contains(n) && !codes_taken.contains(c.as_str())),
+            );
         }
-        let mut rng = rand::thread_rng();
-        let mut codes: Vec<Option<TrackingCode>> = vec![None; n];
-        for _ in 0..8 {
-            let mut seen: std::collections::HashSet<String> = codes
-                .iter()
-                .flatten()
-                .map(|c| c.as_str().to_owned())
-                .chain(avoid.iter().map(|c| (*c).to_owned()))
-                .collect();
-            let mut candidates = Vec::new();
-            for (i, slot) in codes.iter().enumerate() {
-                if slot.is_none() {
-                    let code = TrackingCode::generate(&self.province, &mut rng);
-                    if seen.insert(code.as_str().to_owned()) {
-                        candidates.push((i, code));
-                    }
-                }
-            }
-            let names: Vec<&str> = candidates.iter().map(|(_, c)| c.as_str()).collect();
-            let taken = store::tracking_codes_taken(conn, &names)?;
-            for (i, code) in candidates {
-                if !taken.contains(code.as_str()) {
-                    codes[i] = Some(code);
-                }
-            }
-            if codes.iter().all(Option::is_some) {
-                return Ok(codes.into_iter().flatten().collect());
-            }
+        if codes.len() < n {
+            return Err(TicketError::Db(DbError::Unavailable(
+                "could not find a free tracking code".into(),
+            )));
         }
-        Err(TicketError::Db(DbError::Unavailable(
-            "could not find a free tracking code".into(),
-        )))
+        Ok(codes)
     }
 
     /// Takes an action on a ticket. Returns the new event and state.

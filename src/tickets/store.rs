@@ -2,11 +2,12 @@
 
 use diesel::prelude::*;
 
+use super::codes::CodeBook;
 use super::model::{AgencyRow, ContactRow, TicketRow};
 use crate::db::DbConn;
 use crate::db::schema::{agencies, follow_up_tokens, reporter_contacts, tickets};
 use crate::domain::reference::Agency;
-use crate::domain::{Status, TicketId, fold};
+use crate::domain::{Status, TicketId, TrackingCode, fold};
 use crate::event_log::store::{self as log, LogError};
 
 /// Inserts or updates the configured agencies.
@@ -59,25 +60,61 @@ pub fn by_id(conn: &mut DbConn, id: &TicketId) -> QueryResult<Option<TicketRow>>
         .optional())
 }
 
-/// A ticket by tracking code.
+/// A ticket by tracking code: a code of this node's province is turned back into its number
+/// (`codes`), any other code (or one stored without a number) is looked up as it is.
 #[tracing::instrument(name = "tickets.by_tracking_code", skip_all)]
-pub fn by_tracking_code(conn: &mut DbConn, code: &str) -> QueryResult<Option<TicketRow>> {
-    tickets::table
-        .filter(tickets::tracking_code.eq(code))
+pub fn by_tracking_code(
+    conn: &mut DbConn,
+    codes: &CodeBook,
+    code: &TrackingCode,
+) -> QueryResult<Option<TicketRow>> {
+    if let Some(n) = codes.number(code).and_then(|n| i64::try_from(n).ok()) {
+        let numbered = crate::db::on_backend!(conn, c => tickets::table
+            .filter(tickets::code_number.eq(n))
+            .filter(tickets::tracking_code.eq(code.as_str()))
+            .select(TicketRow::as_select())
+            .first(c)
+            .optional())?;
+        if numbered.is_some() {
+            return Ok(numbered);
+        }
+    }
+    crate::db::on_backend!(conn, c => tickets::table
+        .filter(tickets::code_number.is_null())
+        .filter(tickets::tracking_code.eq(code.as_str()))
         .select(TicketRow::as_select())
-        .first(conn)
-        .optional()
+        .first(c)
+        .optional())
 }
 
-/// Which of `codes` are taken (one query).
-pub fn tracking_codes_taken(
+/// Which of `numbers` are taken by stored tickets.
+pub fn code_numbers_taken(
+    conn: &mut DbConn,
+    numbers: &[i64],
+) -> QueryResult<std::collections::HashSet<i64>> {
+    // One cached lookup each: a list of varying length would be parsed anew each time.
+    let mut taken = std::collections::HashSet::new();
+    for n in numbers {
+        let found: Option<Option<i64>> = crate::db::on_backend!(conn, c => tickets::table
+            .filter(tickets::code_number.eq(*n))
+            .select(tickets::code_number)
+            .first(c)
+            .optional())?;
+        taken.extend(found.flatten());
+    }
+    Ok(taken)
+}
+
+/// Which of `codes` are stored without a number (other nodes' codes, codes drawn at random
+/// before numbering).
+pub fn unnumbered_codes_taken(
     conn: &mut DbConn,
     codes: &[&str],
 ) -> QueryResult<std::collections::HashSet<String>> {
-    // One cached lookup per code: a list of varying length would be parsed anew each time.
     let mut taken = std::collections::HashSet::new();
     for code in codes {
         let found: Option<String> = crate::db::on_backend!(conn, c => tickets::table
+            .filter(tickets::code_number.is_null())
             .filter(tickets::tracking_code.eq(*code))
             .select(tickets::tracking_code)
             .first(c)
@@ -212,9 +249,10 @@ pub enum RebuildError {
 }
 
 /// Replaces the `tickets` projection with the fold of the event log. Run it inside a
-/// transaction: readers see the old projection until it commits.
+/// transaction: readers see the old projection until it commits. A code this node drew from
+/// its counter gets its number back from `codes`.
 #[tracing::instrument(name = "tickets.rebuild", skip_all)]
-pub fn rebuild(conn: &mut DbConn) -> Result<Rebuilt, RebuildError> {
+pub fn rebuild(conn: &mut DbConn, codes: &CodeBook) -> Result<Rebuilt, RebuildError> {
     diesel::delete(tickets::table).execute(conn)?;
     let mut done = Rebuilt::default();
     for id in log::ticket_ids(conn)? {
@@ -237,8 +275,9 @@ pub fn rebuild(conn: &mut DbConn) -> Result<Rebuilt, RebuildError> {
         done.rejected += folded.rejected.len();
         if let (Some(state), Some(head)) = (folded.state, folded.head) {
             let tid = events.first().map(|e| e.ticket).unwrap_or_default();
-            let row = TicketRow::from_state(&tid, &state, &head)
+            let mut row = TicketRow::from_state(&tid, &state, &head)
                 .map_err(|e| RebuildError::Encode(id.clone(), e))?;
+            row.code_number = codes.stored_number(&state.report.tracking_code);
             insert(conn, &row)?;
             done.tickets += 1;
         }

@@ -106,7 +106,9 @@ impl Node {
 
     pub fn ticket_id(&self, code: &str) -> String {
         let mut c = self.app_state.tickets.db().read().unwrap();
-        lapor_node::tickets::store::by_tracking_code(&mut c, code)
+        let code = lapor_node::domain::TrackingCode::parse(code).unwrap();
+        let codes = self.app_state.tickets.codes();
+        lapor_node::tickets::store::by_tracking_code(&mut c, codes, &code)
             .unwrap()
             .unwrap()
             .id

@@ -173,7 +173,7 @@ fn audit_verify_passes_on_a_busy_node_and_names_a_tampered_event() {
     let key =
         lapor_node::event_log::keys::load_or_create(&db, settings.node_id(), &settings.key_path())
             .unwrap();
-    let tickets = lapor_node::tickets::Tickets::new(db.clone(), &settings, key);
+    let tickets = lapor_node::tickets::Tickets::new(db.clone(), &settings, key).unwrap();
     let now = lapor_node::domain::Timestamp::now();
     for _ in 0..20 {
         tickets

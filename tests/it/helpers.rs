@@ -100,7 +100,7 @@ pub fn tickets(db: &TestDb) -> Tickets {
     let database = lapor_node::app::open_database(&s).unwrap();
     let key =
         lapor_node::event_log::keys::load_or_create(&database, s.node_id(), &s.key_path()).unwrap();
-    Tickets::new(database, &s, key)
+    Tickets::new(database, &s, key).unwrap()
 }
 
 pub fn open(db: &TestDb) -> Db {

@@ -11,6 +11,7 @@
 mod api;
 mod api_rules;
 mod cli;
+mod codes;
 mod federation;
 mod fixtures;
 mod fold_props;

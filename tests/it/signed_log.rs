@@ -134,7 +134,7 @@ fn reports_filed_back_to_back_are_stored_as_sealed_ahead_and_the_chain_verifies(
         };
         assert_eq!(row(&next.ticket).head, next.id.to_string(), "{}", db.name);
         assert_eq!(row(&created[5].ticket).head, created[5].id.to_string());
-        t.db().write(lapor_node::tickets::store::rebuild).unwrap();
+        crate::store::rebuild(&t);
         assert_eq!(
             lapor_node::tickets::store::all(&mut t.db().read().unwrap()).unwrap(),
             live,
@@ -346,7 +346,7 @@ fn after_a_key_rotation_old_events_still_verify_and_the_old_key_signs_nothing_ne
     assert_ne!(old, new);
     let key = keys::load_or_create(t.db(), s.node_id(), &s.key_path()).unwrap();
     assert_eq!(key.id(), &new, "the key file now holds the new key");
-    let t2 = Tickets::new(t.db().clone(), &s, key);
+    let t2 = Tickets::new(t.db().clone(), &s, key).unwrap();
     let later = rotated_at.plus_millis(60_000);
     t2.submit(&crate::api_report(), &Actor::citizen(), later)
         .unwrap();

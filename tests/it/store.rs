@@ -360,8 +360,15 @@ fn projection(t: &Tickets) -> Vec<lapor_node::tickets::model::TicketRow> {
     ticket_store::all(&mut c).unwrap()
 }
 
-fn rebuild(t: &Tickets) -> ticket_store::Rebuilt {
-    t.db().write(ticket_store::rebuild).unwrap()
+/// Rebuilds the projection as `lapor-node rebuild` does: with the code book read afresh.
+pub fn rebuild(t: &Tickets) -> ticket_store::Rebuilt {
+    let province = t.codes().province().clone();
+    t.db()
+        .write(move |conn| {
+            let codes = lapor_node::tickets::codes::CodeBook::open(conn, &province)?;
+            ticket_store::rebuild(conn, &codes)
+        })
+        .unwrap()
 }
 
 #[test]
@@ -519,7 +526,7 @@ fn hold_writer(t: &Tickets) -> std::thread::JoinHandle<Result<(), lapor_node::db
 
 /// Files `n` reports (report `i` changed by `edit`) from `n` threads while the writer is held
 /// busy, so that they queue up and are filed in groups. Returns each report's result.
-fn file_concurrently(
+pub fn file_concurrently(
     t: &Tickets,
     n: usize,
     edit: fn(usize, &mut NewReport),
