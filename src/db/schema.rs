@@ -64,6 +64,7 @@ diesel::table! {
         event_count -> Integer,
         state -> Text,
         code_number -> Nullable<BigInt>,
+        next_due_ms -> Nullable<BigInt>,
     }
 }
 

@@ -465,6 +465,23 @@ impl TicketState {
         }
     }
 
+    /// The earliest time the SLA sweep has something to do for this ticket: the deadline of a
+    /// running step whose breach is not recorded yet, or the auto-close time; `None` when
+    /// nothing is pending (the ticket is closed or archived, or every running step's breach is
+    /// recorded and no auto-close is set).
+    #[must_use]
+    pub fn next_due(&self) -> Option<Timestamp> {
+        if self.status.is_final() {
+            return None;
+        }
+        [SlaStep::VerifyDispatch, SlaStep::Response, SlaStep::Overall]
+            .into_iter()
+            .filter(|step| self.breaches & step.bit() == 0)
+            .filter_map(|step| self.breach_due(step))
+            .chain(self.auto_close_due)
+            .min()
+    }
+
     fn require_liaison(&self, change: &Change, actor: &Actor) -> Result<(), TransitionError> {
         require_role(change, actor, &[Role::Liaison])?;
         match (&actor.agency, &self.agency) {

@@ -67,6 +67,9 @@ pub struct TicketRow {
     /// The number the tracking code was drawn from, for codes this node drew from its counter
     /// (`tickets::codes`); none for other nodes' codes.
     pub code_number: Option<i64>,
+    /// When the SLA sweep next has something to do (`TicketState::next_due`); indexed, so a
+    /// sweep reads only the tickets that are due.
+    pub next_due_ms: Option<i64>,
 }
 
 fn enum_str<T: serde::Serialize>(v: &T) -> String {
@@ -117,6 +120,7 @@ impl TicketRow {
             event_count: i32::try_from(s.events).unwrap_or(i32::MAX),
             state: serde_json::to_string(s)?,
             code_number: None,
+            next_due_ms: s.next_due().map(crate::domain::Timestamp::millis),
         })
     }
 
@@ -149,6 +153,7 @@ pub struct TicketChanges<'a> {
     head: &'a str,
     event_count: i32,
     state: &'a str,
+    next_due_ms: Option<i64>,
 }
 
 impl<'a> TicketChanges<'a> {
@@ -169,6 +174,7 @@ impl<'a> TicketChanges<'a> {
             head: &row.head,
             event_count: row.event_count,
             state: &row.state,
+            next_due_ms: row.next_due_ms,
         }
     }
 }

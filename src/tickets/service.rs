@@ -1150,7 +1150,7 @@ impl Tickets {
         while seen < max_tickets {
             let batch = {
                 let mut conn = self.db.read()?;
-                store::sweep_candidates(&mut conn, now.millis(), &after, 200)?
+                store::sweep_candidates(&mut conn, self.node.as_str(), now.millis(), &after, 200)?
             };
             let Some(last) = batch.last() else { break };
             after.clone_from(&last.id);
@@ -1210,6 +1210,15 @@ impl Tickets {
                 if state.apply(&system, &change, now).is_ok() {
                     this.append_change(conn, &ticket, &row, &state, &system, change, now)?;
                     swept.closed += 1;
+                }
+            }
+            // Nothing was due (a row laid out before `next_due_ms` was exact, or a change the
+            // state machine refused): the row gets its exact next time, so it is not read again
+            // before then.
+            if swept == Swept::default() {
+                let exact = state.next_due().map(Timestamp::millis);
+                if row.next_due_ms != exact {
+                    store::set_next_due(conn, &row.id, exact)?;
                 }
             }
             Ok(swept)

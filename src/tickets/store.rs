@@ -7,7 +7,7 @@ use super::model::{AgencyRow, ContactRow, TicketRow};
 use crate::db::DbConn;
 use crate::db::schema::{agencies, follow_up_tokens, reporter_contacts, tickets};
 use crate::domain::reference::Agency;
-use crate::domain::{Status, TicketId, TrackingCode, fold};
+use crate::domain::{TicketId, TrackingCode, fold};
 use crate::event_log::store::{self as log, LogError};
 
 /// Inserts or updates the configured agencies.
@@ -137,6 +137,14 @@ pub fn insert(conn: &mut DbConn, row: &TicketRow) -> QueryResult<()> {
         .map(|_| ()))
 }
 
+/// Sets a ticket's next SLA time (the sweep found nothing due before it).
+pub fn set_next_due(conn: &mut DbConn, id: &str, next_due_ms: Option<i64>) -> QueryResult<()> {
+    diesel::update(tickets::table.find(id))
+        .set(tickets::next_due_ms.eq(next_due_ms))
+        .execute(conn)
+        .map(|_| ())
+}
+
 /// Updates a ticket row with a new folded state: only the columns a change can alter (the
 /// key, tracking code and report columns stay, so their indexes are not touched).
 pub fn update(conn: &mut DbConn, row: &TicketRow) -> QueryResult<()> {
@@ -188,24 +196,20 @@ pub fn contact(conn: &mut DbConn, id: &TicketId) -> QueryResult<Option<ContactRo
         .optional())
 }
 
-/// Tickets with a deadline at or before `now_ms` that are not closed or archived, by id after
-/// `after`: candidates for the SLA sweep (the domain decides what is actually due).
+/// Tickets `handler` handles whose next SLA time (`next_due_ms`) is at or before `now_ms`, by
+/// id after `after`: candidates for the SLA sweep (the domain decides what is actually due).
+/// Read through the index on `next_due_ms`: only the due tickets are read.
 pub fn sweep_candidates(
     conn: &mut DbConn,
+    handler: &str,
     now_ms: i64,
     after: &str,
     limit: i64,
 ) -> QueryResult<Vec<TicketRow>> {
     tickets::table
+        .filter(tickets::next_due_ms.le(now_ms))
         .filter(tickets::id.gt(after))
-        .filter(tickets::status.ne_all([Status::Closed.as_str(), Status::Archived.as_str()]))
-        .filter(
-            tickets::verify_due_ms
-                .le(now_ms)
-                .or(tickets::response_due_ms.le(now_ms))
-                .or(tickets::auto_close_due_ms.le(now_ms))
-                .or(tickets::overall_due_ms.le(now_ms)),
-        )
+        .filter(tickets::handling_node.eq(handler))
         .order(tickets::id.asc())
         .limit(limit)
         .select(TicketRow::as_select())

@@ -355,6 +355,68 @@ fn sla_sweep_records_breaches_and_auto_closes() {
     }
 }
 
+#[test]
+fn the_sla_sweep_reads_only_due_tickets_and_corrects_a_stale_next_time() {
+    use diesel::prelude::*;
+    for db in backends() {
+        let t = helpers::tickets(&db);
+        let monday = monday_morning();
+        let late = t.submit(&report(), &Actor::citizen(), monday).unwrap();
+        let late = late.event.ticket;
+        let candidates = |at: lapor_node::domain::Timestamp| {
+            let mut c = t.db().read().unwrap();
+            ticket_store::sweep_candidates(&mut c, "prov-31.lapor.test", at.millis(), "", 100)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        };
+        let next_due = || {
+            let mut c = t.db().read().unwrap();
+            ticket_store::by_id(&mut c, &late)
+                .unwrap()
+                .unwrap()
+                .next_due_ms
+        };
+        let thursday = monday.plus_millis(3 * DAY_MS);
+        let friday = monday.plus_millis(4 * DAY_MS);
+        assert!(candidates(thursday).is_empty(), "{}", db.name);
+        assert_eq!(candidates(friday), vec![late.to_string()], "{}", db.name);
+        let verify_due = next_due().unwrap();
+        assert!(verify_due > thursday.millis() && verify_due <= friday.millis());
+        // Once the breach is recorded, the next time is the overall deadline (60 days).
+        assert_eq!(t.sla_sweep(friday, 1000).unwrap().breaches, 1);
+        assert!(candidates(friday).is_empty(), "{}", db.name);
+        assert!(next_due().unwrap() > monday.plus_millis(59 * DAY_MS).millis());
+        // A row whose next time is too early (as migrated rows are) is read once and corrected.
+        let id = late.to_string();
+        t.db()
+            .with_writer(move |c| {
+                diesel::update(schema::tickets::table.find(id))
+                    .set(schema::tickets::next_due_ms.eq(Some(0i64)))
+                    .execute(c)
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(candidates(friday).len(), 1);
+        let s = t.sla_sweep(friday, 1000).unwrap();
+        assert_eq!((s.breaches, s.closed), (0, 0), "{}", db.name);
+        assert!(candidates(friday).is_empty(), "{}", db.name);
+        assert!(next_due().unwrap() > monday.plus_millis(59 * DAY_MS).millis());
+        // Closed and archived tickets have no next time.
+        t.act(
+            &late,
+            &verifier(),
+            Action::Archive {
+                reason: lapor_node::domain::event::ArchiveReason::Spam,
+            },
+            friday,
+        )
+        .unwrap();
+        assert_eq!(next_due(), None, "{}", db.name);
+    }
+}
+
 fn projection(t: &Tickets) -> Vec<lapor_node::tickets::model::TicketRow> {
     let mut c = t.db().read().unwrap();
     ticket_store::all(&mut c).unwrap()
