@@ -1145,15 +1145,21 @@ impl Tickets {
     #[tracing::instrument(name = "tickets.sla_sweep", skip_all)]
     pub fn sla_sweep(&self, now: Timestamp, max_tickets: usize) -> Result<Swept, TicketError> {
         let mut swept = Swept::default();
-        let mut after = String::new();
+        let mut after: Option<(i64, String)> = None;
         let mut seen = 0usize;
         while seen < max_tickets {
             let batch = {
                 let mut conn = self.db.read()?;
-                store::sweep_candidates(&mut conn, self.node.as_str(), now.millis(), &after, 200)?
+                store::sweep_candidates(
+                    &mut conn,
+                    self.node.as_str(),
+                    now.millis(),
+                    after.as_ref(),
+                    200,
+                )?
             };
             let Some(last) = batch.last() else { break };
-            after.clone_from(&last.id);
+            after = Some((last.next_due_ms.unwrap_or(i64::MIN), last.id.clone()));
             for row in batch {
                 seen += 1;
                 let Ok(id) = TicketId::parse(&row.id) else {

@@ -196,21 +196,29 @@ pub fn contact(conn: &mut DbConn, id: &TicketId) -> QueryResult<Option<ContactRo
         .optional())
 }
 
-/// Tickets `handler` handles whose next SLA time (`next_due_ms`) is at or before `now_ms`, by
-/// id after `after`: candidates for the SLA sweep (the domain decides what is actually due).
-/// Read through the index on `next_due_ms`: only the due tickets are read.
+/// Tickets `handler` handles whose next SLA time (`next_due_ms`) is at or before `now_ms`, in
+/// `(next_due_ms, id)` order after `after`: candidates for the SLA sweep (the domain decides
+/// what is actually due). Read through the index on `(next_due_ms, id)`: only the due tickets
+/// are read.
 pub fn sweep_candidates(
     conn: &mut DbConn,
     handler: &str,
     now_ms: i64,
-    after: &str,
+    after: Option<&(i64, String)>,
     limit: i64,
 ) -> QueryResult<Vec<TicketRow>> {
-    tickets::table
+    let mut q = tickets::table
         .filter(tickets::next_due_ms.le(now_ms))
-        .filter(tickets::id.gt(after))
         .filter(tickets::handling_node.eq(handler))
-        .order(tickets::id.asc())
+        .into_boxed();
+    if let Some((due, id)) = after {
+        q = q.filter(
+            tickets::next_due_ms.gt(*due).or(tickets::next_due_ms
+                .eq(*due)
+                .and(tickets::id.gt(id.clone()))),
+        );
+    }
+    q.order((tickets::next_due_ms.asc(), tickets::id.asc()))
         .limit(limit)
         .select(TicketRow::as_select())
         .load(conn)

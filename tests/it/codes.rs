@@ -184,3 +184,56 @@ fn codes_filed_before_numbering_are_found_after_the_migration() {
         assert_eq!(numbered, 3, "{}: only the new codes have numbers", db.name);
     }
 }
+
+#[derive(diesel::QueryableByName)]
+struct PlanStep {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    detail: String,
+}
+
+/// SQLite's plan for `sql`, one line per step.
+fn plan(t: &Tickets, sql: &str) -> String {
+    let sql = format!("EXPLAIN QUERY PLAN {sql}");
+    let mut c = t.db().read().unwrap();
+    let lapor_node::db::DbConn::Sqlite(c) = &mut *c else {
+        panic!("not SQLite");
+    };
+    diesel::sql_query(sql)
+        .load::<PlanStep>(c)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.detail)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[test]
+fn code_lookups_and_the_sla_sweep_read_through_their_indexes() {
+    let db = helpers::sqlite();
+    let t = helpers::tickets(&db);
+    let cases = [
+        (
+            "SELECT id FROM tickets WHERE code_number = 5 AND tracking_code = '31-2222-2222'",
+            "tickets_code_number",
+        ),
+        (
+            "SELECT id FROM tickets WHERE code_number IS NULL AND tracking_code = '31-2222-2222'",
+            "tickets_unnumbered_code",
+        ),
+        (
+            "SELECT tracking_code FROM tickets WHERE code_number IS NULL \
+             AND tracking_code >= '31-' AND tracking_code < '31.' LIMIT 1",
+            "tickets_unnumbered_code",
+        ),
+        (
+            "SELECT id FROM tickets WHERE next_due_ms <= 5 AND handling_node = 'n' \
+             AND (next_due_ms > 3 OR (next_due_ms = 3 AND id > 'x')) \
+             ORDER BY next_due_ms, id LIMIT 200",
+            "tickets_next_due",
+        ),
+    ];
+    for (sql, index) in cases {
+        let p = plan(&t, sql);
+        assert!(p.contains(index) && !p.contains("SCAN"), "{sql}: {p}");
+    }
+}

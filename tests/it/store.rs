@@ -365,7 +365,7 @@ fn the_sla_sweep_reads_only_due_tickets_and_corrects_a_stale_next_time() {
         let late = late.event.ticket;
         let candidates = |at: lapor_node::domain::Timestamp| {
             let mut c = t.db().read().unwrap();
-            ticket_store::sweep_candidates(&mut c, "prov-31.lapor.test", at.millis(), "", 100)
+            ticket_store::sweep_candidates(&mut c, "prov-31.lapor.test", at.millis(), None, 100)
                 .unwrap()
                 .into_iter()
                 .map(|r| r.id)

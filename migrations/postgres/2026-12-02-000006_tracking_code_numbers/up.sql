@@ -10,5 +10,5 @@ CREATE TABLE tracking_code_books (
 );
 ALTER TABLE tickets ADD COLUMN code_number BIGINT;
 ALTER TABLE tickets DROP CONSTRAINT tickets_tracking_code_key;
-CREATE UNIQUE INDEX tickets_code_number ON tickets (code_number);
+CREATE UNIQUE INDEX tickets_code_number ON tickets (code_number) WHERE code_number IS NOT NULL;
 CREATE UNIQUE INDEX tickets_unnumbered_code ON tickets (tracking_code) WHERE code_number IS NULL;

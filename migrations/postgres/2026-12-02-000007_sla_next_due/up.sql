@@ -6,4 +6,4 @@ ALTER TABLE tickets ADD COLUMN next_due_ms BIGINT;
 UPDATE tickets
     SET next_due_ms = LEAST(verify_due_ms, response_due_ms, auto_close_due_ms, overall_due_ms)
     WHERE status NOT IN ('closed', 'archived');
-CREATE INDEX tickets_next_due ON tickets (next_due_ms);
+CREATE INDEX tickets_next_due ON tickets (next_due_ms, id);

@@ -46,5 +46,5 @@ DROP TABLE tickets;
 ALTER TABLE tickets_numbered RENAME TO tickets;
 CREATE INDEX tickets_status ON tickets (status);
 CREATE INDEX tickets_agency ON tickets (agency, status);
-CREATE UNIQUE INDEX tickets_code_number ON tickets (code_number);
+CREATE UNIQUE INDEX tickets_code_number ON tickets (code_number) WHERE code_number IS NOT NULL;
 CREATE UNIQUE INDEX tickets_unnumbered_code ON tickets (tracking_code) WHERE code_number IS NULL;

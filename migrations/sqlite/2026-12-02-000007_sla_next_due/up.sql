@@ -10,4 +10,4 @@ UPDATE tickets
         COALESCE(auto_close_due_ms, overall_due_ms),
         overall_due_ms)
     WHERE status NOT IN ('closed', 'archived');
-CREATE INDEX tickets_next_due ON tickets (next_due_ms);
+CREATE INDEX tickets_next_due ON tickets (next_due_ms, id);
