@@ -435,10 +435,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
             let province = settings.raw.node.province.clone();
-            let done = db.write(move |conn| {
-                let codes = crate::tickets::codes::CodeBook::open(conn, &province)?;
-                ticket_store::rebuild(conn, &codes)
-            })?;
+            let done = db.write(move |conn| ticket_store::rebuild(conn, &province))?;
             say(&format!(
                 "rebuilt {} ticket(s) from {} event(s); {} event(s) refused by the fold",
                 done.tickets, done.events, done.rejected

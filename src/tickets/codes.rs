@@ -41,7 +41,6 @@ pub const RESERVE_BLOCK: u64 = 4096;
 pub struct Exhausted(pub String);
 
 /// The keyed permutation of `[0, SPACE)`.
-#[derive(Clone)]
 struct Permutation {
     key: [u8; 32],
 }
@@ -112,7 +111,8 @@ pub struct CodeBook {
 }
 
 impl CodeBook {
-    /// A book for tests and tools: `key`, counting from `next`, nothing reserved.
+    /// A book with `key` that counts from `next`, taking the numbers below `next` as reserved
+    /// (as [`CodeBook::open`] does with the stored reservation).
     #[must_use]
     pub const fn with_key(province: ProvinceCode, key: [u8; 32], next: u64) -> Self {
         Self {

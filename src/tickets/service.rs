@@ -55,6 +55,12 @@ pub enum TicketError {
     Encode(#[from] serde_json::Error),
 }
 
+impl From<super::codes::Exhausted> for TicketError {
+    fn from(e: super::codes::Exhausted) -> Self {
+        Self::Db(DbError::Unavailable(e.to_string()))
+    }
+}
+
 impl From<diesel::result::Error> for TicketError {
     fn from(e: diesel::result::Error) -> Self {
         Self::Db(DbError::Query(e))
@@ -253,7 +259,7 @@ pub struct Inner {
     /// `[federation]` is configured: events get outbox rows.
     federated: bool,
     /// Tracking codes.
-    codes: std::sync::Arc<CodeBook>,
+    codes: CodeBook,
     /// Reports waiting for the writer: the first to arrive in an empty queue sends one writer
     /// job that files every report queued by the time it runs (see [`Tickets::submit`]).
     intake: std::sync::Mutex<IntakeQueue>,
@@ -464,7 +470,7 @@ impl Tickets {
         let codes =
             db.write(move |conn| CodeBook::open(conn, &province).map_err(DbError::Query))?;
         Ok(Self(std::sync::Arc::new(Inner {
-            codes: std::sync::Arc::new(codes),
+            codes,
             db,
             key,
             node: settings.raw.node.id.clone(),
@@ -632,10 +638,7 @@ impl Tickets {
                     .map(|commitment| (c.clone(), salt, commitment))
             });
         let follow_up_token = new_token();
-        let (code_number, tracking_code) = self
-            .codes
-            .draw()
-            .map_err(|e| TicketError::Db(DbError::Unavailable(e.to_string())))?;
+        let (code_number, tracking_code) = self.codes.draw()?;
         Ok(Prepared {
             report: report.clone(),
             actor: actor.clone(),
@@ -963,8 +966,7 @@ impl Tickets {
             }
             let drawn = (codes.len()..n)
                 .map(|_| self.codes.draw())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| TicketError::Db(DbError::Unavailable(e.to_string())))?;
+                .collect::<Result<Vec<_>, _>>()?;
             let numbers: Vec<i64> = drawn.iter().map(|(n, _)| *n).collect();
             let taken = store::code_numbers_taken(conn, &numbers)?;
             let names: Vec<&str> = drawn.iter().map(|(_, c)| c.as_str()).collect();

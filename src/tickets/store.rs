@@ -7,7 +7,7 @@ use super::model::{AgencyRow, ContactRow, TicketRow};
 use crate::db::DbConn;
 use crate::db::schema::{agencies, follow_up_tokens, reporter_contacts, tickets};
 use crate::domain::reference::Agency;
-use crate::domain::{TicketId, TrackingCode, fold};
+use crate::domain::{ProvinceCode, TicketId, TrackingCode, fold};
 use crate::event_log::store::{self as log, LogError};
 
 /// Inserts or updates the configured agencies.
@@ -261,10 +261,11 @@ pub enum RebuildError {
 }
 
 /// Replaces the `tickets` projection with the fold of the event log. Run it inside a
-/// transaction: readers see the old projection until it commits. A code this node drew from
-/// its counter gets its number back from `codes`.
+/// transaction: readers see the old projection until it commits. A code this node (of
+/// `province`) drew from its counter gets its number back from the stored code book.
 #[tracing::instrument(name = "tickets.rebuild", skip_all)]
-pub fn rebuild(conn: &mut DbConn, codes: &CodeBook) -> Result<Rebuilt, RebuildError> {
+pub fn rebuild(conn: &mut DbConn, province: &ProvinceCode) -> Result<Rebuilt, RebuildError> {
+    let codes = CodeBook::open(conn, province)?;
     diesel::delete(tickets::table).execute(conn)?;
     let mut done = Rebuilt::default();
     for id in log::ticket_ids(conn)? {

@@ -422,14 +422,11 @@ fn projection(t: &Tickets) -> Vec<lapor_node::tickets::model::TicketRow> {
     ticket_store::all(&mut c).unwrap()
 }
 
-/// Rebuilds the projection as `lapor-node rebuild` does: with the code book read afresh.
+/// Rebuilds the projection as `lapor-node rebuild` does (the code book read afresh).
 pub fn rebuild(t: &Tickets) -> ticket_store::Rebuilt {
     let province = t.codes().province().clone();
     t.db()
-        .write(move |conn| {
-            let codes = lapor_node::tickets::codes::CodeBook::open(conn, &province)?;
-            ticket_store::rebuild(conn, &codes)
-        })
+        .write(move |conn| ticket_store::rebuild(conn, &province))
         .unwrap()
 }
 
