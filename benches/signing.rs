@@ -1,8 +1,10 @@
 //! Signing and verification rates, in one run:
 //! - ed25519-dalek's raw sign / verify_strict / verify_batch on 600-byte messages (baseline);
-//! - preparing an event for the log without a signature (canonical bytes + id) and with one;
+//! - preparing an event for the log without a signature (canonical bytes + id), with its own
+//!   signature, and signed in groups of 8 (one signature over a Merkle tree of 8 ids);
 //! - verifying stored events one by one (`signing::verify`: strict JSON, id, key window,
-//!   signature) and in batches of 64 (`signing::verify_many`).
+//!   signature) and in batches of 64 (`signing::verify_many`), with their own signatures and
+//!   with group signatures (8 distinct signatures in a batch of 64).
 //!
 //! `cargo bench --bench signing` (env `BENCH_N`).
 
@@ -31,6 +33,13 @@ impl SignEvents for NoSignature {
 
     fn sign_event(&self, _canonical: &[u8]) -> serde_json::Value {
         serde_json::json!({"key": self.0.as_str(), "value": ""})
+    }
+
+    fn sign_events(
+        &self,
+        ids: &[lapor_node::domain::EventId],
+    ) -> Result<Vec<serde_json::Value>, signing::VerifyError> {
+        Ok(ids.iter().map(|_| self.sign_event(&[])).collect())
     }
 }
 
@@ -101,6 +110,36 @@ fn main() {
         }
     });
 
+    let grouped = rate(n, || {
+        for chunk in events.chunks(8) {
+            let ids: Vec<_> = chunk
+                .iter()
+                .map(|e| {
+                    let v = wire::unsigned_value(e).expect("value");
+                    let bytes = wire::canonical_bytes(&v).expect("canonical");
+                    lapor_node::domain::EventId::of_bytes(&bytes)
+                })
+                .collect();
+            if ids.len() > 1 {
+                std::hint::black_box(signing::sign_group(&ids, &key).expect("group"));
+            }
+        }
+    });
+    // The same events, signed in groups of 8.
+    let mut group_values = values.clone();
+    for chunk in group_values.chunks_mut(8).filter(|c| c.len() > 1) {
+        let ids: Vec<_> = chunk
+            .iter()
+            .map(|v| lapor_node::domain::EventId::parse(v["id"].as_str().expect("id")).expect("id"))
+            .collect();
+        for (v, sig) in chunk
+            .iter_mut()
+            .zip(signing::sign_group(&ids, &key).expect("group"))
+        {
+            v["sig"] = sig;
+        }
+    }
+
     // Verifying stored events.
     let single = rate(n, || {
         for r in &rows {
@@ -109,6 +148,11 @@ fn main() {
     });
     let batch = rate(n, || {
         for chunk in values.chunks(64) {
+            signing::verify_many(chunk, &ring).expect("verify_many");
+        }
+    });
+    let group_batch = rate(n, || {
+        for chunk in group_values.chunks(64) {
             signing::verify_many(chunk, &ring).expect("verify_many");
         }
     });
@@ -168,10 +212,18 @@ fn main() {
         "| stored event verify_many (64) | {batch:.0} | {:.2} |",
         batch / raw_verify
     );
+    println!(
+        "| group-signed event verify_many (64, groups of 8) | {group_batch:.0} | {:.2} |",
+        group_batch / raw_verify
+    );
     println!("| prepare event, unsigned (baseline) | {unsigned:.0} | 1.00 |");
     println!(
         "| prepare event, signed | {signed:.0} | {:.2} |",
         signed / unsigned
+    );
+    println!(
+        "| prepare event, signed in groups of 8 | {grouped:.0} | {:.2} |",
+        grouped / unsigned
     );
     println!(
         "| database append, signature not computed (baseline) | {append_unsigned:.0} | 1.00 |"

@@ -1,6 +1,11 @@
 //! Event signatures. The signed message is `"lapor-event-v1\n"` followed by the event's
 //! canonical bytes (RFC 8785 of the event object without `id` and `sig`); the signature travels
 //! in the event as `"sig": {"key": "<key id>", "value": "<base64 of the 64 bytes>"}`.
+//! Events appended together may share one signature over the root of a Merkle tree of their ids
+//! (`crypto::merkle`): the message is then `"lapor-event-group-v1\n"`, the tree's size as 8
+//! big-endian bytes and its root, and each event's `sig` also carries
+//! `"group": {"index": i, "size": n, "path": ["<hex>", …]}`, its place in the tree and its
+//! inclusion path, so that it still verifies alone.
 //! Verification works on the received JSON value itself (so fields a newer node added are
 //! covered as they are), after a strict parse that refuses duplicate keys and floats, and uses
 //! the origin's key that was valid at the event's own time — never "now".
@@ -13,12 +18,66 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use serde_json::{Map, Value, json};
 
 use super::keys::{KeyId, NodeKey};
+use super::merkle::{self, Hash};
 use super::strict_json::{self, StrictJsonError};
 use crate::domain::{Event, EventId, NodeId, Timestamp};
 use crate::event_log::wire::{self, WireError};
 
 /// Domain separation prefix of every event signature.
 pub const DOMAIN: &[u8] = b"lapor-event-v1\n";
+
+/// Domain separation prefix of a group signature.
+pub const GROUP_DOMAIN: &[u8] = b"lapor-event-group-v1\n";
+
+/// Most events one group signature may cover (a received `sig.group.size` above it is refused).
+pub const MAX_GROUP_SIZE: u64 = 1 << 16;
+
+/// The bytes a group signature covers: the domain, the tree's size and its root.
+#[must_use]
+pub fn group_message(size: u64, root: &Hash) -> Vec<u8> {
+    let mut m = Vec::with_capacity(GROUP_DOMAIN.len() + 8 + root.len());
+    m.extend_from_slice(GROUP_DOMAIN);
+    m.extend_from_slice(&size.to_be_bytes());
+    m.extend_from_slice(root);
+    m
+}
+
+/// The Merkle leaf of an event id.
+fn id_leaf(id: &EventId) -> Result<Hash, VerifyError> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(id.as_str(), &mut bytes)
+        .map_err(|_| VerifyError::Signature(format!("event id {id} is not 32 bytes of hex")))?;
+    Ok(merkle::leaf(&bytes))
+}
+
+/// Signs the events with these ids together: one signature over the root of their Merkle
+/// tree, and for each event (in order) its `sig` object with its place and inclusion path.
+/// A group has 2 to [`MAX_GROUP_SIZE`] events (one event is signed alone, with [`sign`]).
+pub fn sign_group(ids: &[EventId], key: &NodeKey) -> Result<Vec<Value>, VerifyError> {
+    if !(2..=MAX_GROUP_SIZE).contains(&(ids.len() as u64)) {
+        return Err(VerifyError::Signature(format!(
+            "a group signature covers 2 to {MAX_GROUP_SIZE} events, not {}",
+            ids.len()
+        )));
+    }
+    let leaves = ids.iter().map(id_leaf).collect::<Result<Vec<_>, _>>()?;
+    let (root, paths) =
+        merkle::tree(&leaves).ok_or_else(|| VerifyError::Signature("no events".into()))?;
+    let size = ids.len() as u64;
+    let value = STANDARD.encode(key.sign(&group_message(size, &root)).to_bytes());
+    Ok(paths
+        .into_iter()
+        .enumerate()
+        .map(|(i, path)| {
+            let path: Vec<String> = path.iter().map(hex::encode).collect();
+            json!({
+                "key": key.id().as_str(),
+                "value": value,
+                "group": {"index": i, "size": size, "path": path},
+            })
+        })
+        .collect())
+}
 
 /// The bytes an event signature covers.
 #[must_use]
@@ -42,6 +101,9 @@ pub trait SignEvents: Send + Sync {
     fn key_id(&self) -> &KeyId;
     /// The `sig` object for these canonical bytes.
     fn sign_event(&self, canonical: &[u8]) -> Value;
+    /// The `sig` objects of events appended together, in order: one signature over their
+    /// Merkle tree ([`sign_group`]).
+    fn sign_events(&self, ids: &[EventId]) -> Result<Vec<Value>, VerifyError>;
 }
 
 impl SignEvents for NodeKey {
@@ -51,6 +113,10 @@ impl SignEvents for NodeKey {
 
     fn sign_event(&self, canonical: &[u8]) -> Value {
         sign(canonical, self)
+    }
+
+    fn sign_events(&self, ids: &[EventId]) -> Result<Vec<Value>, VerifyError> {
+        sign_group(ids, self)
     }
 }
 
@@ -108,7 +174,58 @@ pub enum VerifyError {
     BadSignature(String),
 }
 
-fn sig_parts(obj: &Map<String, Value>) -> Result<(KeyId, Signature), VerifyError> {
+/// A group signature's place of the event in its tree (`sig.group`).
+struct GroupPlace {
+    index: u64,
+    size: u64,
+    path: Vec<Hash>,
+}
+
+fn group_place(group: &Value) -> Result<GroupPlace, VerifyError> {
+    let bad = |m: &str| VerifyError::Signature(format!("`sig.group`: {m}"));
+    let obj = group.as_object().ok_or_else(|| bad("not an object"))?;
+    if let Some(other) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "index" | "size" | "path"))
+    {
+        return Err(bad(&format!("unknown member `{other}`")));
+    }
+    let number = |name: &str| {
+        obj.get(name)
+            .and_then(Value::as_u64)
+            .ok_or_else(|| bad(&format!("`{name}` is missing or not a whole number")))
+    };
+    let (index, size) = (number("index")?, number("size")?);
+    if !(2..=MAX_GROUP_SIZE).contains(&size) {
+        return Err(bad(&format!("`size` must be 2 to {MAX_GROUP_SIZE}")));
+    }
+    if index >= size {
+        return Err(bad("`index` is not below `size`"));
+    }
+    let path = obj
+        .get("path")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("`path` is missing or not an array"))?;
+    if path.len() > 64 {
+        return Err(bad("`path` is too long"));
+    }
+    let path = path
+        .iter()
+        .map(|p| {
+            let mut h = [0u8; 32];
+            p.as_str()
+                .filter(|s| !s.bytes().any(|b| b.is_ascii_uppercase()))
+                .and_then(|s| hex::decode_to_slice(s, &mut h).ok())
+                .map(|()| h)
+                .ok_or_else(|| bad("a `path` entry is not 64 lower-case hex digits"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(GroupPlace { index, size, path })
+}
+
+fn sig_parts(
+    obj: &Map<String, Value>,
+) -> Result<(KeyId, Signature, Option<GroupPlace>), VerifyError> {
     let bad = |m: &str| VerifyError::Signature(m.to_owned());
     let sig = obj
         .get("sig")
@@ -129,7 +246,8 @@ fn sig_parts(obj: &Map<String, Value>) -> Result<(KeyId, Signature), VerifyError
     let bytes: [u8; 64] = bytes
         .try_into()
         .map_err(|_| bad("`sig.value` is not 64 bytes"))?;
-    Ok((key, Signature::from_bytes(&bytes)))
+    let group = sig.get("group").map(group_place).transpose()?;
+    Ok((key, Signature::from_bytes(&bytes), group))
 }
 
 /// Verifies a received event: strict JSON, fields, id = SHA-256 of the canonical bytes, the
@@ -167,7 +285,7 @@ pub fn verify_many(values: &[Value], keys: &Keyring) -> Result<Vec<Event>, (usiz
             let obj = value
                 .as_object()
                 .ok_or_else(|| VerifyError::Signature("not an object".into()))?;
-            let (key_id, sig) = sig_parts(obj)?;
+            let (key_id, sig, group) = sig_parts(obj)?;
             let known = keys
                 .get(&key_id)
                 .ok_or_else(|| VerifyError::UnknownKey(key_id.to_string()))?;
@@ -184,7 +302,20 @@ pub fn verify_many(values: &[Value], keys: &Keyring) -> Result<Vec<Event>, (usiz
                     at: event.at.to_string(),
                 });
             }
-            Ok((event, message(&canonical), sig, known.key))
+            let msg = match group {
+                None => message(&canonical),
+                Some(g) => {
+                    let root =
+                        merkle::root_from_path(g.index, g.size, &id_leaf(&event.id)?, &g.path)
+                            .ok_or_else(|| {
+                                VerifyError::Signature(
+                                    "`sig.group.path` does not fit its index and size".into(),
+                                )
+                            })?;
+                    group_message(g.size, &root)
+                }
+            };
+            Ok((event, msg, sig, known.key))
         })();
         let (event, msg, sig, key) = checked.map_err(|e| (i, e))?;
         events.push(event);
@@ -192,13 +323,28 @@ pub fn verify_many(values: &[Value], keys: &Keyring) -> Result<Vec<Event>, (usiz
         sigs.push(sig);
         pubkeys.push(key);
     }
-    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-    // One event: strict single verification. Several: one batch check, and on failure a strict
-    // check of each to name the culprit.
-    let batch_ok = refs.len() > 1 && ed25519_dalek::verify_batch(&refs, &sigs, &pubkeys).is_ok();
+    // Events of one group share their signature and message: each distinct one is checked once.
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<usize> = (0..messages.len())
+        .filter(|&i| {
+            seen.insert((
+                messages[i].as_slice(),
+                sigs[i].to_bytes(),
+                pubkeys[i].to_bytes(),
+            ))
+        })
+        .collect();
+    let refs: Vec<&[u8]> = unique.iter().map(|&i| messages[i].as_slice()).collect();
+    let batch_sigs: Vec<Signature> = unique.iter().map(|&i| sigs[i]).collect();
+    let batch_keys: Vec<VerifyingKey> = unique.iter().map(|&i| pubkeys[i]).collect();
+    // One signature: strict single verification. Several: one batch check, and on failure a
+    // strict check of each to name the culprit (the first event that carries it).
+    let batch_ok =
+        refs.len() > 1 && ed25519_dalek::verify_batch(&refs, &batch_sigs, &batch_keys).is_ok();
     if !batch_ok {
-        for (i, ((m, s), k)) in messages.iter().zip(&sigs).zip(&pubkeys).enumerate() {
-            if k.verify_strict(m, s).is_err() {
+        for &i in &unique {
+            let k = &pubkeys[i];
+            if k.verify_strict(&messages[i], &sigs[i]).is_err() {
                 let key = KeyId::of(k).to_string();
                 return Err((i, VerifyError::BadSignature(key)));
             }

@@ -94,9 +94,9 @@ impl Place {
     }
 }
 
-/// An event given its place and id ahead of the writer, so that its signature (which covers
-/// both) can be taken on another thread: the writer stores it as it is when the place is still
-/// the chain's next one, and seals the draft again otherwise.
+/// An event given its place and id ahead of the writer (its canonical form and id computed on
+/// another thread): the writer signs and stores it as it is when the place is still the
+/// chain's next one, and seals the draft again otherwise.
 #[derive(Debug)]
 pub struct Sealed {
     place: Place,
@@ -105,8 +105,6 @@ pub struct Sealed {
     row: EventRow,
     /// What the id hashes and the signature covers.
     canonical: String,
-    /// `(sig value, raw)`, once signed (by whichever thread comes first).
-    signed: std::sync::OnceLock<(Option<String>, String)>,
 }
 
 impl Sealed {
@@ -137,7 +135,6 @@ impl Sealed {
             event,
             row,
             canonical,
-            signed: std::sync::OnceLock::new(),
         })
     }
 
@@ -153,16 +150,10 @@ impl Sealed {
         &self.event
     }
 
-    /// Signs it with `key` unless that is done already; the signature and stored text.
-    pub fn sign(&self, key: &dyn SignEvents) -> &(Option<String>, String) {
-        self.signed.get_or_init(|| {
-            let sig = key.sign_event(self.canonical.as_bytes());
-            let sig_value = sig
-                .get("value")
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned);
-            (sig_value, stored_text(&self.row.id, &sig, &self.canonical))
-        })
+    /// Signs it alone with `key`: the `sig` column and the stored text.
+    fn sign(&self, key: &dyn SignEvents) -> (Option<String>, String) {
+        let sig = key.sign_event(self.canonical.as_bytes());
+        signed_parts(&self.row.id, &sig, &self.canonical)
     }
 
     /// The draft again, to be placed elsewhere.
@@ -199,8 +190,8 @@ pub struct Appended {
 }
 
 /// Appends pending events as `origin`'s next events, in order: a sealed one whose place is the
-/// chain's next is stored as it is (signed here if nobody has yet), any other is placed and
-/// signed here. One chain-head read and write; the rows stored by [`insert_rows`].
+/// chain's next is kept as it is, any other is placed here; several are signed together (one
+/// signature over their Merkle tree), one alone. One chain-head read and write; the rows stored by [`insert_rows`].
 /// Returns the events in order, the place after the last, and how many were used as sealed.
 #[tracing::instrument(name = "event_log.append_pending", skip_all, fields(events = pending.len()))]
 pub fn append_pending(
@@ -225,9 +216,8 @@ pub fn append_pending(
     if pending.is_empty() {
         return Ok((Vec::new(), place, Appended::default()));
     }
-    let mut events = Vec::with_capacity(pending.len());
-    let mut rows = Vec::with_capacity(pending.len());
     let mut done = Appended::default();
+    let mut placed = Vec::with_capacity(pending.len());
     for p in pending {
         // `Err`: sealed at this very place, kept; `Ok`: a draft to place here.
         let draft = match p {
@@ -246,18 +236,33 @@ pub fn append_pending(
                 std::sync::Arc::new(Sealed::new(origin, id, d, place.clone(), stored_at)?)
             }
         };
-        sealed.sign(key);
         place = Place::after(&sealed);
-        // Usually the last holder by now: its parts move instead of being copied.
-        let (event, mut row, signed) = match std::sync::Arc::try_unwrap(sealed) {
-            Ok(s) => (s.event, s.row, s.signed.into_inner()),
-            Err(s) => (s.event.clone(), s.row.clone(), s.signed.get().cloned()),
+        placed.push(sealed);
+    }
+    // Several events: one signature over their Merkle tree; one: its own signature (or the
+    // one taken ahead).
+    let group_sigs = if placed.len() > 1 {
+        let ids: Vec<EventId> = placed.iter().map(|s| s.event.id.clone()).collect();
+        let sigs = key.sign_events(&ids).map_err(|e| LogError::Wire {
+            id: ids.first().map(ToString::to_string).unwrap_or_default(),
+            cause: WireError::Canonical(e.to_string()),
+        })?;
+        Some(sigs)
+    } else {
+        None
+    };
+    let mut events = Vec::with_capacity(placed.len());
+    let mut rows = Vec::with_capacity(placed.len());
+    let mut group_sigs = group_sigs.map(Vec::into_iter);
+    for sealed in placed {
+        let (sig, raw) = match group_sigs.as_mut().and_then(Iterator::next) {
+            Some(sig) => signed_parts(&sealed.row.id, &sig, &sealed.canonical),
+            None => sealed.sign(key),
         };
-        let Some((sig, raw)) = signed else {
-            return Err(LogError::Wire {
-                id: row.id,
-                cause: WireError::Canonical("the event was not signed".into()),
-            });
+        // Usually the last holder by now: its parts move instead of being copied.
+        let (event, mut row) = match std::sync::Arc::try_unwrap(sealed) {
+            Ok(s) => (s.event, s.row),
+            Err(s) => (s.event.clone(), s.row.clone()),
         };
         row.sig = sig;
         row.raw = raw;
@@ -280,6 +285,15 @@ pub fn append_pending(
             .execute(c))?;
     }
     Ok((events, place, done))
+}
+
+/// The `sig` column (the signature's value) and the stored text of an event signed with `sig`.
+fn signed_parts(id: &str, sig: &serde_json::Value, canonical: &str) -> (Option<String>, String) {
+    let sig_value = sig
+        .get("value")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    (sig_value, stored_text(id, sig, canonical))
 }
 
 /// The stored text of an event: `id` and `sig` followed by the members of its canonical form

@@ -582,7 +582,7 @@ impl Tickets {
         // A report the state machine refuses gets no projection: the writer refuses it.
         let projection =
             Projection::create(&self.node, actor, &draft.change, now, &prepared.ticket).ok();
-        let (sealed, lead) = {
+        let lead = {
             let mut queue = lock(&self.intake);
             let sealed = queue.next.take().and_then(|place| {
                 log::Sealed::new(&self.node, self.key.id().as_str(), draft, place, now)
@@ -592,18 +592,14 @@ impl Tickets {
             queue.next = sealed.as_deref().map(log::Place::after);
             queue.items.push(Queued {
                 prepared,
-                sealed: sealed.clone(),
+                sealed,
                 projection,
                 reply,
             });
-            (sealed, queue.items.len() == 1)
+            queue.items.len() == 1
         };
         if lead {
             self.file_queued();
-        }
-        // The signature, off the writer (unless the writer needs it first).
-        if let Some(s) = sealed {
-            s.sign(self.key.as_ref());
         }
         Ok(())
     }

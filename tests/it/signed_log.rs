@@ -475,3 +475,169 @@ fn an_event_from_a_newer_node_with_extra_members_still_verifies() {
     let event = signing::verify(v.to_string().as_bytes(), &keyring(&t)).unwrap();
     assert_eq!(event.id.as_str(), v["id"].as_str().unwrap());
 }
+
+/// Appends `n` postponements of one new ticket as one group (one write transaction).
+fn append_group(db: &helpers::TestDb, n: usize, at: Timestamp) -> Vec<String> {
+    let s = helpers::settings(db, "");
+    let database = lapor_node::app::open_database(&s).unwrap();
+    let key = keys::load_or_create(&database, s.node_id(), &s.key_path()).unwrap();
+    let origin = s.node_id().clone();
+    let ticket = lapor_node::domain::TicketId::new();
+    let drafts = (0..n)
+        .map(|i| log::Draft {
+            ticket,
+            parents: Vec::new(),
+            at: at.plus_millis(i64::try_from(i).unwrap_or(0)),
+            actor: verifier(),
+            change: lapor_node::domain::Change::Postponed {
+                note: format!("menunggu dokumen {i}"),
+            },
+            pii: None,
+        })
+        .collect();
+    database
+        .write(move |c| {
+            log::append_many(c, &origin, key.as_ref(), drafts, at)
+                .map_err(|e| DbError::Unavailable(e.to_string()))
+        })
+        .unwrap();
+    let mut c = database.read().unwrap();
+    log::for_ticket(&mut c, &ticket)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.raw)
+        .collect()
+}
+
+#[test]
+fn events_appended_together_share_one_signature_and_each_verifies_alone() {
+    for db in helpers::backends() {
+        let t = helpers::tickets(&db);
+        let ring = keyring(&t);
+        let group = append_group(&db, 7, monday_morning());
+        let other = append_group(&db, 3, monday_morning().plus_millis(100));
+        let lone = append_group(&db, 1, monday_morning().plus_millis(200));
+        let values: Vec<Value> = group
+            .iter()
+            .map(|raw| serde_json::from_str(raw).unwrap())
+            .collect();
+        for (i, v) in values.iter().enumerate() {
+            // One signature for the group; each event names its place in the tree.
+            assert_eq!(v["sig"]["value"], values[0]["sig"]["value"]);
+            assert_eq!(v["sig"]["group"]["index"], serde_json::json!(i));
+            assert_eq!(v["sig"]["group"]["size"], serde_json::json!(7));
+            let e = signing::verify(group[i].as_bytes(), &ring).unwrap();
+            assert_eq!(e.id.as_str(), v["id"].as_str().unwrap(), "{}", db.name);
+        }
+        assert_ne!(values[0]["sig"]["value"], {
+            let o: Value = serde_json::from_str(&other[0]).unwrap();
+            o["sig"]["value"].clone()
+        });
+        // One event alone keeps the single-event signature.
+        let l: Value = serde_json::from_str(&lone[0]).unwrap();
+        assert!(l["sig"].get("group").is_none(), "{l}");
+        signing::verify(lone[0].as_bytes(), &ring).unwrap();
+        // All of them together: one check per distinct signature.
+        let mut all = values.clone();
+        all.extend(other.iter().map(|r| serde_json::from_str(r).unwrap()));
+        assert_eq!(signing::verify_many(&all, &ring).unwrap().len(), 10);
+        // The audit verifies their signatures like any other (its only findings: these bare
+        // postponements have no `created` event before them).
+        let mut c = t.db().read().unwrap();
+        let report = audit::run(&mut c).unwrap();
+        assert_eq!((report.events, report.verified), (11, 11), "{}", db.name);
+        assert!(
+            report
+                .faults
+                .iter()
+                .all(|f| f.reason.contains("must be `created`")),
+            "{:?}",
+            report.faults
+        );
+    }
+}
+
+#[test]
+fn a_group_signature_moved_or_its_path_altered_is_refused() {
+    let db = helpers::sqlite();
+    let t = helpers::tickets(&db);
+    let ring = keyring(&t);
+    let group = append_group(&db, 6, monday_morning());
+    let other = append_group(&db, 6, monday_morning().plus_millis(100));
+    let raw = &group[2];
+    let bad_sig = |bytes: &[u8]| {
+        matches!(
+            signing::verify(bytes, &ring),
+            Err(VerifyError::BadSignature(_))
+        )
+    };
+    let malformed = |bytes: &[u8], what: &str| match signing::verify(bytes, &ring) {
+        Err(VerifyError::Signature(m)) => assert!(m.contains(what), "{m}"),
+        other => panic!("expected a malformed signature ({what}), got {other:?}"),
+    };
+
+    // Another place in the tree, or another size, leads to another root.
+    let moved = mutate(raw, |m| m["sig"]["group"]["index"] = serde_json::json!(3));
+    assert!(signing::verify(&moved, &ring).is_err());
+    let resized = mutate(raw, |m| m["sig"]["group"]["size"] = serde_json::json!(7));
+    assert!(bad_sig(&resized));
+    // A sibling replaced, or the path of a neighbour.
+    let swapped = mutate(raw, |m| {
+        m["sig"]["group"]["path"][0] = serde_json::json!("00".repeat(32));
+    });
+    assert!(bad_sig(&swapped));
+    let neighbour: Value = serde_json::from_str(&group[3]).unwrap();
+    let borrowed = mutate(raw, |m| {
+        m["sig"]["group"]["path"] = neighbour["sig"]["group"]["path"].clone();
+    });
+    assert!(signing::verify(&borrowed, &ring).is_err());
+    // The same place in another group: that group's signature covers other events.
+    let stranger: Value = serde_json::from_str(&other[2]).unwrap();
+    let grafted = mutate(raw, |m| m["sig"] = stranger["sig"].clone());
+    assert!(bad_sig(&grafted));
+    // Without its place, the signature is read as a single event's, which it is not.
+    let stripped = mutate(raw, |m| {
+        m["sig"].as_object_mut().unwrap().remove("group");
+    });
+    assert!(bad_sig(&stripped));
+    // Malformed places are named.
+    malformed(
+        &mutate(raw, |m| m["sig"]["group"]["size"] = serde_json::json!(1)),
+        "`size`",
+    );
+    malformed(
+        &mutate(raw, |m| m["sig"]["group"]["index"] = serde_json::json!(6)),
+        "`index`",
+    );
+    malformed(
+        &mutate(raw, |m| m["sig"]["group"]["index"] = serde_json::json!("2")),
+        "`index`",
+    );
+    malformed(
+        &mutate(raw, |m| {
+            m["sig"]["group"]["path"][0] = serde_json::json!("AB".repeat(32));
+        }),
+        "hex",
+    );
+    malformed(
+        &mutate(raw, |m| m["sig"]["group"]["depth"] = serde_json::json!(3)),
+        "unknown member",
+    );
+    malformed(
+        &mutate(raw, |m| {
+            m["sig"]["group"]["path"].as_array_mut().unwrap().pop();
+        }),
+        "does not fit",
+    );
+    // In a batch, the altered event is named by its position.
+    let mut values: Vec<Value> = group
+        .iter()
+        .map(|r| serde_json::from_str(r).unwrap())
+        .collect();
+    values[4]["sig"]["group"]["path"][0] = serde_json::json!("11".repeat(32));
+    let (at, e) = signing::verify_many(&values, &ring).unwrap_err();
+    assert_eq!(at, 4);
+    assert!(matches!(e, VerifyError::BadSignature(_)), "{e:?}");
+    // Untouched, it verifies.
+    signing::verify(raw.as_bytes(), &ring).unwrap();
+}
