@@ -708,3 +708,81 @@ async fn a_rotated_peer_key_is_refused_until_an_operator_pins_it() {
     assert!(e.contains("already pinned for prov-53"), "{e}");
     c.shutdown().await;
 }
+
+/// Reports filed while the writer is busy are filed as one group, under one signature over
+/// the Merkle tree of their events; each event still verifies alone: at the hub, and at a
+/// province that cannot reach the origin and gets them relayed by the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_signed_as_a_group_are_relayed_and_each_verifies_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path(), None).await;
+    c.isolate(JAKARTA);
+    let t = node(&c, NTT).state.tickets.clone();
+    // Hold the writer, so that the reports queue up behind it.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (holding, running) = std::sync::mpsc::channel::<()>();
+    let db = t.db().clone();
+    let blocker = std::thread::spawn(move || {
+        db.write(move |_| {
+            holding.send(()).ok();
+            held.recv().ok();
+            Ok::<_, lapor_node::db::DbError>(())
+        })
+    });
+    running.recv().unwrap();
+    let mut filing = Vec::new();
+    for i in 0..6 {
+        let t = t.clone();
+        let mut r = crate::api_report();
+        r.title = format!("laporan bersama {i}");
+        filing.push(tokio::spawn(async move {
+            t.submit_async(&r, &Actor::citizen(), Timestamp::now())
+                .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    release.send(()).unwrap();
+    blocker.join().unwrap().unwrap();
+    let mut tickets = Vec::new();
+    for f in filing {
+        tickets.push(f.await.unwrap().unwrap().event.ticket);
+    }
+    let created = stored_events(node(&c, NTT), NTT);
+    assert_eq!(created.len(), 6);
+    let first_sig = created[0]["sig"]["value"].clone();
+    for (i, e) in created.iter().enumerate() {
+        assert_eq!(e["sig"]["value"], first_sig, "one signature for the group");
+        assert_eq!(e["sig"]["group"]["size"], json!(6));
+        assert_eq!(e["sig"]["group"]["index"], json!(i));
+    }
+    let verifier = Actor {
+        role: Role::Verifier,
+        officer: Some("v".into()),
+        agency: None,
+    };
+    for id in &tickets {
+        t.act(id, &verifier, Action::Verify, Timestamp::now())
+            .unwrap();
+        let dispatch = Action::Dispatch {
+            agency: lapor_node::domain::AgencyCode::parse(AGENCY).unwrap(),
+        };
+        t.act(id, &verifier, dispatch, Timestamp::now()).unwrap();
+    }
+    c.settle(5).await.unwrap();
+    assert_eq!(count(node(&c, HUB), "events"), 18);
+    assert_eq!(count(node(&c, HUB), "quarantine"), 0);
+    // The origin goes dark; Jakarta gets the group-signed events from the hub.
+    c.isolate(NTT);
+    c.reconnect(JAKARTA);
+    c.isolate(NTT);
+    let p = node(&c, JAKARTA).federation.pull_once().await.unwrap();
+    assert_eq!(p.accepted, 18, "{p:?}");
+    assert_eq!(count(node(&c, JAKARTA), "quarantine"), 0);
+    let relayed = stored_events(node(&c, JAKARTA), NTT);
+    assert_eq!(relayed.len(), 18);
+    assert_eq!(relayed[..6], created[..], "stored as signed by the origin");
+    for id in &tickets {
+        same_state_everywhere(&c, &id.to_string(), &[NTT, JAKARTA, HUB]);
+    }
+    c.shutdown().await;
+}
