@@ -11,7 +11,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    events (id) {
+    events (ticket, id) {
         id -> Text,
         origin -> Text,
         seq -> BigInt,
@@ -133,6 +133,7 @@ diesel::table! {
         with_pii -> Bool,
         enqueued_at_ms -> BigInt,
         refused_reason -> Nullable<Text>,
+        ticket -> Text,
     }
 }
 
@@ -176,7 +177,6 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(outbox -> events (event_id));
 diesel::joinable!(tickets -> agencies (agency));
 diesel::joinable!(sessions -> officers (username));
 diesel::allow_tables_to_appear_in_same_query!(

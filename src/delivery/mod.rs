@@ -669,13 +669,23 @@ impl Federation {
                 self.settings.batch_max_events
             );
             let page: FeedPage = self.get_feed(&peer, &url).await?;
+            let tickets: HashMap<String, String> = page
+                .events
+                .iter()
+                .filter_map(|e| {
+                    Some((
+                        e["id"].as_str()?.to_owned(),
+                        e["ticket"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect();
             let outcomes = self.apply_page(source, page.events, page.pii).await?;
             total.add(&outcomes);
             // Missing parents: fetch those tickets whole from the same source, then retry.
-            let deferred: Vec<String> = outcomes
+            let deferred: Vec<(String, String)> = outcomes
                 .iter()
                 .filter(|o| matches!(o, Outcome::Deferred { reason, .. } if reason == "missing_parents"))
-                .map(|o| o.id().to_owned())
+                .filter_map(|o| Some((tickets.get(o.id())?.clone(), o.id().to_owned())))
                 .collect();
             let mut still_deferred = false;
             if !deferred.is_empty() {
@@ -733,13 +743,17 @@ impl Federation {
     async fn fill_tickets(
         &self,
         peer: &PeerSettings,
-        deferred: &[String],
+        deferred: &[(String, String)],
     ) -> Result<bool, FedError> {
-        let (db, ids) = (self.db.clone(), deferred.to_vec());
-        // The deferred events are not stored; ask the source for their tickets by event id.
-        let _ = db;
-        for id in &ids {
-            let url = format!("{}?event={id}", Self::url(peer, "/federation/v1/events"));
+        let events = deferred.to_vec();
+        // The deferred events are not stored; ask the source for their tickets whole.
+        let tickets: std::collections::BTreeSet<&str> =
+            events.iter().map(|(t, _)| t.as_str()).collect();
+        for ticket in tickets {
+            let url = format!(
+                "{}?ticket={ticket}",
+                Self::url(peer, "/federation/v1/events")
+            );
             let page = self.get_feed(peer, &url).await?;
             let ordered = wire::causal_order(page.events);
             self.apply_page(&peer.id, ordered, page.pii).await?;
@@ -747,8 +761,8 @@ impl Federation {
         let db = self.db.clone();
         blocking(move || {
             let mut conn = db.read()?;
-            for id in &ids {
-                if !crate::inbox::store::event_exists(&mut conn, id)? {
+            for (ticket, id) in &events {
+                if !crate::inbox::store::event_exists(&mut conn, ticket, id)? {
                     return Ok(false);
                 }
             }

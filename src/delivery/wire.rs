@@ -195,6 +195,7 @@ pub fn pii_part(
         email: c.email,
     });
     Ok(Some(PiiPart {
+        ticket: ticket.to_owned(),
         event: event_id.to_owned(),
         salt,
         contact,

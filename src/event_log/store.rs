@@ -383,15 +383,25 @@ pub fn for_ticket(conn: &mut DbConn, ticket: &TicketId) -> Result<Vec<EventRow>,
         .load(c))?)
 }
 
-/// A page of all events, by id, after `after` (for rebuild and audit).
-pub fn page(conn: &mut DbConn, after: Option<&str>, limit: i64) -> Result<Vec<EventRow>, LogError> {
+/// A page of all events in key order (ticket, then id), after the event `after` names by
+/// `(ticket, id)`.
+pub fn page(
+    conn: &mut DbConn,
+    after: Option<(&str, &str)>,
+    limit: i64,
+) -> Result<Vec<EventRow>, LogError> {
     let mut q = events::table
         .select(EventRow::as_select())
-        .order(events::id.asc())
+        .order((events::ticket.asc(), events::id.asc()))
         .limit(limit)
         .into_boxed();
-    if let Some(a) = after {
-        q = q.filter(events::id.gt(a.to_owned()));
+    if let Some((ticket, id)) = after {
+        // `ticket >=` lets the key's index seek to the cursor instead of scanning from the start.
+        q = q.filter(events::ticket.ge(ticket.to_owned())).filter(
+            events::ticket
+                .gt(ticket.to_owned())
+                .or(events::id.gt(id.to_owned())),
+        );
     }
     Ok(q.load(conn)?)
 }

@@ -5,7 +5,7 @@
 //! | `GET /federation/v1/node` | node id, role, province, version, signing keys |
 //! | `POST /federation/v1/events` | a batch of signed events (zstd or plain JSON) → per-event outcome |
 //! | `GET /federation/v1/events?origin=X&after=N&limit=M` | catch-up feed of X's events the caller may hold |
-//! | `GET /federation/v1/events?event=ID` | the whole ticket of one event (filling a causal gap) |
+//! | `GET /federation/v1/events?ticket=ID` | the whole ticket (filling a causal gap) |
 //! | `POST /federation/v1/noop` | reads the body and answers its size (transport baseline for benchmarks) |
 
 use actix_web::http::StatusCode;
@@ -267,7 +267,7 @@ struct FeedQuery {
     origin: Option<String>,
     after: Option<i64>,
     limit: Option<i64>,
-    event: Option<String>,
+    ticket: Option<String>,
 }
 
 async fn get_events(
@@ -325,20 +325,19 @@ fn feed(
     let limit = q.limit.unwrap_or(500).clamp(1, 1000);
     let rows: Vec<(String, i64, String, String)>;
     let (mut next_after, mut head) = (0, 0);
-    if let Some(event) = &q.event {
-        let ticket: Option<String> = events::table
-            .find(event)
-            .select(events::ticket)
-            .first(&mut conn)
-            .optional()?;
-        let Some(ticket) = ticket else {
+    if let Some(ticket) = &q.ticket {
+        let held: i64 = events::table
+            .filter(events::ticket.eq(ticket))
+            .count()
+            .get_result(&mut conn)?;
+        if held == 0 {
             return Ok(Err((
                 StatusCode::NOT_FOUND,
-                "unknown_event",
-                format!("no event {event} here"),
+                "unknown_ticket",
+                format!("no events of ticket {ticket} here"),
             )));
-        };
-        if !to_hub && !crate::outbox::store::is_participant(&mut conn, &ticket, requester.as_str())?
+        }
+        if !to_hub && !crate::outbox::store::is_participant(&mut conn, ticket, requester.as_str())?
         {
             return Ok(Err((
                 StatusCode::FORBIDDEN,
@@ -347,8 +346,12 @@ fn feed(
             )));
         }
         rows = events::table
-            .filter(events::ticket.eq(&ticket))
-            .order(events::stored_at_ms.asc())
+            .filter(events::ticket.eq(ticket))
+            .order((
+                events::stored_at_ms.asc(),
+                events::origin.asc(),
+                events::seq.asc(),
+            ))
             .select((events::id, events::seq, events::ticket, events::raw))
             .load(&mut conn)?;
     } else {
@@ -356,7 +359,7 @@ fn feed(
             return Ok(Err((
                 StatusCode::BAD_REQUEST,
                 "bad_query",
-                "give origin (with after) or event".into(),
+                "give origin (with after) or ticket".into(),
             )));
         };
         let after = q.after.unwrap_or(0).max(0);

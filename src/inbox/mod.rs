@@ -32,6 +32,8 @@ use crate::tickets::store as tickets;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PiiPart {
+    /// The ticket of that event.
+    pub ticket: String,
     /// The `created` event it belongs to.
     pub event: String,
     /// The commitment's salt (hex).
@@ -454,8 +456,11 @@ impl Apply<'_> {
                 Checked::Judged(..) => None,
             })
             .collect();
-        let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
-        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let keys: Vec<(String, String)> = events
+            .iter()
+            .map(|e| (e.ticket.to_string(), e.id.to_string()))
+            .collect();
+        let refs: Vec<(&str, &str)> = keys.iter().map(|(t, i)| (t.as_str(), i.as_str())).collect();
         self.held = store::held_ids(self.conn, &refs)?;
         let mut places: HashMap<&str, BTreeSet<i64>> = HashMap::new();
         for e in &events {
@@ -517,7 +522,7 @@ impl Apply<'_> {
         for (event_id, part) in std::mem::take(&mut self.pii) {
             let event = match cached.get(&event_id) {
                 Some(e) => e.clone(),
-                None => match store::event_row(self.conn, &event_id)? {
+                None => match store::event_row(self.conn, &part.ticket, &event_id)? {
                     Some(row) => log::decode(&row)?,
                     None => {
                         tracing::warn!(event = %event_id, "personal-data part for an event not held; not kept");

@@ -6,19 +6,20 @@ use crate::db::DbConn;
 use crate::db::schema::{events, quarantine};
 use crate::event_log::model::EventRow;
 
-/// Whether an event is held.
-pub fn event_exists(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
+/// Whether an event of `ticket` is held.
+pub fn event_exists(conn: &mut DbConn, ticket: &str, id: &str) -> QueryResult<bool> {
     let n: i64 = events::table
+        .filter(events::ticket.eq(ticket))
         .filter(events::id.eq(id))
         .count()
         .get_result(conn)?;
     Ok(n > 0)
 }
 
-/// A stored event row by id.
-pub fn event_row(conn: &mut DbConn, id: &str) -> QueryResult<Option<EventRow>> {
+/// A stored event row of `ticket` by id.
+pub fn event_row(conn: &mut DbConn, ticket: &str, id: &str) -> QueryResult<Option<EventRow>> {
     events::table
-        .find(id)
+        .find((ticket, id))
         .select(EventRow::as_select())
         .first(conn)
         .optional()
@@ -117,15 +118,28 @@ pub fn count_by_sender(conn: &mut DbConn) -> QueryResult<Vec<(String, i64)>> {
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits.
 const CHUNK: usize = 400;
 
-/// Which of `ids` are held.
-pub fn held_ids(conn: &mut DbConn, ids: &[&str]) -> QueryResult<std::collections::HashSet<String>> {
+/// Which of these `(ticket, id)` events are held: their ids.
+pub fn held_ids(
+    conn: &mut DbConn,
+    events: &[(&str, &str)],
+) -> QueryResult<std::collections::HashSet<String>> {
     let mut held = std::collections::HashSet::new();
-    for chunk in ids.chunks(CHUNK) {
-        let found: Vec<String> = events::table
-            .filter(events::id.eq_any(chunk))
-            .select(events::id)
+    for chunk in events.chunks(CHUNK / 2) {
+        let tickets: std::collections::BTreeSet<&str> = chunk.iter().map(|(t, _)| *t).collect();
+        let ids: Vec<&str> = chunk.iter().map(|(_, id)| *id).collect();
+        // Looked up through the (ticket, id) key; a pair that only crosses two events (the
+        // ticket of one, the id of another) is filtered out below.
+        let found: Vec<(String, String)> = events::table
+            .filter(events::ticket.eq_any(&tickets))
+            .filter(events::id.eq_any(&ids))
+            .select((events::ticket, events::id))
             .load(conn)?;
-        held.extend(found);
+        held.extend(
+            found
+                .into_iter()
+                .filter(|(t, id)| chunk.contains(&(t.as_str(), id.as_str())))
+                .map(|(_, id)| id),
+        );
     }
     Ok(held)
 }

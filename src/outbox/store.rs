@@ -82,7 +82,7 @@ pub fn is_participant(conn: &mut DbConn, ticket: &str, node: &str) -> QueryResul
 fn enqueue_one(
     conn: &mut DbConn,
     destination: &str,
-    event_id: &str,
+    (ticket, event_id): (&str, &str),
     with_pii: bool,
     now: Timestamp,
 ) -> QueryResult<()> {
@@ -96,6 +96,7 @@ fn enqueue_one(
             .values((
                 outbox::destination.eq(destination),
                 outbox::event_id.eq(event_id),
+                outbox::ticket.eq(ticket),
                 outbox::with_pii.eq(with_pii),
                 outbox::enqueued_at_ms.eq(now.millis()),
             ))
@@ -122,6 +123,8 @@ pub fn enqueue_for(
         add_participant(conn, ticket, &after.handler)?;
     }
     let id = event.id.to_string();
+    let tid = ticket.to_string();
+    let key = (tid.as_str(), id.as_str());
     let now = event.at;
     let anonymous = after.report.privacy.anonymous;
     // A node that just became the handler receives the ticket's history first (and, when the
@@ -131,18 +134,18 @@ pub fn enqueue_for(
     let handler_is_hub = hub.is_some_and(|h| *h == after.handler);
     if new_handler {
         let earlier: Vec<(String, String)> = events::table
-            .filter(events::ticket.eq(ticket.to_string()))
+            .filter(events::ticket.eq(&tid))
             .filter(events::id.ne(&id))
             .select((events::id, events::kind))
             .order((events::stored_at_ms.asc(), events::seq.asc()))
             .load(conn)?;
         for (eid, kind) in earlier {
             let with_pii = !anonymous && !handler_is_hub && kind == "created";
-            enqueue_one(conn, after.handler.as_str(), &eid, with_pii, now)?;
+            enqueue_one(conn, after.handler.as_str(), (&tid, &eid), with_pii, now)?;
         }
     }
     if let Some(hub) = hub.filter(|h| *h != me) {
-        enqueue_one(conn, hub.as_str(), &id, false, now)?;
+        enqueue_one(conn, hub.as_str(), key, false, now)?;
     }
     for p in participants(conn, ticket)? {
         if p == me.as_str() || hub.is_some_and(|h| h.as_str() == p) {
@@ -152,7 +155,7 @@ pub fn enqueue_for(
             && p == after.handler.as_str()
             && matches!(event.change, Change::Created(_))
             && event.pii.is_some();
-        enqueue_one(conn, &p, &id, with_pii, now)?;
+        enqueue_one(conn, &p, key, with_pii, now)?;
     }
     Ok(())
 }
@@ -180,7 +183,11 @@ pub fn pending(
     limit: i64,
 ) -> QueryResult<Vec<Claimed>> {
     let rows: Vec<(i64, String, String, bool, String)> = outbox::table
-        .inner_join(events::table)
+        .inner_join(
+            events::table.on(events::ticket
+                .eq(outbox::ticket)
+                .and(events::id.eq(outbox::event_id))),
+        )
         .filter(outbox::destination.eq(destination))
         .filter(outbox::id.gt(after))
         .filter(outbox::refused_reason.is_null())

@@ -213,7 +213,7 @@ fn audit_verify_passes_on_a_busy_node_and_names_a_tampered_event() {
     db.write(move |c| {
         use diesel::prelude::*;
         use lapor_node::db::schema::events;
-        diesel::update(events::table.find(id))
+        diesel::update(events::table.filter(events::id.eq(id)))
             .set(events::raw.eq(raw))
             .execute(c)
             .map_err(lapor_node::db::DbError::from)

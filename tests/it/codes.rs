@@ -231,6 +231,27 @@ fn code_lookups_and_the_sla_sweep_read_through_their_indexes() {
              ORDER BY next_due_ms, id LIMIT 200",
             "tickets_next_due",
         ),
+        // The event log's key (ticket, id): duplicate checks, the outbox's join, a ticket's
+        // events, and paging through the whole log.
+        (
+            "SELECT ticket, id FROM events WHERE ticket IN ('a', 'b') AND id IN ('x', 'y')",
+            "sqlite_autoindex_events",
+        ),
+        (
+            "SELECT o.id, e.raw FROM outbox o JOIN events e ON e.ticket = o.ticket \
+             AND e.id = o.event_id WHERE o.destination = 'h' AND o.id > 0 \
+             AND o.refused_reason IS NULL ORDER BY o.id LIMIT 10",
+            "sqlite_autoindex_events",
+        ),
+        (
+            "SELECT id FROM events WHERE ticket = 'a' ORDER BY stored_at_ms, origin, seq",
+            "sqlite_autoindex_events",
+        ),
+        (
+            "SELECT id FROM events WHERE ticket >= 'a' AND (ticket > 'a' OR id > 'b') \
+             ORDER BY ticket, id LIMIT 10",
+            "sqlite_autoindex_events",
+        ),
     ];
     for (sql, index) in cases {
         let p = plan(&t, sql);

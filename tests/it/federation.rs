@@ -184,8 +184,8 @@ async fn forwarding_flow_reaches_every_node_and_personal_data_only_the_handler()
         let db = node(&c, NTT).federation.db().clone();
         db.write(|conn| {
             diesel::sql_query(
-                "INSERT INTO outbox (destination, event_id, with_pii, enqueued_at_ms) \
-                 SELECT 'prov-31.lapor.test', id, FALSE, 0 FROM events WHERE origin = 'prov-53.lapor.test'",
+                "INSERT INTO outbox (destination, event_id, ticket, with_pii, enqueued_at_ms) \
+                 SELECT 'prov-31.lapor.test', id, ticket, FALSE, 0 FROM events WHERE origin = 'prov-53.lapor.test'",
             )
             .execute(conn)
             .map(|_| ())
@@ -784,5 +784,45 @@ async fn events_signed_as_a_group_are_relayed_and_each_verifies_alone() {
     for id in &tickets {
         same_state_everywhere(&c, &id.to_string(), &[NTT, JAKARTA, HUB]);
     }
+    // A whole ticket from the hub's feed (how a node fills a causal gap), by the ticket's id.
+    let (client, base) = client_with(&node_files(&c, JAKARTA), &c, HUB);
+    let feed = |q: String| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let r = client
+                .get(format!("{base}/federation/v1/events?{q}"))
+                .send()
+                .await
+                .unwrap();
+            let st = r.status().as_u16();
+            let zstd = r
+                .headers()
+                .get("content-encoding")
+                .is_some_and(|v| v.as_bytes() == b"zstd");
+            let mut body = r.bytes().await.unwrap().to_vec();
+            if zstd {
+                body = lapor_node::delivery::wire::decompress(&body, 1 << 24).unwrap();
+            }
+            (st, serde_json::from_slice::<Value>(&body).unwrap())
+        }
+    };
+    let (st, page) = feed(format!("ticket={}", tickets[2])).await;
+    assert_eq!(st, 200, "{page}");
+    let kinds: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["created", "verified", "dispatched"]);
+    let ticket = tickets[2].to_string();
+    let origin_copy = created.iter().find(|e| e["ticket"] == ticket.as_str());
+    assert_eq!(Some(&page["events"][0]), origin_copy);
+    let (st, err) = feed(format!("ticket={}", TicketId::new())).await;
+    assert_eq!(
+        (st, err["error"].as_str()),
+        (404, Some("unknown_ticket")),
+        "{err}"
+    );
     c.shutdown().await;
 }

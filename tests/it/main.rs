@@ -16,6 +16,7 @@ mod federation;
 mod fixtures;
 mod fold_props;
 mod helpers;
+mod migrations;
 mod signed_log;
 mod store;
 

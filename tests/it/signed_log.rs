@@ -149,7 +149,7 @@ fn set_raw(t: &Tickets, id: &str, raw: String) {
     t.db()
         .write(move |c| {
             use diesel::prelude::*;
-            diesel::update(schema::events::table.find(id))
+            diesel::update(schema::events::table.filter(schema::events::id.eq(id)))
                 .set(schema::events::raw.eq(raw))
                 .execute(c)
                 .map_err(DbError::from)
@@ -319,7 +319,7 @@ fn the_audit_finds_seq_gaps_and_broken_chains() {
     t.db()
         .write(move |c| {
             use diesel::prelude::*;
-            diesel::delete(schema::events::table.find(third))
+            diesel::delete(schema::events::table.filter(schema::events::id.eq(third)))
                 .execute(c)
                 .map_err(DbError::from)
         })
