@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use super::model::{ChainHead, EventRow};
 use super::wire::{self, WireError};
-use crate::crypto::signing::SignEvents;
+use crate::crypto::signing::{MAX_GROUP_SIZE, SignEvents};
 use crate::db::DbConn;
 use crate::db::schema::{chain_heads, events};
 use crate::domain::{Actor, Change, Event, EventId, NodeId, TicketId, Timestamp};
@@ -239,23 +239,35 @@ pub fn append_pending(
         place = Place::after(&sealed);
         placed.push(sealed);
     }
-    // Several events: one signature over their Merkle tree; one: its own signature (or the
-    // one taken ahead).
-    let group_sigs = if placed.len() > 1 {
-        let ids: Vec<EventId> = placed.iter().map(|s| s.event.id.clone()).collect();
-        let sigs = key.sign_events(&ids).map_err(|e| LogError::Wire {
-            id: ids.first().map(ToString::to_string).unwrap_or_default(),
+    // Several events: one signature over their Merkle tree (per `MAX_GROUP_SIZE` events); an
+    // event alone: its own signature.
+    let ids: Vec<EventId> = placed.iter().map(|s| s.event.id.clone()).collect();
+    let mut group_sigs: Vec<Option<serde_json::Value>> = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(usize::try_from(MAX_GROUP_SIZE).unwrap_or(usize::MAX)) {
+        if chunk.len() < 2 {
+            group_sigs.extend(chunk.iter().map(|_| None));
+            continue;
+        }
+        let sigs = key.sign_events(chunk).map_err(|e| LogError::Wire {
+            id: chunk.first().map(ToString::to_string).unwrap_or_default(),
             cause: WireError::Canonical(e.to_string()),
         })?;
-        Some(sigs)
-    } else {
-        None
-    };
+        if sigs.len() != chunk.len() {
+            return Err(LogError::Wire {
+                id: chunk.first().map(ToString::to_string).unwrap_or_default(),
+                cause: WireError::Canonical(format!(
+                    "{} signatures for {} events",
+                    sigs.len(),
+                    chunk.len()
+                )),
+            });
+        }
+        group_sigs.extend(sigs.into_iter().map(Some));
+    }
     let mut events = Vec::with_capacity(placed.len());
     let mut rows = Vec::with_capacity(placed.len());
-    let mut group_sigs = group_sigs.map(Vec::into_iter);
-    for sealed in placed {
-        let (sig, raw) = match group_sigs.as_mut().and_then(Iterator::next) {
+    for (sealed, group_sig) in placed.into_iter().zip(group_sigs) {
+        let (sig, raw) = match group_sig {
             Some(sig) => signed_parts(&sealed.row.id, &sig, &sealed.canonical),
             None => sealed.sign(key),
         };
