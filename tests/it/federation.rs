@@ -826,3 +826,43 @@ async fn events_signed_as_a_group_are_relayed_and_each_verifies_alone() {
     );
     c.shutdown().await;
 }
+
+/// A causal gap filled by pulling: the hub cannot reach the origin, so it first sees the
+/// handler's `started` event without the origin's events before it; it asks the handler for
+/// the whole ticket (`?ticket=`) and applies it in causal order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pulled_event_whose_parents_are_missing_brings_its_whole_ticket() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path(), None).await;
+    for (from, to) in [(NTT, HUB), (HUB, NTT), (JAKARTA, HUB)] {
+        c.link(from, to).unwrap().cut();
+    }
+    let ticket = ntt_tickets(&c, 1).remove(0);
+    let to_jakarta = lapor_node::domain::NodeId::parse(JAKARTA).unwrap();
+    let d = node(&c, NTT).federation.drain(&to_jakarta).await.unwrap();
+    assert_eq!(d.acknowledged, 3, "{d:?}");
+    let liaison = Actor {
+        role: Role::Liaison,
+        officer: Some("l".into()),
+        agency: Some(lapor_node::domain::AgencyCode::parse(AGENCY).unwrap()),
+    };
+    let id = TicketId::parse(&ticket).unwrap();
+    node(&c, JAKARTA)
+        .state
+        .tickets
+        .act(&id, &liaison, Action::Start, Timestamp::now())
+        .unwrap();
+    assert_eq!(count(node(&c, HUB), "events"), 0);
+    // The hub pulls: NTT is out of reach; Jakarta's chain starts with `started`, whose parents
+    // the hub does not hold.
+    let p = node(&c, HUB).federation.pull_once().await.unwrap();
+    assert_eq!(p.deferred, 1, "{p:?}");
+    assert_eq!(count(node(&c, HUB), "events"), 4);
+    assert_eq!(count(node(&c, HUB), "quarantine"), 0);
+    same_state_everywhere(&c, &ticket, &[JAKARTA, HUB]);
+    assert_eq!(
+        Api::of(node(&c, HUB)).status(&ticket).unwrap().as_deref(),
+        Some("in_progress")
+    );
+    c.shutdown().await;
+}
