@@ -176,8 +176,8 @@ impl Sealed {
 pub enum Pending {
     /// To be placed and signed here.
     Draft(Draft),
-    /// Placed ahead, perhaps signed already.
-    Sealed(std::sync::Arc<Sealed>),
+    /// Placed ahead (its id computed), not signed.
+    Sealed(Box<Sealed>),
 }
 
 /// What [`append_pending`] did.
@@ -191,7 +191,8 @@ pub struct Appended {
 
 /// Appends pending events as `origin`'s next events, in order: a sealed one whose place is the
 /// chain's next is kept as it is, any other is placed here; several are signed together (one
-/// signature over their Merkle tree), one alone. One chain-head read and write; the rows stored by [`insert_rows`].
+/// signature over their Merkle tree), one alone. One chain-head read and write; the rows
+/// stored by [`insert_rows`].
 /// Returns the events in order, the place after the last, and how many were used as sealed.
 #[tracing::instrument(name = "event_log.append_pending", skip_all, fields(events = pending.len()))]
 pub fn append_pending(
@@ -228,12 +229,12 @@ pub fn append_pending(
         let sealed = match draft {
             Err(s) => {
                 done.as_sealed += 1;
-                s
+                *s
             }
             Ok(d) => {
                 done.resealed += 1;
                 let id = key.key_id().as_str();
-                std::sync::Arc::new(Sealed::new(origin, id, d, place.clone(), stored_at)?)
+                Sealed::new(origin, id, d, place.clone(), stored_at)?
             }
         };
         place = Place::after(&sealed);
@@ -271,11 +272,7 @@ pub fn append_pending(
             Some(sig) => signed_parts(&sealed.row.id, &sig, &sealed.canonical),
             None => sealed.sign(key),
         };
-        // Usually the last holder by now: its parts move instead of being copied.
-        let (event, mut row) = match std::sync::Arc::try_unwrap(sealed) {
-            Ok(s) => (s.event, s.row),
-            Err(s) => (s.event.clone(), s.row.clone()),
-        };
+        let Sealed { event, mut row, .. } = sealed;
         row.sig = sig;
         row.raw = raw;
         events.push(event);

@@ -127,6 +127,7 @@ pub fn held_ids(
     for chunk in events.chunks(CHUNK / 2) {
         let tickets: std::collections::BTreeSet<&str> = chunk.iter().map(|(t, _)| *t).collect();
         let ids: Vec<&str> = chunk.iter().map(|(_, id)| *id).collect();
+        let asked: std::collections::HashSet<(&str, &str)> = chunk.iter().copied().collect();
         // Looked up through the (ticket, id) key; a pair that only crosses two events (the
         // ticket of one, the id of another) is filtered out below.
         let found: Vec<(String, String)> = events::table
@@ -137,7 +138,7 @@ pub fn held_ids(
         held.extend(
             found
                 .into_iter()
-                .filter(|(t, id)| chunk.contains(&(t.as_str(), id.as_str())))
+                .filter(|(t, id)| asked.contains(&(t.as_str(), id.as_str())))
                 .map(|(_, id)| id),
         );
     }

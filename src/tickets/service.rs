@@ -329,7 +329,7 @@ impl Projection {
 /// One report of a group handed to the writer.
 struct Item<'a> {
     prepared: &'a Prepared,
-    sealed: Option<std::sync::Arc<log::Sealed>>,
+    sealed: Option<log::Sealed>,
     projection: Option<Projection>,
 }
 
@@ -366,7 +366,7 @@ impl Prepared {
 /// A prepared report, its event when sealed ahead, and where its result goes.
 struct Queued {
     prepared: Prepared,
-    sealed: Option<std::sync::Arc<log::Sealed>>,
+    sealed: Option<log::Sealed>,
     projection: Option<Projection>,
     reply: Reply,
 }
@@ -585,11 +585,9 @@ impl Tickets {
         let lead = {
             let mut queue = lock(&self.intake);
             let sealed = queue.next.take().and_then(|place| {
-                log::Sealed::new(&self.node, self.key.id().as_str(), draft, place, now)
-                    .ok()
-                    .map(std::sync::Arc::new)
+                log::Sealed::new(&self.node, self.key.id().as_str(), draft, place, now).ok()
             });
-            queue.next = sealed.as_deref().map(log::Place::after);
+            queue.next = sealed.as_ref().map(log::Place::after);
             queue.items.push(Queued {
                 prepared,
                 sealed,
@@ -662,8 +660,7 @@ impl Tickets {
             move |conn| {
                 unfiled.disarm();
                 let mut group = std::mem::take(&mut lock(&this.intake).items);
-                // The sealed events move to the writer (the log takes them apart when it
-                // holds the last reference).
+                // The sealed events move to the writer (the log takes them apart).
                 let items: Vec<Item<'_>> = group
                     .iter_mut()
                     .map(|q| Item {
@@ -821,7 +818,7 @@ impl Tickets {
             }
             let clash = clashes.contains(&i);
             let (item, number) = match (sealed, clash) {
-                (Some(s), false) => (log::Pending::Sealed(s), p.code_number),
+                (Some(s), false) => (log::Pending::Sealed(Box::new(s)), p.code_number),
                 (_, true) => {
                     let (number, code) = fresh.next().ok_or_else(poisoned)?;
                     (log::Pending::Draft(p.draft(&code)), number)
@@ -931,8 +928,7 @@ impl Tickets {
                     place.clone(),
                     now,
                 )
-                .ok()
-                .map(std::sync::Arc::new);
+                .ok();
             }
             match &q.sealed {
                 Some(s) => place = log::Place::after(s),
