@@ -6,7 +6,7 @@ use crate::db::schema::{chain_heads, events};
 
 /// One stored event.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = events)]
+#[diesel(table_name = events, treat_none_as_default_value = false)]
 pub struct EventRow {
     /// Event id.
     pub id: String,

@@ -285,8 +285,13 @@ pub fn append_pending(
         last_id: place.prev.clone().unwrap_or_default(),
     };
     if head.is_some() {
+        // Only the changed columns: naming the key column too would make SQLite rewrite its
+        // index entry (one more page in every commit).
         crate::db::on_backend!(conn, c => diesel::update(chain_heads::table.find(origin.as_str()))
-            .set(&new_head)
+            .set((
+                chain_heads::seq.eq(new_head.seq),
+                chain_heads::last_id.eq(&new_head.last_id),
+            ))
             .execute(c))?;
     } else {
         crate::db::on_backend!(conn, c => diesel::insert_into(chain_heads::table)

@@ -52,8 +52,8 @@ pub fn add_participants(
         .filter(|p| !present.contains(*p))
         .map(|(t, n)| {
             (
-                ticket_participants::ticket.eq(t.as_str()),
-                ticket_participants::node.eq(n.as_str()),
+                ticket_participants::ticket.eq(t.clone()),
+                ticket_participants::node.eq(n.clone()),
             )
         })
         .collect();

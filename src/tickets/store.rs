@@ -165,8 +165,8 @@ pub fn insert_follow_ups(conn: &mut DbConn, rows: &[(String, String)]) -> QueryR
         .iter()
         .map(|(t, h)| {
             (
-                follow_up_tokens::ticket_id.eq(t.as_str()),
-                follow_up_tokens::token_hash.eq(h.as_str()),
+                follow_up_tokens::ticket_id.eq(t.clone()),
+                follow_up_tokens::token_hash.eq(h.clone()),
             )
         })
         .collect();
@@ -425,4 +425,59 @@ pub fn count_by_status_and_breaches(conn: &mut DbConn) -> QueryResult<Vec<(Strin
         .group_by((tickets::status, tickets::breaches))
         .select((tickets::status, tickets::breaches, count_star()))
         .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::DbError;
+
+    /// Inserts on SQLite are looked up in the statement cache by their row type
+    /// (`db::FixedSql`): rows whose `None` fields differ must still bind every column, in the
+    /// same statement.
+    #[test]
+    fn rows_with_different_missing_fields_are_stored_whole_one_after_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::config::Settings::from_toml(&format!(
+            "[node]\nid = \"prov-31.lapor.test\"\nprovince = \"31\"\ndata_dir = {:?}\n",
+            dir.path()
+        ))
+        .unwrap();
+        let db = crate::app::open_database(&settings).unwrap();
+        let some = |s: &str| Some(s.to_owned());
+        let rows: Vec<ContactRow> = [
+            (None, some("+628111"), None, None),
+            (
+                some("Siti"),
+                some("+628222"),
+                some("siti@example.id"),
+                some("ab"),
+            ),
+            (some("Budi"), None, None, some("cd")),
+            (None, None, some("x@example.id"), None),
+        ]
+        .into_iter()
+        .map(|(name, phone, email, salt)| ContactRow {
+            ticket_id: TicketId::new().to_string(),
+            name,
+            phone,
+            email,
+            salt,
+            stored_at_ms: 1,
+        })
+        .collect();
+        // One statement per call, so each row meets the statement the one before prepared.
+        for row in &rows {
+            let row = row.clone();
+            db.write(move |c| {
+                insert_contacts(c, std::slice::from_ref(&row)).map_err(DbError::from)
+            })
+            .unwrap();
+        }
+        let mut c = db.read().unwrap();
+        for row in rows {
+            let id = TicketId::parse(&row.ticket_id).unwrap();
+            assert_eq!(contact(&mut c, &id).unwrap(), Some(row));
+        }
+    }
 }
