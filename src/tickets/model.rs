@@ -4,11 +4,11 @@ use diesel::prelude::*;
 
 use crate::db::schema::{agencies, reporter_contacts, tickets};
 use crate::domain::ticket::TicketState;
-use crate::domain::{EventId, TicketId};
+use crate::domain::{AgencyCode, Created, EventId, Privacy, TicketId, Timestamp};
 
 /// One ticket of the projection.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = tickets, treat_none_as_null = true)]
+#[diesel(table_name = tickets, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct TicketRow {
     /// Ticket id.
     pub id: String,
@@ -62,7 +62,8 @@ pub struct TicketRow {
     pub head: String,
     /// Events folded.
     pub event_count: i32,
-    /// The full folded state (JSON).
+    /// The members of the folded state that have no column of their own, as JSON
+    /// ([`TicketRow::state`] rebuilds the whole state from the columns and these).
     pub state: String,
     /// The number the tracking code was drawn from, for codes this node drew from its counter
     /// (`tickets::codes`); none for other nodes' codes.
@@ -118,7 +119,10 @@ impl TicketRow {
             breaches: i32::from(s.breaches),
             head,
             event_count: i32::try_from(s.events).unwrap_or(i32::MAX),
-            state: serde_json::to_string(s)?,
+            state: serde_json::to_string(&StateRest {
+                suggested_agency: r.suggested_agency.clone(),
+                erased: s.erased,
+            })?,
             code_number: None,
             next_due_ms: s.next_due().map(crate::domain::Timestamp::millis),
         })
@@ -130,10 +134,80 @@ impl TicketRow {
         Self::laid_out(id, s, String::new())
     }
 
-    /// The folded state stored in the row.
+    /// The folded state stored in the row: its columns, and what `state` holds besides. Rows
+    /// written before `state` was narrowed hold the whole state there; only the members that
+    /// have no column are read from it (the columns were always written from the same state).
     pub fn state(&self) -> Result<TicketState, serde_json::Error> {
-        serde_json::from_str(&self.state)
+        use serde::de::Error as _;
+        let stored: serde_json::Value = serde_json::from_str(&self.state)?;
+        let rest: StateRest = match stored.get("report") {
+            Some(report) => StateRest {
+                suggested_agency: serde_json::from_value(
+                    report.get("suggested_agency").cloned().unwrap_or_default(),
+                )?,
+                erased: serde_json::from_value(stored.get("erased").cloned().unwrap_or_default())
+                    .unwrap_or_default(),
+            },
+            None => serde_json::from_value(stored)?,
+        };
+        let ms = Timestamp::from_millis;
+        let small = |name: &str, v: i32| {
+            u8::try_from(v)
+                .map_err(|_| serde_json::Error::custom(format!("{name} out of range: {v}")))
+        };
+        Ok(TicketState {
+            report: Created {
+                tracking_code: text(&self.tracking_code)?,
+                report_kind: text(&self.report_kind)?,
+                title: self.title.clone(),
+                text: self.body.clone(),
+                category: text(&self.category)?,
+                region: text(&self.region)?,
+                suggested_agency: rest.suggested_agency,
+                channel: text(&self.channel)?,
+                privacy: Privacy {
+                    anonymous: self.anonymous,
+                    confidential: self.confidential,
+                },
+                verify_due: ms(self.verify_due_ms),
+                overall_due: ms(self.overall_due_ms),
+            },
+            origin: text(&self.origin_node)?,
+            handler: text(&self.handling_node)?,
+            status: text(&self.status)?,
+            agency: self.agency.as_deref().map(text).transpose()?,
+            archive_reason: self.archive_reason.as_deref().map(text).transpose()?,
+            rating: self.rating.map(|r| small("rating", r)).transpose()?,
+            created_at: ms(self.created_at_ms),
+            updated_at: ms(self.updated_at_ms),
+            response_due: self.response_due_ms.map(ms),
+            auto_close_due: self.auto_close_due_ms.map(ms),
+            reopen_until: self.reopen_until_ms.map(ms),
+            breaches: small("breaches", self.breaches)?,
+            events: u32::try_from(self.event_count).map_err(|_| {
+                serde_json::Error::custom(format!("event count out of range: {}", self.event_count))
+            })?,
+            erased: rest.erased,
+        })
     }
+}
+
+/// The members of a folded state that have no column of their own: what the `state` column
+/// holds (its other members would only repeat the columns, the report's text among them).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateRest {
+    /// The agency the citizen named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    suggested_agency: Option<AgencyCode>,
+    /// The reporter's personal data has been erased.
+    #[serde(default)]
+    erased: bool,
+}
+
+/// A value stored as a column's text, read with its JSON form's checks.
+fn text<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, serde_json::Error> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
 }
 
 /// The columns of a ticket row that a change can alter.
@@ -181,7 +255,7 @@ impl<'a> TicketChanges<'a> {
 
 /// Reporter contact (personal data).
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = reporter_contacts)]
+#[diesel(table_name = reporter_contacts, treat_none_as_default_value = false)]
 pub struct ContactRow {
     /// Ticket id.
     pub ticket_id: String,
