@@ -202,7 +202,8 @@ fn new_token() -> String {
     use base64::Engine;
     use rand::RngCore;
     let mut bytes = [0u8; 24];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    // The thread's CSPRNG (ChaCha, seeded and reseeded from the operating system).
+    rand::thread_rng().fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
