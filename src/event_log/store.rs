@@ -354,8 +354,11 @@ fn place_event(origin: &NodeId, draft: Draft, place: &Place) -> Result<(Event, S
         id: format!("{origin}#{seq}"),
         cause,
     };
-    let value = wire::unsigned_value(&event).map_err(wire_err)?;
-    let canonical = wire::canonical_bytes(&value).map_err(wire_err)?;
+    let canonical = match wire::created_canonical(&event) {
+        Some(written) => written,
+        None => wire::unsigned_value(&event).and_then(|v| wire::canonical_bytes(&v)),
+    }
+    .map_err(wire_err)?;
     event.id = EventId::of_bytes(&canonical);
     let canonical =
         String::from_utf8(canonical).map_err(|e| wire_err(WireError::Canonical(e.to_string())))?;
