@@ -6,14 +6,10 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// A fresh random salt, hex: from the thread's CSPRNG (ChaCha, seeded and reseeded from the
-/// operating system), which spares a system call per report.
+/// A fresh random salt, hex ([`new_salt_bytes`]).
 #[must_use]
 pub fn new_salt() -> String {
-    use rand::RngCore as _;
-    let mut salt = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut salt);
-    hex::encode(salt)
+    hex::encode(new_salt_bytes())
 }
 
 /// The commitment to `data` under `salt_hex`; `None` if the salt is not 32 bytes of hex or the
@@ -26,6 +22,51 @@ pub fn commit(salt_hex: &str, data: &Value) -> Option<String> {
     h.update(&salt);
     h.update(&canonical);
     Some(hex::encode(h.finalize()))
+}
+
+/// [`commit`] for a JSON object whose members are all strings, given as `(key, value)` pairs
+/// in RFC 8785 key order (ASCII keys, sorted), without building a JSON tree: the canonical
+/// bytes of such an object are its members in that order, each string with JSON's short
+/// escapes and `\u00xx` for the other control characters, which is how `serde_json` writes
+/// strings. Returns `None` if the keys are not in order.
+#[must_use]
+pub fn commit_strings(salt: &[u8; 32], members: &[(&str, &str)]) -> Option<String> {
+    let ordered = members
+        .windows(2)
+        .all(|w| w[0].0 < w[1].0 && w[0].0.is_ascii() && w[1].0.is_ascii());
+    if !ordered || members.iter().any(|(k, _)| !k.is_ascii()) {
+        return None;
+    }
+    let mut canonical = Vec::with_capacity(
+        16 + members
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 6)
+            .sum::<usize>(),
+    );
+    canonical.push(b'{');
+    for (i, (k, v)) in members.iter().enumerate() {
+        if i > 0 {
+            canonical.push(b',');
+        }
+        serde_json::to_writer(&mut canonical, k).ok()?;
+        canonical.push(b':');
+        serde_json::to_writer(&mut canonical, v).ok()?;
+    }
+    canonical.push(b'}');
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(&canonical);
+    Some(hex::encode(h.finalize()))
+}
+
+/// A fresh random salt: from the thread's CSPRNG (ChaCha, seeded and reseeded from the
+/// operating system), which spares a system call per report.
+#[must_use]
+pub fn new_salt_bytes() -> [u8; 32] {
+    use rand::RngCore as _;
+    let mut salt = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut salt);
+    salt
 }
 
 /// Whether `data` and `salt_hex` open `commitment`.
@@ -55,5 +96,43 @@ mod tests {
             serde_json::from_str(r#"{"phone":"+628111222333","name":"Siti"}"#).unwrap();
         assert!(opens(&c, &salt, &reordered));
         assert_eq!(commit("zz", &data), None);
+    }
+
+    proptest::proptest! {
+        /// The commitment written without a JSON tree equals the canonicaliser's, for any
+        /// text (control characters, quotes, backslashes, non-ASCII, U+2028) and any subset
+        /// of the members.
+        #[test]
+        fn string_members_commit_as_the_canonical_form_does(
+            salt in proptest::array::uniform32(proptest::num::u8::ANY),
+            name in proptest::option::of("(?s).{0,12}"),
+            phone in proptest::option::of("[\\u{0}-\\u{7f}\\u{2028}é😀]{0,12}"),
+            email in proptest::option::of("(?s).{0,12}"),
+        ) {
+            let members: Vec<(&str, &str)> = [("email", &email), ("name", &name), ("phone", &phone)]
+                .into_iter()
+                .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+                .collect();
+            let object: serde_json::Map<String, Value> = members
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+                .collect();
+            proptest::prop_assert_eq!(
+                commit_strings(&salt, &members),
+                commit(&hex::encode(salt), &Value::Object(object))
+            );
+        }
+    }
+
+    #[test]
+    fn string_members_out_of_key_order_are_refused() {
+        let salt = [1u8; 32];
+        assert!(commit_strings(&salt, &[("email", "a"), ("name", "b")]).is_some());
+        assert_eq!(
+            commit_strings(&salt, &[("name", "b"), ("email", "a")]),
+            None
+        );
+        assert_eq!(commit_strings(&salt, &[("name", "b"), ("name", "c")]), None);
+        assert_eq!(commit_strings(&salt, &[("nâme", "b")]), None);
     }
 }

@@ -207,6 +207,15 @@ fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The personal data a `created` event commits to: the fields given, as `(key, value)` pairs
+/// in key order (the members of [`contact_value`]'s object).
+fn contact_members(c: &Contact) -> Vec<(&'static str, &str)> {
+    [("email", &c.email), ("name", &c.name), ("phone", &c.phone)]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect()
+}
+
 /// The personal data a `created` event commits to, as a JSON object of the fields given.
 #[must_use]
 pub fn contact_value(c: &Contact) -> serde_json::Value {
@@ -628,9 +637,9 @@ impl Tickets {
             .as_ref()
             .filter(|c| c.name.is_some() || c.phone.is_some() || c.email.is_some())
             .and_then(|c| {
-                let salt = crate::crypto::pii::new_salt();
-                crate::crypto::pii::commit(&salt, &contact_value(c))
-                    .map(|commitment| (c.clone(), salt, commitment))
+                let salt = crate::crypto::pii::new_salt_bytes();
+                crate::crypto::pii::commit_strings(&salt, &contact_members(c))
+                    .map(|commitment| (c.clone(), hex::encode(salt), commitment))
             });
         let follow_up_token = new_token();
         let (code_number, tracking_code) = self.codes.draw()?;
