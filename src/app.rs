@@ -51,6 +51,19 @@ pub enum StartError {
     },
 }
 
+/// A node's database, migrated, in a new temporary directory (SQLite): for unit tests.
+#[cfg(test)]
+pub(crate) fn temp_database() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let settings = Settings::from_toml(&format!(
+        "[node]\nid = \"prov-31.lapor.test\"\nprovince = \"31\"\ndata_dir = {:?}\n",
+        dir.path()
+    ))
+    .expect("test settings");
+    let db = open_database(&settings).expect("test database");
+    (dir, db)
+}
+
 /// Opens the database and brings its schema and agencies up to date.
 pub fn open_database(settings: &Settings) -> Result<Db, StartError> {
     let db = Db::open(&settings.database, settings.raw.database.pool_size)?;

@@ -6,13 +6,7 @@ const PW: &str = "correct horse battery";
 const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 
 fn setup() -> (tempfile::TempDir, Auth) {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = crate::config::Settings::from_toml(&format!(
-        "[node]\nid = \"prov-31.lapor.test\"\nprovince = \"31\"\ndata_dir = {:?}\n",
-        dir.path()
-    ))
-    .unwrap();
-    let db = crate::app::open_database(&settings).unwrap();
+    let (dir, db) = crate::app::temp_database();
     (dir, Auth::new(db, 60))
 }
 

@@ -31,10 +31,8 @@ pub fn commit(salt_hex: &str, data: &Value) -> Option<String> {
 /// strings. Returns `None` if the keys are not in order.
 #[must_use]
 pub fn commit_strings(salt: &[u8; 32], members: &[(&str, &str)]) -> Option<String> {
-    let ordered = members
-        .windows(2)
-        .all(|w| w[0].0 < w[1].0 && w[0].0.is_ascii() && w[1].0.is_ascii());
-    if !ordered || members.iter().any(|(k, _)| !k.is_ascii()) {
+    let ordered = members.windows(2).all(|w| w[0].0 < w[1].0);
+    if !ordered || !members.iter().all(|(k, _)| k.is_ascii()) {
         return None;
     }
     let mut canonical = Vec::with_capacity(

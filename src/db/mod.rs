@@ -60,7 +60,8 @@ pub(crate) use on_backend;
 /// type ([`FixedSql`]) — diesel's multi-row insert on SQLite renders its SQL anew each time
 /// and runs each row under its own savepoint — and on PostgreSQL one multi-row statement per
 /// `$chunk` rows. The row type must derive `Insertable` with
-/// `treat_none_as_default_value = false`, so that every row names the same columns. Evaluates to `QueryResult<()>`.
+/// `treat_none_as_default_value = false`, so that every row names the same columns.
+/// Evaluates to `QueryResult<()>`.
 macro_rules! insert_all {
     ($conn:expr, $table:expr, $rows:expr, $chunk:expr) => {{
         use diesel::RunQueryDsl as _;

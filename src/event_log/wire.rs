@@ -145,70 +145,85 @@ pub fn created_canonical(e: &Event) -> Option<Result<Vec<u8>, WireError>> {
     } = privacy;
     let write = || -> Result<Vec<u8>, serde_json::Error> {
         let mut out = Vec::with_capacity(640 + title.len() + text.len());
-        let member = |out: &mut Vec<u8>, first: bool, key: &str| {
-            if !first {
-                out.push(b',');
-            }
-            out.push(b'"');
-            out.extend_from_slice(key.as_bytes());
-            out.extend_from_slice(b"\":");
-        };
         // Keys in RFC 8785 order (all ASCII: byte order).
-        out.push(b'{');
-        member(&mut out, true, "at");
-        serde_json::to_writer(&mut out, &e.at)?;
-        member(&mut out, false, "body");
-        out.push(b'{');
-        member(&mut out, true, "actor");
-        // A small struct: through a JSON tree, whose maps are sorted.
-        serde_json::to_writer(&mut out, &serde_json::to_value(&e.actor)?)?;
-        member(&mut out, false, "category");
-        serde_json::to_writer(&mut out, category)?;
-        member(&mut out, false, "channel");
-        serde_json::to_writer(&mut out, channel)?;
-        member(&mut out, false, "overall_due");
-        serde_json::to_writer(&mut out, overall_due)?;
-        member(&mut out, false, "privacy");
-        out.extend_from_slice(b"{\"anonymous\":");
-        serde_json::to_writer(&mut out, anonymous)?;
-        out.extend_from_slice(b",\"confidential\":");
-        serde_json::to_writer(&mut out, confidential)?;
-        out.push(b'}');
-        member(&mut out, false, "region");
-        serde_json::to_writer(&mut out, region)?;
-        member(&mut out, false, "report_kind");
-        serde_json::to_writer(&mut out, report_kind)?;
-        if let Some(agency) = suggested_agency {
-            member(&mut out, false, "suggested_agency");
-            serde_json::to_writer(&mut out, agency)?;
-        }
-        member(&mut out, false, "text");
-        serde_json::to_writer(&mut out, text)?;
-        member(&mut out, false, "title");
-        serde_json::to_writer(&mut out, title)?;
-        member(&mut out, false, "tracking_code");
-        serde_json::to_writer(&mut out, tracking_code)?;
-        member(&mut out, false, "verify_due");
-        serde_json::to_writer(&mut out, verify_due)?;
-        out.push(b'}');
-        member(&mut out, false, "kind");
-        serde_json::to_writer(&mut out, e.change.kind())?;
-        member(&mut out, false, "origin");
-        serde_json::to_writer(&mut out, &e.origin)?;
-        member(&mut out, false, "parents");
-        serde_json::to_writer(&mut out, &e.parents)?;
-        member(&mut out, false, "pii");
-        serde_json::to_writer(&mut out, &e.pii)?;
-        member(&mut out, false, "prev");
-        serde_json::to_writer(&mut out, &e.prev)?;
-        member(&mut out, false, "seq");
-        serde_json::to_writer(&mut out, &e.seq)?;
-        member(&mut out, false, "ticket");
-        serde_json::to_writer(&mut out, &e.ticket)?;
-        out.push(b'}');
+        object(&mut out, |m| {
+            m.put("at", &e.at)?;
+            m.key("body");
+            object(m.out, |b| {
+                // A small struct: through a JSON tree, whose maps are sorted.
+                b.put("actor", &serde_json::to_value(&e.actor)?)?;
+                b.put("category", category)?;
+                b.put("channel", channel)?;
+                b.put("overall_due", overall_due)?;
+                b.key("privacy");
+                object(b.out, |p| {
+                    p.put("anonymous", anonymous)?;
+                    p.put("confidential", confidential)
+                })?;
+                b.put("region", region)?;
+                b.put("report_kind", report_kind)?;
+                if let Some(agency) = suggested_agency {
+                    b.put("suggested_agency", agency)?;
+                }
+                b.put("text", text)?;
+                b.put("title", title)?;
+                b.put("tracking_code", tracking_code)?;
+                b.put("verify_due", verify_due)
+            })?;
+            m.put("kind", e.change.kind())?;
+            m.put("origin", &e.origin)?;
+            m.put("parents", &e.parents)?;
+            m.put("pii", &e.pii)?;
+            m.put("prev", &e.prev)?;
+            m.put("seq", &e.seq)?;
+            m.put("ticket", &e.ticket)
+        })?;
         Ok(out)
     };
     Some(write().map_err(|x| WireError::Canonical(x.to_string())))
+}
+
+/// The members of a JSON object being written, in the order the caller puts them.
+struct Members<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl Members<'_> {
+    /// Writes the separator and `"key":`.
+    fn key(&mut self, key: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    /// Writes a member whose value serde_json writes compactly.
+    fn put<T: serde::Serialize + ?Sized>(
+        &mut self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), serde_json::Error> {
+        self.key(key);
+        serde_json::to_writer(&mut *self.out, value)
+    }
+}
+
+/// Writes `{`, the members `f` puts, and `}`.
+fn object(
+    out: &mut Vec<u8>,
+    f: impl FnOnce(&mut Members<'_>) -> Result<(), serde_json::Error>,
+) -> Result<(), serde_json::Error> {
+    out.push(b'{');
+    f(&mut Members {
+        out: &mut *out,
+        first: true,
+    })?;
+    out.push(b'}');
+    Ok(())
 }
 
 /// Whether `serde_json`'s compact output of `v` is its RFC 8785 form (see [`canonical_bytes`]).

@@ -145,8 +145,12 @@ impl TicketRow {
                 suggested_agency: serde_json::from_value(
                     report.get("suggested_agency").cloned().unwrap_or_default(),
                 )?,
-                erased: serde_json::from_value(stored.get("erased").cloned().unwrap_or_default())
-                    .unwrap_or_default(),
+                // Absent in rows written before erasure existed.
+                erased: stored
+                    .get("erased")
+                    .map(|v| serde_json::from_value(v.clone()))
+                    .transpose()?
+                    .unwrap_or(false),
             },
             None => serde_json::from_value(stored)?,
         };

@@ -219,13 +219,12 @@ fn contact_members(c: &Contact) -> Vec<(&'static str, &str)> {
 /// The personal data a `created` event commits to, as a JSON object of the fields given.
 #[must_use]
 pub fn contact_value(c: &Contact) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
-    for (k, v) in [("name", &c.name), ("phone", &c.phone), ("email", &c.email)] {
-        if let Some(v) = v {
-            m.insert(k.into(), serde_json::Value::String(v.clone()));
-        }
-    }
-    serde_json::Value::Object(m)
+    serde_json::Value::Object(
+        contact_members(c)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
+            .collect(),
+    )
 }
 
 /// Intake counters since start.

@@ -437,13 +437,7 @@ mod tests {
     /// same statement.
     #[test]
     fn rows_with_different_missing_fields_are_stored_whole_one_after_another() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = crate::config::Settings::from_toml(&format!(
-            "[node]\nid = \"prov-31.lapor.test\"\nprovince = \"31\"\ndata_dir = {:?}\n",
-            dir.path()
-        ))
-        .unwrap();
-        let db = crate::app::open_database(&settings).unwrap();
+        let (_dir, db) = crate::app::temp_database();
         let some = |s: &str| Some(s.to_owned());
         let rows: Vec<ContactRow> = [
             (None, some("+628111"), None, None),
