@@ -32,6 +32,23 @@ pub struct EventRow {
     pub stored_at_ms: i64,
 }
 
+crate::db::sqlite_insert!(
+    EventRow,
+    events {
+        id,
+        origin,
+        seq,
+        prev,
+        ticket,
+        kind,
+        at_ms,
+        raw,
+        key_id,
+        sig,
+        stored_at_ms,
+    }
+);
+
 /// The head of an origin's chain.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = chain_heads)]

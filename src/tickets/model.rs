@@ -257,6 +257,41 @@ impl<'a> TicketChanges<'a> {
     }
 }
 
+crate::db::sqlite_insert!(
+    TicketRow,
+    tickets {
+        id,
+        tracking_code,
+        origin_node,
+        handling_node,
+        report_kind,
+        category,
+        title,
+        body,
+        region,
+        agency,
+        channel,
+        anonymous,
+        confidential,
+        status,
+        archive_reason,
+        rating,
+        created_at_ms,
+        updated_at_ms,
+        verify_due_ms,
+        response_due_ms,
+        auto_close_due_ms,
+        reopen_until_ms,
+        overall_due_ms,
+        breaches,
+        head,
+        event_count,
+        state,
+        code_number,
+        next_due_ms,
+    }
+);
+
 /// Reporter contact (personal data).
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = reporter_contacts, treat_none_as_default_value = false)]
@@ -274,6 +309,18 @@ pub struct ContactRow {
     /// Stored at.
     pub stored_at_ms: i64,
 }
+
+crate::db::sqlite_insert!(
+    ContactRow,
+    reporter_contacts {
+        ticket_id,
+        name,
+        phone,
+        email,
+        salt,
+        stored_at_ms,
+    }
+);
 
 /// An agency.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]

@@ -126,7 +126,7 @@ pub fn unnumbered_codes_taken(
 
 /// Inserts new ticket rows (`db::insert_all!`).
 pub fn insert_many(conn: &mut DbConn, rows: &[TicketRow]) -> QueryResult<()> {
-    crate::db::insert_all!(conn, tickets::table, rows, 100)
+    crate::db::insert_rows!(conn, tickets::table, rows, 100)
 }
 
 /// Inserts a new ticket row.
@@ -156,7 +156,7 @@ pub fn update(conn: &mut DbConn, row: &TicketRow) -> QueryResult<()> {
 
 /// Stores many reporters' contacts (one statement per 100 rows).
 pub fn insert_contacts(conn: &mut DbConn, rows: &[ContactRow]) -> QueryResult<()> {
-    crate::db::insert_all!(conn, reporter_contacts::table, rows, 100)
+    crate::db::insert_rows!(conn, reporter_contacts::table, rows, 100)
 }
 
 /// Stores `(ticket, token hash)` pairs of follow-up tokens (one statement per 200).
@@ -433,8 +433,55 @@ mod tests {
     use crate::db::DbError;
 
     /// Inserts on SQLite are looked up in the statement cache by their row type
-    /// (`db::FixedSql`): rows whose `None` fields differ must still bind every column, in the
+    /// (`db::RowInsert`): rows whose `None` fields differ must still bind every column, in the
     /// same statement.
+    /// A ticket row with every column set to a value no default gives, stored through the
+    /// insert the writer uses and read back: each field lands in its own column.
+    #[test]
+    fn a_ticket_row_is_stored_column_for_column() {
+        let (_dir, db) = crate::app::temp_database();
+        let filled = |n: i64| TicketRow {
+            id: TicketId::new().to_string(),
+            tracking_code: format!("31-AAAA-{n:04}"),
+            origin_node: "prov-31.lapor.test".into(),
+            handling_node: "prov-32.lapor.test".into(),
+            report_kind: "aspirasi".into(),
+            category: "kesehatan".into(),
+            title: format!("judul {n}"),
+            body: format!("isi {n}"),
+            region: "3171".into(),
+            agency: Some("KEMENKES".into()),
+            channel: "sms".into(),
+            anonymous: true,
+            confidential: true,
+            status: "in_progress".into(),
+            archive_reason: Some("duplicate".into()),
+            rating: Some(4),
+            created_at_ms: n + 1,
+            updated_at_ms: n + 2,
+            verify_due_ms: n + 3,
+            response_due_ms: Some(n + 4),
+            auto_close_due_ms: Some(n + 5),
+            reopen_until_ms: Some(n + 6),
+            overall_due_ms: n + 7,
+            breaches: 3,
+            head: "e".repeat(64),
+            event_count: 9,
+            state: format!("{{\"n\":{n}}}"),
+            code_number: Some(n + 8),
+            next_due_ms: Some(n + 9),
+        };
+        let rows = vec![filled(10), filled(20)];
+        let stored = rows.clone();
+        db.write(move |c| insert_many(c, &stored).map_err(DbError::from))
+            .unwrap();
+        let mut c = db.read().unwrap();
+        for row in rows {
+            let id = TicketId::parse(&row.id).unwrap();
+            assert_eq!(by_id(&mut c, &id).unwrap(), Some(row));
+        }
+    }
+
     #[test]
     fn rows_with_different_missing_fields_are_stored_whole_one_after_another() {
         let (_dir, db) = crate::app::temp_database();
