@@ -123,7 +123,7 @@ fn hash_password(password: &str) -> Result<String, AuthError> {
 /// Lower-case hex SHA-256 of a token: the form stored in `sessions`.
 #[must_use]
 pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    crate::crypto::to_hex(&Sha256::digest(token.as_bytes()))
 }
 
 /// Officer accounts and sessions over the node's database.

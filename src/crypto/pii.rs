@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 /// A fresh random salt, hex ([`new_salt_bytes`]).
 #[must_use]
 pub fn new_salt() -> String {
-    hex::encode(new_salt_bytes())
+    crate::crypto::to_hex(&new_salt_bytes())
 }
 
 /// The commitment to `data` under `salt_hex`; `None` if the salt is not 32 bytes of hex or the
@@ -21,7 +21,7 @@ pub fn commit(salt_hex: &str, data: &Value) -> Option<String> {
     let mut h = Sha256::new();
     h.update(&salt);
     h.update(&canonical);
-    Some(hex::encode(h.finalize()))
+    Some(crate::crypto::to_hex(&h.finalize()))
 }
 
 /// [`commit`] for a JSON object whose members are all strings, given as `(key, value)` pairs
@@ -54,7 +54,7 @@ pub fn commit_strings(salt: &[u8; 32], members: &[(&str, &str)]) -> Option<Strin
     let mut h = Sha256::new();
     h.update(salt);
     h.update(&canonical);
-    Some(hex::encode(h.finalize()))
+    Some(crate::crypto::to_hex(&h.finalize()))
 }
 
 /// A fresh random salt: from the thread's CSPRNG (ChaCha, seeded and reseeded from the
@@ -117,7 +117,7 @@ mod tests {
                 .collect();
             proptest::prop_assert_eq!(
                 commit_strings(&salt, &members),
-                commit(&hex::encode(salt), &Value::Object(object))
+                commit(&crate::crypto::to_hex(&salt), &Value::Object(object))
             );
         }
     }

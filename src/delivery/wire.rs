@@ -99,7 +99,7 @@ pub fn batch_id(events: &[Value]) -> String {
         }
         h.update(e.get("id").and_then(Value::as_str).unwrap_or("").as_bytes());
     }
-    hex::encode(h.finalize())
+    crate::crypto::to_hex(&h.finalize())
 }
 
 /// A batch ready to send.

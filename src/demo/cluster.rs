@@ -370,5 +370,5 @@ pub fn state_hash(node: &ClusterNode, ticket: &str) -> Result<Option<String>, Fe
         return Ok(None);
     };
     let row = crate::tickets::store::by_id(&mut conn, &id)?;
-    Ok(row.map(|r| hex::encode(sha2::Sha256::digest(r.state.as_bytes()))))
+    Ok(row.map(|r| crate::crypto::to_hex(&sha2::Sha256::digest(r.state.as_bytes()))))
 }

@@ -334,6 +334,6 @@ impl EventId {
     /// The id of some canonical bytes.
     #[must_use]
     pub fn of_bytes(bytes: &[u8]) -> Self {
-        Self(hex::encode(Sha256::digest(bytes)))
+        Self(crate::crypto::to_hex(&Sha256::digest(bytes)))
     }
 }

@@ -156,7 +156,7 @@ impl CodeBook {
                 diesel::insert_into(tracking_code_books::table)
                     .values((
                         tracking_code_books::province.eq(province.as_str()),
-                        tracking_code_books::secret.eq(hex::encode(key)),
+                        tracking_code_books::secret.eq(crate::crypto::to_hex(&key)),
                         tracking_code_books::reserved_end.eq(0i64),
                     ))
                     .execute(conn)?;

@@ -182,7 +182,7 @@ pub struct Submitted {
 #[must_use]
 pub fn hash_token(token: &str) -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    crate::crypto::to_hex(&sha2::Sha256::digest(token.as_bytes()))
 }
 
 /// The intake queue's lock (a panic while holding it cannot leave it inconsistent: every
@@ -638,7 +638,7 @@ impl Tickets {
             .and_then(|c| {
                 let salt = crate::crypto::pii::new_salt_bytes();
                 crate::crypto::pii::commit_strings(&salt, &contact_members(c))
-                    .map(|commitment| (c.clone(), hex::encode(salt), commitment))
+                    .map(|commitment| (c.clone(), crate::crypto::to_hex(&salt), commitment))
             });
         let follow_up_token = new_token();
         let (code_number, tracking_code) = self.codes.draw()?;
