@@ -104,7 +104,7 @@ macro_rules! insert_rows {
 }
 pub(crate) use insert_rows;
 
-/// A single-row SQLite insert of `R`, its SQL written out by [`sqlite_insert!`]: one pass over
+/// A single-row SQLite insert of `R`, its SQL written out by `sqlite_insert!`: one pass over
 /// the row's fields binds them all. Diesel's own insert of a row struct walks a tuple of one
 /// node per column three times a row (to ask whether it may be cached, to collect the binds,
 /// to bind them), which was about a sixth of the writer's time at intake; this one's walks
