@@ -122,7 +122,8 @@ fn cpu_ticks_by_thread(pid: u32) -> std::collections::BTreeMap<String, u64> {
     out
 }
 
-/// Adds to `total` the CPU ticks each thread name used between two samples.
+/// Adds to `total` what each counter (CPU ticks by thread name, I/O counters by name) grew by
+/// between two samples.
 fn add_ticks(
     total: &mut std::collections::BTreeMap<String, u64>,
     before: &std::collections::BTreeMap<String, u64>,
@@ -147,6 +148,20 @@ fn cpu_shares(ticks: &std::collections::BTreeMap<String, u64>, secs: f64) -> Str
     let total: f64 = parts.iter().map(|p| p.1).sum();
     let list: Vec<String> = parts.iter().map(|(n, c)| format!("{n} {c:.2}")).collect();
     format!("{total:.2} cores ({})", list.join(", "))
+}
+
+/// The I/O counters of `pid` (`/proc/<pid>/io`: `read_bytes` and `write_bytes` are bytes
+/// fetched from or sent to storage, `syscw` write calls), or `None` if unreadable.
+fn io_counters(pid: u32) -> Option<std::collections::BTreeMap<String, u64>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                Some((k.trim().to_owned(), v.trim().parse().ok()?))
+            })
+            .collect(),
+    )
 }
 
 /// A number from the environment variable `name`, if set and valid.
@@ -238,6 +253,8 @@ fn main() {
         let (mut echo_n, mut echo_t, mut intake_n, mut intake_t) =
             (0, Duration::ZERO, 0, Duration::ZERO);
         let (mut node_ticks, mut bench_ticks) = Default::default();
+        // Storage traffic of the node during the intake rounds (`None` once unreadable).
+        let mut node_io = Some(std::collections::BTreeMap::new());
         for _ in 0..rounds {
             let (n, t) = load(echo_url.clone(), clients, round, 201).await;
             (echo_n, echo_t) = (echo_n + n, echo_t + t);
@@ -245,8 +262,16 @@ fn main() {
                 cpu_ticks_by_thread(pid),
                 cpu_ticks_by_thread(std::process::id()),
             );
+            let io_before = io_counters(pid);
             let (n, t) = load(node_url.clone(), clients, round, 201).await;
             (intake_n, intake_t) = (intake_n + n, intake_t + t);
+            node_io = match (node_io, io_before, io_counters(pid)) {
+                (Some(mut total), Some(before), Some(after)) => {
+                    add_ticks(&mut total, &before, &after);
+                    Some(total)
+                }
+                _ => None,
+            };
             add_ticks(&mut node_ticks, &node_before, &cpu_ticks_by_thread(pid));
             add_ticks(
                 &mut bench_ticks,
@@ -282,6 +307,18 @@ fn main() {
         println!(
             "node CPU per report: {node_us:.0} µs, of which the writer thread {writer_us:.0} µs"
         );
+        match &node_io {
+            Some(io) => {
+                let per = |k: &str| io.get(k).copied().unwrap_or(0) as f64 / intake_n.max(1) as f64;
+                println!(
+                    "node storage traffic per report: {:.1} KiB written, {:.2} KiB read; {:.1} write calls",
+                    per("write_bytes") / 1024.0,
+                    per("read_bytes") / 1024.0,
+                    per("syscw")
+                );
+            }
+            None => println!("node storage traffic: /proc/{pid}/io not readable"),
+        }
         println!(
             "reports filed: {} ({warm_n} while warming up)",
             warm_n + intake_n
