@@ -8,19 +8,17 @@ pub mod pii;
 pub mod signing;
 pub mod strict_json;
 
-/// `bytes` as lower-case hex, as `hex::encode` writes it but from a table into one buffer:
-/// `hex::encode` collects an iterator of `char`s, which showed in the request thread's
-/// profile (ids, hashes, salts: several per report filed).
+/// `bytes` as lower-case hex, as `hex::encode` writes it but into one buffer
+/// (`hex::encode_to_slice`): `hex::encode` collects an iterator of `char`s, which showed in
+/// the request thread's profile (ids, hashes, salts: several per report filed).
 #[must_use]
 pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0x0f)]);
+    let mut out = vec![0u8; bytes.len() * 2];
+    // The buffer has exactly the length the encoding needs, and hex digits are ASCII.
+    match hex::encode_to_slice(bytes, &mut out) {
+        Ok(()) => String::from_utf8(out).unwrap_or_default(),
+        Err(_) => hex::encode(bytes),
     }
-    // Only ASCII digits were written.
-    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]

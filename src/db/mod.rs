@@ -55,13 +55,13 @@ macro_rules! on_backend {
 }
 pub(crate) use on_backend;
 
-/// Inserts `$rows` (a slice of row structs) into `$table`, in the caller's transaction: on
-/// SQLite one cached single-row statement per row, found in the statement cache by its row
-/// type ([`FixedSql`]) — diesel's multi-row insert on SQLite renders its SQL anew each time
-/// and runs each row under its own savepoint — and on PostgreSQL one multi-row statement per
-/// `$chunk` rows. The row type must derive `Insertable` with
-/// `treat_none_as_default_value = false`, so that every row names the same columns.
-/// Evaluates to `QueryResult<()>`.
+/// Inserts `$rows` (a slice of insertable values, such as tuples of `column.eq(value)`) into
+/// `$table`, in the caller's transaction: on SQLite one cached single-row statement per row,
+/// found in the statement cache by its value type ([`FixedSql`]) — diesel's multi-row insert
+/// on SQLite renders its SQL anew each time and runs each row under its own savepoint — and on
+/// PostgreSQL one multi-row statement per `$chunk` rows. Every row must name the same columns
+/// (no `Option` that leaves one out). Row structs with a `sqlite_insert!` declaration go
+/// through [`insert_rows!`] instead. Evaluates to `QueryResult<()>`.
 macro_rules! insert_all {
     ($conn:expr, $table:expr, $rows:expr, $chunk:expr) => {{
         use diesel::RunQueryDsl as _;
@@ -164,6 +164,9 @@ pub(crate) use sqlite_insert;
 /// Only for statements whose text cannot vary with the values: an insert of a row struct
 /// deriving `Insertable` with `treat_none_as_default_value = false` binds every column of
 /// every row (without it, diesel's SQLite insert leaves out the columns of `None` fields).
+/// diesel still walks the inner insert to ask whether it may be cached (it reaches this
+/// through `&FixedSql`, whose `QueryFragment` does not pass such an answer on); for wide
+/// rows [`RowInsert`] avoids that walk.
 #[derive(Debug)]
 pub struct FixedSql<Q, K>(Q, std::marker::PhantomData<fn() -> K>);
 
@@ -188,13 +191,6 @@ where
         pass: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
     ) -> diesel::QueryResult<()> {
         self.0.walk_ast(pass)
-    }
-
-    fn is_safe_to_cache_prepared(
-        &self,
-        _backend: &diesel::sqlite::Sqlite,
-    ) -> diesel::QueryResult<bool> {
-        Ok(true)
     }
 }
 

@@ -414,7 +414,7 @@ fn place_event(origin: &NodeId, draft: Draft, place: &Place) -> Result<(Event, S
     Ok((event, canonical))
 }
 
-/// Stores event rows as they are (appended or received): `db::insert_all!`, 100 rows
+/// Stores event rows as they are (appended or received): `db::insert_rows!`, 100 rows
 /// per statement on PostgreSQL (11 parameters a row).
 pub fn insert_rows(conn: &mut DbConn, rows: &[EventRow]) -> QueryResult<()> {
     crate::db::insert_rows!(conn, events::table, rows, 100)

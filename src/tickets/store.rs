@@ -124,7 +124,7 @@ pub fn unnumbered_codes_taken(
     Ok(taken)
 }
 
-/// Inserts new ticket rows (`db::insert_all!`).
+/// Inserts new ticket rows (`db::insert_rows!`).
 pub fn insert_many(conn: &mut DbConn, rows: &[TicketRow]) -> QueryResult<()> {
     crate::db::insert_rows!(conn, tickets::table, rows, 100)
 }
