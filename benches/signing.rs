@@ -31,14 +31,18 @@ impl SignEvents for NoSignature {
         &self.0
     }
 
-    fn sign_event(&self, _canonical: &[u8]) -> serde_json::Value {
-        serde_json::json!({"key": self.0.as_str(), "value": ""})
+    fn sign_event(&self, _canonical: &[u8]) -> signing::EventSig {
+        signing::EventSig {
+            group: None,
+            key: self.0.as_str().to_owned(),
+            value: String::new(),
+        }
     }
 
     fn sign_events(
         &self,
         ids: &[lapor_node::domain::EventId],
-    ) -> Result<Vec<serde_json::Value>, signing::VerifyError> {
+    ) -> Result<Vec<signing::EventSig>, signing::VerifyError> {
         Ok(ids.iter().map(|_| self.sign_event(&[])).collect())
     }
 }
@@ -136,7 +140,7 @@ fn main() {
             .iter_mut()
             .zip(signing::sign_group(&ids, &key).expect("group"))
         {
-            v["sig"] = sig;
+            v["sig"] = sig.to_value();
         }
     }
 

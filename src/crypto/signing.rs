@@ -50,10 +50,47 @@ fn id_leaf(id: &EventId) -> Result<Hash, VerifyError> {
     Ok(merkle::leaf(&bytes))
 }
 
+/// An event's `sig` object as this node writes it. Its members serialise in the order a JSON
+/// object's members sort (`group`, `key`, `value`; `index`, `path`, `size`), so the stored text
+/// is what the same object built as a [`Value`] would print.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EventSig {
+    /// The event's place in a group signature's tree; absent for an event signed alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<SigGroup>,
+    /// The signing key's id.
+    pub key: String,
+    /// Base64 of the 64 signature bytes.
+    pub value: String,
+}
+
+/// `sig.group`: an event's place in the Merkle tree a group signature covers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SigGroup {
+    /// Its leaf's index.
+    pub index: u64,
+    /// Its inclusion path, as hex.
+    pub path: Vec<String>,
+    /// The tree's size.
+    pub size: u64,
+}
+
+impl EventSig {
+    /// The `sig` object as a JSON value (to put into an event built as a value).
+    #[must_use]
+    pub fn to_value(&self) -> Value {
+        let mut sig = json!({"key": self.key, "value": self.value});
+        if let Some(g) = &self.group {
+            sig["group"] = json!({"index": g.index, "size": g.size, "path": g.path});
+        }
+        sig
+    }
+}
+
 /// Signs the events with these ids together: one signature over the root of their Merkle
 /// tree, and for each event (in order) its `sig` object with its place and inclusion path.
 /// A group has 2 to [`MAX_GROUP_SIZE`] events (one event is signed alone, with [`sign`]).
-pub fn sign_group(ids: &[EventId], key: &NodeKey) -> Result<Vec<Value>, VerifyError> {
+pub fn sign_group(ids: &[EventId], key: &NodeKey) -> Result<Vec<EventSig>, VerifyError> {
     if !(2..=MAX_GROUP_SIZE).contains(&(ids.len() as u64)) {
         return Err(VerifyError::Signature(format!(
             "a group signature covers 2 to {MAX_GROUP_SIZE} events, not {}",
@@ -67,14 +104,15 @@ pub fn sign_group(ids: &[EventId], key: &NodeKey) -> Result<Vec<Value>, VerifyEr
     let value = STANDARD.encode(key.sign(&group_message(size, &root)).to_bytes());
     Ok(paths
         .into_iter()
-        .enumerate()
-        .map(|(i, path)| {
-            let path: Vec<String> = path.iter().map(hex::encode).collect();
-            json!({
-                "key": key.id().as_str(),
-                "value": value,
-                "group": {"index": i, "size": size, "path": path},
-            })
+        .zip(0u64..)
+        .map(|(path, index)| EventSig {
+            group: Some(SigGroup {
+                index,
+                path: path.iter().map(|h| crate::crypto::to_hex(h)).collect(),
+                size,
+            }),
+            key: key.id().as_str().to_owned(),
+            value: value.clone(),
         })
         .collect())
 }
@@ -90,9 +128,13 @@ pub fn message(canonical: &[u8]) -> Vec<u8> {
 
 /// Signs canonical bytes: the `sig` object to put in the event.
 #[must_use]
-pub fn sign(canonical: &[u8], key: &NodeKey) -> Value {
+pub fn sign(canonical: &[u8], key: &NodeKey) -> EventSig {
     let sig = key.sign(&message(canonical));
-    json!({"key": key.id().as_str(), "value": STANDARD.encode(sig.to_bytes())})
+    EventSig {
+        group: None,
+        key: key.id().as_str().to_owned(),
+        value: STANDARD.encode(sig.to_bytes()),
+    }
 }
 
 /// Something that signs events for the log: the node's key file today, an HSM tomorrow.
@@ -100,10 +142,10 @@ pub trait SignEvents: Send + Sync {
     /// The id of the key that signs.
     fn key_id(&self) -> &KeyId;
     /// The `sig` object for these canonical bytes.
-    fn sign_event(&self, canonical: &[u8]) -> Value;
+    fn sign_event(&self, canonical: &[u8]) -> EventSig;
     /// The `sig` objects of events appended together, in order: one signature over their
     /// Merkle tree ([`sign_group`]).
-    fn sign_events(&self, ids: &[EventId]) -> Result<Vec<Value>, VerifyError>;
+    fn sign_events(&self, ids: &[EventId]) -> Result<Vec<EventSig>, VerifyError>;
 }
 
 impl SignEvents for NodeKey {
@@ -111,11 +153,11 @@ impl SignEvents for NodeKey {
         self.id()
     }
 
-    fn sign_event(&self, canonical: &[u8]) -> Value {
+    fn sign_event(&self, canonical: &[u8]) -> EventSig {
         sign(canonical, self)
     }
 
-    fn sign_events(&self, ids: &[EventId]) -> Result<Vec<Value>, VerifyError> {
+    fn sign_events(&self, ids: &[EventId]) -> Result<Vec<EventSig>, VerifyError> {
         sign_group(ids, self)
     }
 }
@@ -351,4 +393,38 @@ pub fn verify_many(values: &[Value], keys: &Keyring) -> Result<Vec<Event>, (usiz
         }
     }
     Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text written for a `sig` object is the text of the same object as a JSON value
+    /// (members sorted), so events stored before and after the typed form read the same.
+    #[test]
+    fn a_sig_object_is_written_as_its_json_value_prints() {
+        let key = NodeKey::generate();
+        let alone = sign(b"{}", &key);
+        assert!(alone.group.is_none());
+        assert_eq!(
+            serde_json::to_string(&alone).unwrap(),
+            alone.to_value().to_string()
+        );
+        let ids: Vec<EventId> = (0..5u8).map(|i| EventId::of_bytes(&[i])).collect();
+        let group = sign_group(&ids, &key).unwrap();
+        assert_eq!(group.len(), 5);
+        for (i, sig) in group.iter().enumerate() {
+            let g = sig.group.as_ref().unwrap();
+            assert_eq!((g.index, g.size), (i as u64, 5));
+            assert!(
+                (1..=3).contains(&g.path.len()),
+                "a tree of 5 is at most 3 deep"
+            );
+            assert_eq!(
+                serde_json::to_string(sig).unwrap(),
+                sig.to_value().to_string()
+            );
+        }
+        assert!(group.windows(2).all(|w| w[0].value == w[1].value));
+    }
 }

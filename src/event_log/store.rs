@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use super::model::{ChainHead, EventRow};
 use super::wire::{self, WireError};
-use crate::crypto::signing::{MAX_GROUP_SIZE, SignEvents};
+use crate::crypto::signing::{EventSig, MAX_GROUP_SIZE, SignEvents};
 use crate::db::DbConn;
 use crate::db::schema::{chain_heads, events};
 use crate::domain::{Actor, Change, Event, EventId, NodeId, TicketId, Timestamp};
@@ -151,9 +151,9 @@ impl Sealed {
     }
 
     /// Signs it alone with `key`: the `sig` column and the stored text.
-    fn sign(&self, key: &dyn SignEvents) -> (Option<String>, String) {
+    fn sign(&self, key: &dyn SignEvents) -> Result<(Option<String>, String), LogError> {
         let sig = key.sign_event(self.canonical.as_bytes());
-        signed_parts(&self.row.id, &sig, &self.canonical)
+        signed_parts(&self.row.id, sig, &self.canonical)
     }
 
     /// The draft again, to be placed elsewhere.
@@ -243,7 +243,7 @@ pub fn append_pending(
     // Several events: one signature over their Merkle tree (per `MAX_GROUP_SIZE` events); an
     // event alone: its own signature.
     let ids: Vec<EventId> = placed.iter().map(|s| s.event.id.clone()).collect();
-    let mut group_sigs: Vec<Option<serde_json::Value>> = Vec::with_capacity(ids.len());
+    let mut group_sigs: Vec<Option<EventSig>> = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(usize::try_from(MAX_GROUP_SIZE).unwrap_or(usize::MAX)) {
         if chunk.len() < 2 {
             group_sigs.extend(chunk.iter().map(|_| None));
@@ -269,8 +269,8 @@ pub fn append_pending(
     let mut rows = Vec::with_capacity(placed.len());
     for (sealed, group_sig) in placed.into_iter().zip(group_sigs) {
         let (sig, raw) = match group_sig {
-            Some(sig) => signed_parts(&sealed.row.id, &sig, &sealed.canonical),
-            None => sealed.sign(key),
+            Some(sig) => signed_parts(&sealed.row.id, sig, &sealed.canonical)?,
+            None => sealed.sign(key)?,
         };
         let Sealed { event, mut row, .. } = sealed;
         row.sig = sig;
@@ -351,24 +351,38 @@ impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for HeadUpdate
 impl<Conn> RunQueryDsl<Conn> for HeadUpdate<'_> {}
 
 /// The `sig` column (the signature's value) and the stored text of an event signed with `sig`.
-fn signed_parts(id: &str, sig: &serde_json::Value, canonical: &str) -> (Option<String>, String) {
-    let sig_value = sig
-        .get("value")
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_owned);
-    (sig_value, stored_text(id, sig, canonical))
+fn signed_parts(
+    id: &str,
+    sig: EventSig,
+    canonical: &str,
+) -> Result<(Option<String>, String), LogError> {
+    let text = stored_text(id, &sig, canonical).map_err(|e| LogError::Wire {
+        id: id.to_owned(),
+        cause: WireError::Canonical(e.to_string()),
+    })?;
+    Ok((Some(sig.value), text))
 }
 
 /// The stored text of an event: `id` and `sig` followed by the members of its canonical form
 /// (an object's members in any order are the same object: verification canonicalises what it
 /// reads).
-fn stored_text(id: &str, sig: &serde_json::Value, canonical: &str) -> String {
+fn stored_text(id: &str, sig: &EventSig, canonical: &str) -> Result<String, serde_json::Error> {
     let members = canonical
         .strip_prefix('{')
         .and_then(|rest| rest.strip_suffix('}'))
         .unwrap_or_default();
-    let sep = if members.is_empty() { "" } else { "," };
-    format!("{{\"id\":\"{id}\",\"sig\":{sig}{sep}{members}}}")
+    let sig = serde_json::to_string(sig)?;
+    let mut out = String::with_capacity(canonical.len() + id.len() + sig.len() + 16);
+    out.push_str("{\"id\":\"");
+    out.push_str(id);
+    out.push_str("\",\"sig\":");
+    out.push_str(&sig);
+    if !members.is_empty() {
+        out.push(',');
+        out.push_str(members);
+    }
+    out.push('}');
+    Ok(out)
 }
 
 /// Gives a draft its place: the event with its id, and its canonical form (what the id hashes

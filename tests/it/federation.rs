@@ -234,7 +234,7 @@ fn signed(mut v: Value, key: &NodeKey) -> Value {
     obj.remove("sig");
     let canonical = lapor_node::event_log::wire::canonical_bytes(&v).unwrap();
     let id = lapor_node::domain::EventId::of_bytes(&canonical);
-    let sig = lapor_node::crypto::signing::sign(&canonical, key);
+    let sig = lapor_node::crypto::signing::sign(&canonical, key).to_value();
     let obj = v.as_object_mut().unwrap();
     obj.insert("id".into(), Value::String(id.to_string()));
     obj.insert("sig".into(), sig);

@@ -29,7 +29,7 @@ fn signed(mut e: Event, key: &NodeKey) -> (Event, String, String) {
     e.id = EventId::of_bytes(&canonical);
     let mut v = unsigned;
     v["id"] = serde_json::Value::String(e.id.to_string());
-    v["sig"] = signing::sign(&canonical, key);
+    v["sig"] = signing::sign(&canonical, key).to_value();
     (
         e,
         String::from_utf8(canonical).unwrap(),

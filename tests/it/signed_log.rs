@@ -379,7 +379,7 @@ fn after_a_key_rotation_old_events_still_verify_and_the_old_key_signs_nothing_ne
         "id".into(),
         Value::String(lapor_node::domain::EventId::of_bytes(&canonical).to_string()),
     );
-    obj.insert("sig".into(), signing::sign(&canonical, &old_key));
+    obj.insert("sig".into(), signing::sign(&canonical, &old_key).to_value());
     let got = signing::verify(v.to_string().as_bytes(), &keyring(&t));
     assert!(
         matches!(got, Err(VerifyError::KeyNotValidAt { .. })),
@@ -471,7 +471,7 @@ fn an_event_from_a_newer_node_with_extra_members_still_verifies() {
         "id".into(),
         Value::String(lapor_node::domain::EventId::of_bytes(&canonical).to_string()),
     );
-    obj.insert("sig".into(), signing::sign(&canonical, &key));
+    obj.insert("sig".into(), signing::sign(&canonical, &key).to_value());
     let event = signing::verify(v.to_string().as_bytes(), &keyring(&t)).unwrap();
     assert_eq!(event.id.as_str(), v["id"].as_str().unwrap());
 }
