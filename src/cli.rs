@@ -542,7 +542,15 @@ fn init(
 ) -> anyhow::Result<()> {
     let node_id = NodeId::parse(node_id)?;
     let province = ProvinceCode::parse(province)?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        // The node's directory holds its keys and database: its owner's only.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let dir = std::fs::canonicalize(dir)?;
     let config_path = dir.join("config.toml");
     if config_path.exists() && !force {

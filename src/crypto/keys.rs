@@ -190,6 +190,24 @@ impl NodeKey {
     }
 }
 
+/// Creates `dir` (and its parents) for the owner only (mode 0700, whatever the umask), when it
+/// does not exist yet.
+///
+/// # Errors
+///
+/// The directory could not be created.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 /// Public key as text: standard padded base64 of its 32 bytes.
 #[must_use]
 pub fn public_key_text(key: &VerifyingKey) -> String {

@@ -3,7 +3,8 @@
 //! - [`DbConn`] is a `diesel::MultiConnection` over both backends;
 //! - [`ConnManager`] opens connections for the r2d2 pool, keeping the real error of a failed
 //!   connection (diesel's own multi-connection `establish` hides it), and sets SQLite's
-//!   pragmas (WAL, busy timeout, foreign keys, synchronous=NORMAL) on every connection;
+//!   pragmas (busy timeout, WAL, secure delete, foreign keys, synchronous=NORMAL) on every
+//!   connection;
 //! - [`migrations`] embeds `migrations/sqlite` and `migrations/postgres` (twin folders with
 //!   identical names) and runs them;
 //! - [`Db`] pairs a read pool with one writer connection owned by the `writer` thread: every
@@ -231,6 +232,17 @@ pub enum ConnectError {
     /// The pool could not be built.
     #[error("connection pool: {0}")]
     Pool(String),
+    /// A database file grants access to group or others.
+    #[error(
+        "{path} is readable by others (mode {mode:04o}) and holds personal data; \
+         restrict it with `chmod 600 {path}` (and `chmod 700` its directory)"
+    )]
+    Permissions {
+        /// The file.
+        path: String,
+        /// Its mode bits.
+        mode: u32,
+    },
 }
 
 /// Opens connections for the pool.
@@ -263,8 +275,8 @@ impl ConnManager {
                 // ≈ 110 MiB with a million tickets held, against ≈ 40 MiB at 4 MB
                 // (docs/BENCHMARKS.md, 2026-12-02 late evening).
                 c.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
                      PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4000;",
                 )
                 .map_err(|cause| ConnectError::Setup { what, cause })?;
@@ -307,6 +319,9 @@ pub fn connect(url: &DatabaseUrl, size: u32) -> Result<DbPool, ConnectError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             create_dir(dir)?;
         }
+        if !is_memory(path) {
+            private_sqlite_files(path)?;
+        }
     }
     let manager = ConnManager::new(url.clone());
     // Open once by hand so the caller sees the real error rather than a pool timeout.
@@ -318,11 +333,71 @@ pub fn connect(url: &DatabaseUrl, size: u32) -> Result<DbPool, ConnectError> {
         .map_err(|e| ConnectError::Pool(e.to_string()))
 }
 
+/// `:memory:` and `file:` URIs name no plain file to protect.
+fn is_memory(path: &Path) -> bool {
+    let s = path.to_string_lossy();
+    s == ":memory:" || s.starts_with("file:")
+}
+
 fn create_dir(dir: &Path) -> Result<(), ConnectError> {
-    std::fs::create_dir_all(dir).map_err(|cause| ConnectError::Dir {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let err = |cause| ConnectError::Dir {
         path: dir.display().to_string(),
         cause,
-    })
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(err)?;
+        // The umask may have narrowed the mode further, never widened it; set it exactly.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    } else if let Ok(meta) = std::fs::metadata(dir) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                mode = format_args!("{mode:04o}"),
+                "the data directory is open to group or others; `chmod 700` it"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Creates the SQLite database file readable by its owner only (SQLite gives its `-wal` and
+/// `-shm` files the database file's mode), and refuses to open a database, log or shared-memory
+/// file that group or others may read: it holds reporters' names and phone numbers.
+fn private_sqlite_files(path: &Path) -> Result<(), ConnectError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let shown = path.display().to_string();
+    if !path.exists() {
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        match created {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(cause) => return Err(ConnectError::Dir { path: shown, cause }),
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{shown}{suffix}"));
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(ConnectError::Permissions {
+                path: file.display().to_string(),
+                mode,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The node's database: a pool for reads and one dedicated writer connection.
@@ -441,6 +516,13 @@ struct WalState {
     copied: i64,
 }
 
+/// The answer of `PRAGMA wal_checkpoint(TRUNCATE)`: `busy` is 1 when it could not finish.
+#[derive(Debug, Clone, Copy, diesel::QueryableByName)]
+struct Checkpoint {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    busy: i64,
+}
+
 /// `PRAGMA wal_checkpoint(PASSIVE)`.
 fn passive_checkpoint(conn: &mut DbConn) -> Result<WalState, diesel::result::Error> {
     let rows: Vec<WalState> = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").load(conn)?;
@@ -545,6 +627,46 @@ impl Db {
         self.writer
             .send(job)
             .map_err(|_| DbError::Unavailable("the writer has stopped".into()))
+    }
+
+    /// Makes deleted personal data unreadable on disk, after an erasure has committed.
+    ///
+    /// - SQLite: every connection runs with `secure_delete = ON`, so deleted rows are zeroed
+    ///   in the database pages; the old pages may still sit in the write-ahead log, so the
+    ///   writer checkpoints the whole log into the database and truncates it (retried while a
+    ///   reader holds an old snapshot, for at most about a second).
+    /// - PostgreSQL: a deleted row stays in its table file as a dead tuple until VACUUM;
+    ///   `VACUUM` of the tables that hold personal data removes them from every index and
+    ///   page map at once. Bytes may survive in free space, in PostgreSQL's own WAL and in
+    ///   base backups until those are overwritten or expire: README's PostgreSQL section says
+    ///   how to bound that (encrypted storage, WAL and backup retention).
+    ///
+    /// # Errors
+    ///
+    /// When the checkpoint or VACUUM could not run; the erasure itself stands.
+    pub fn scrub(&self) -> Result<(), DbError> {
+        match self.backend {
+            Backend::Sqlite => self.with_writer(|conn| {
+                for attempt in 0..40 {
+                    let rows: Vec<Checkpoint> =
+                        diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").load(conn)?;
+                    if rows.first().is_none_or(|r| r.busy == 0) {
+                        return Ok(());
+                    }
+                    tracing::debug!(attempt, "WAL truncation waits for a reader");
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(DbError::Unavailable(
+                    "the write-ahead log could not be truncated: a reader kept an old snapshot"
+                        .into(),
+                ))
+            })?,
+            Backend::Postgres => {
+                let mut conn = self.read()?;
+                diesel::sql_query("VACUUM reporter_contacts").execute(&mut conn)?;
+                Ok(())
+            }
+        }
     }
 
     /// Runs `f` with the writer connection, outside any transaction (migrations).

@@ -205,7 +205,16 @@ impl Federation {
             .map(|p| (p.id.clone(), Arc::new(Notify::new())))
             .collect();
         Ok(Some(Self(Arc::new(Inner {
-            inbox: Inbox::new(db.clone(), node.clone(), metrics.clone()),
+            inbox: Inbox::new(
+                db.clone(),
+                node.clone(),
+                metrics.clone(),
+                fed.peers
+                    .iter()
+                    .map(|p| (p.id.to_string(), p.province.clone()))
+                    .chain([(node.to_string(), settings.raw.node.province.clone())])
+                    .collect(),
+            ),
             db,
             node,
             role: settings.raw.node.role,

@@ -291,6 +291,16 @@ impl TrackingCode {
         (n == 8).then_some((province, out))
     }
 
+    /// Whether the code was issued in `province`: its prefix is the province code. A node
+    /// issues codes of its own province only, so a received report whose code names another
+    /// province is a forgery that would squat the code of that province's real report.
+    #[must_use]
+    pub fn belongs_to(&self, province: &ProvinceCode) -> bool {
+        self.0
+            .split_once('-')
+            .is_some_and(|(p, _)| p == province.as_str())
+    }
+
     /// Parses a code, accepting lower case and surrounding spaces (citizens type these).
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let up = s.trim().to_ascii_uppercase();

@@ -89,7 +89,7 @@ pub fn load_or_create(db: &Db, node: &NodeId, path: &Path) -> Result<Arc<NodeKey
         NodeKey::load(path)?
     } else {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|cause| KeyError::Write {
+            crate::crypto::keys::private_dir(dir).map_err(|cause| KeyError::Write {
                 path: dir.display().to_string(),
                 cause,
             })?;

@@ -47,9 +47,22 @@ fn refuse(
     HttpResponse::build(status).json(Value::Object(body))
 }
 
+/// The caller's node id, from its certificate, if it is a member of the federation: a
+/// certificate from the federation CA proves who the caller is, not that it belongs — only the
+/// configured peers do (a node removed from `[[federation.peers]]` is refused here even though
+/// its certificate still verifies).
 fn peer(req: &HttpRequest, fed: &Federation) -> Result<NodeId, HttpResponse> {
     match req.conn_data::<PeerIdentity>() {
-        Some(PeerIdentity(node)) => Ok(node.clone()),
+        Some(PeerIdentity(node)) if fed.settings().peer(node).is_some() => Ok(node.clone()),
+        Some(PeerIdentity(node)) => Err(refuse(
+            fed,
+            StatusCode::FORBIDDEN,
+            "not_a_member",
+            format!(
+                "{node} holds a federation certificate but is not a member of this node's \
+                 federation (not among its peers)"
+            ),
+        )),
         None => Err(refuse(
             fed,
             StatusCode::UNAUTHORIZED,

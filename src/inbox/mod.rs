@@ -16,13 +16,16 @@ pub mod store;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::metrics::Metrics;
 use crate::crypto::signing::{self, Keyring, VerifyError};
 use crate::db::{Db, DbConn, DbError};
-use crate::domain::{Change, Event, EventId, NodeId, TicketId, Timestamp, TransitionError, fold};
+use crate::domain::{
+    Change, Event, EventId, NodeId, ProvinceCode, TicketId, Timestamp, TransitionError, fold,
+};
 use crate::event_log::model::EventRow;
 use crate::event_log::store as log;
 use crate::tickets::model::{ContactRow, TicketRow};
@@ -121,6 +124,25 @@ pub enum InboxError {
     Encode(#[from] serde_json::Error),
 }
 
+impl InboxError {
+    /// Whether the database refused a write for a reason in the written content (a unique,
+    /// foreign-key, not-null or check constraint) rather than because it failed.
+    #[must_use]
+    pub fn is_content_conflict(&self) -> bool {
+        use diesel::result::DatabaseErrorKind as K;
+        matches!(
+            self,
+            Self::Db(DbError::Query(diesel::result::Error::DatabaseError(
+                K::UniqueViolation
+                    | K::ForeignKeyViolation
+                    | K::NotNullViolation
+                    | K::CheckViolation,
+                _
+            )))
+        )
+    }
+}
+
 impl From<diesel::result::Error> for InboxError {
     fn from(e: diesel::result::Error) -> Self {
         Self::Db(DbError::Query(e))
@@ -161,19 +183,49 @@ enum Checked {
     Judged(Outcome, Value),
 }
 
+impl Checked {
+    fn raw(&self) -> &Value {
+        match self {
+            Self::Verified(_, v) | Self::Judged(_, v) => v,
+        }
+    }
+
+    /// The event's id: verified, or as claimed.
+    fn claimed_id(&self) -> Option<String> {
+        match self {
+            Self::Verified(e, _) => Some(e.id.to_string()),
+            Self::Judged(_, v) => Some(claimed_id(v)).filter(|s| !s.is_empty()),
+        }
+    }
+}
+
 /// The inbox of one node.
 #[derive(Debug, Clone)]
 pub struct Inbox {
     db: Db,
     node: NodeId,
     metrics: Arc<Metrics>,
+    /// The province of every member (this node and its peers): a `created` event's tracking
+    /// code must carry its origin's province.
+    provinces: Arc<HashMap<String, ProvinceCode>>,
 }
 
 impl Inbox {
-    /// The inbox of `node`.
+    /// The inbox of `node`; `provinces` maps every member's node id (this node's included) to
+    /// its province.
     #[must_use]
-    pub const fn new(db: Db, node: NodeId, metrics: Arc<Metrics>) -> Self {
-        Self { db, node, metrics }
+    pub fn new(
+        db: Db,
+        node: NodeId,
+        metrics: Arc<Metrics>,
+        provinces: HashMap<String, ProvinceCode>,
+    ) -> Self {
+        Self {
+            db,
+            node,
+            metrics,
+            provinces: Arc::new(provinces),
+        }
     }
 
     /// Checks, stores and applies `values` received from `from` (the transport peer: the
@@ -192,32 +244,61 @@ impl Inbox {
             crate::event_log::keys::keyring(&mut conn)?
         };
         let checked = check_signatures(values, &keys);
+        let erased = checked
+            .iter()
+            .any(|c| matches!(c, Checked::Verified(e, _) if matches!(e.change, Change::Erased {})));
         let me = self.node.clone();
         let from_c = from.clone();
+        let provinces = Arc::clone(&self.provinces);
+        let mut pii: HashMap<String, PiiPart> =
+            pii.into_iter().map(|p| (p.event.clone(), p)).collect();
         let outcomes = self.db.write(move |conn| {
-            let mut apply = Apply {
-                conn,
+            let ctx = Context {
                 me: &me,
                 from: &from_c,
                 now,
-                pii: pii.into_iter().map(|p| (p.event.clone(), p)).collect(),
-                cache: HashMap::new(),
-                held: HashSet::new(),
-                at: HashMap::new(),
-                rows: Vec::new(),
-                participants: BTreeSet::new(),
-                projections: HashMap::new(),
-                handlers: HashMap::new(),
+                provinces: &provinces,
             };
-            apply.prefetch(&checked)?;
-            let mut out = Vec::with_capacity(checked.len());
-            for c in checked {
-                out.push(apply.one(c)?);
+            // The whole batch in one savepoint; if it cannot be stored for a reason in the
+            // content of some event (a constraint of the database refused it), each event is
+            // judged alone in its own savepoint, so that one poisoned event is refused by
+            // itself and the others are stored — never a server error the sender retries
+            // forever behind it.
+            let whole = conn.transaction(|c| judge(c, &ctx, &checked, pii.clone()));
+            match whole {
+                Err(e) if e.is_content_conflict() && !checked.is_empty() => {
+                    tracing::warn!(error = %e, "batch refused by a database constraint; judging each event alone");
+                    let mut out = Vec::with_capacity(checked.len());
+                    for c in &checked {
+                        let one = std::slice::from_ref(c);
+                        let part: HashMap<String, PiiPart> = c
+                            .claimed_id()
+                            .and_then(|id| pii.remove_entry(&id))
+                            .into_iter()
+                            .collect();
+                        match conn.transaction(|tx| judge(tx, &ctx, one, part)) {
+                            Ok(mut o) => out.append(&mut o),
+                            Err(e) if e.is_content_conflict() => {
+                                let o = Outcome::Rejected {
+                                    id: c.claimed_id().unwrap_or_default(),
+                                    reason: "unstorable".into(),
+                                    detail: format!("refused by a constraint of this node's database: {e}"),
+                                };
+                                out.push(conn.transaction(|tx| ctx.quarantine(tx, o, c.raw()))?);
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Ok(out)
+                }
+                other => other,
             }
-            apply.flush()?;
-            apply.keep_pii()?;
-            Ok::<_, InboxError>(out)
         })?;
+        if erased {
+            if let Err(e) = self.db.scrub() {
+                tracing::error!(error = %e, "erased data may remain on disk until the next checkpoint or VACUUM");
+            }
+        }
         for o in &outcomes {
             self.metrics
                 .inc("lapor_federation_events_total", &[("result", o.word())], 1);
@@ -276,11 +357,81 @@ fn origin_has_keys(v: &Value, keys: &Keyring) -> bool {
     keys.values().any(|k| k.origin.as_str() == origin)
 }
 
-struct Apply<'a> {
-    conn: &'a mut DbConn,
+/// What judging needs besides the events: who we are, who sent them, when, and the members'
+/// provinces.
+struct Context<'a> {
     me: &'a NodeId,
     from: &'a NodeId,
     now: Timestamp,
+    provinces: &'a HashMap<String, ProvinceCode>,
+}
+
+impl Context<'_> {
+    /// Quarantines a rejected event (other outcomes pass through).
+    fn quarantine(
+        &self,
+        conn: &mut DbConn,
+        outcome: Outcome,
+        raw: &Value,
+    ) -> Result<Outcome, InboxError> {
+        if let Outcome::Rejected { id, reason, detail } = &outcome {
+            let origin = raw.get("origin").and_then(Value::as_str);
+            let seq = raw.get("seq").and_then(Value::as_i64);
+            store::quarantine(
+                conn,
+                &store::NewQuarantine {
+                    received_from: self.from.as_str(),
+                    event_id: (!id.is_empty()).then_some(id.as_str()),
+                    origin,
+                    seq,
+                    reason,
+                    detail,
+                    raw: &raw.to_string(),
+                    received_at_ms: self.now.millis(),
+                },
+            )?;
+        }
+        Ok(outcome)
+    }
+}
+
+/// Judges `checked` in the caller's transaction: stores and applies the acceptable events,
+/// quarantines the refused ones, keeps the personal-data parts this node is entitled to.
+fn judge(
+    conn: &mut DbConn,
+    ctx: &Context<'_>,
+    checked: &[Checked],
+    pii: HashMap<String, PiiPart>,
+) -> Result<Vec<Outcome>, InboxError> {
+    let mut apply = Apply {
+        conn,
+        me: ctx.me,
+        now: ctx.now,
+        ctx,
+        pii,
+        cache: HashMap::new(),
+        held: HashSet::new(),
+        at: HashMap::new(),
+        rows: Vec::new(),
+        participants: BTreeSet::new(),
+        projections: HashMap::new(),
+        handlers: HashMap::new(),
+    };
+    apply.prefetch(checked)?;
+    let mut out = Vec::with_capacity(checked.len());
+    for c in checked {
+        out.push(apply.one(c)?);
+    }
+    apply.flush()?;
+    apply.keep_pii()?;
+    Ok(out)
+}
+
+struct Apply<'a> {
+    conn: &'a mut DbConn,
+    me: &'a NodeId,
+    now: Timestamp,
+    ctx: &'a Context<'a>,
     pii: HashMap<String, PiiPart>,
     /// The history of every ticket the batch touches: stored events, then those accepted
     /// from this batch.
@@ -303,29 +454,12 @@ struct Apply<'a> {
 
 impl Apply<'_> {
     fn quarantine(&mut self, outcome: Outcome, raw: &Value) -> Result<Outcome, InboxError> {
-        if let Outcome::Rejected { id, reason, detail } = &outcome {
-            let origin = raw.get("origin").and_then(Value::as_str);
-            let seq = raw.get("seq").and_then(Value::as_i64);
-            store::quarantine(
-                self.conn,
-                &store::NewQuarantine {
-                    received_from: self.from.as_str(),
-                    event_id: (!id.is_empty()).then_some(id.as_str()),
-                    origin,
-                    seq,
-                    reason,
-                    detail,
-                    raw: &raw.to_string(),
-                    received_at_ms: self.now.millis(),
-                },
-            )?;
-        }
-        Ok(outcome)
+        self.ctx.quarantine(self.conn, outcome, raw)
     }
 
-    fn one(&mut self, c: Checked) -> Result<Outcome, InboxError> {
+    fn one(&mut self, c: &Checked) -> Result<Outcome, InboxError> {
         let (event, raw) = match c {
-            Checked::Judged(o, raw) => return self.quarantine(o, &raw),
+            Checked::Judged(o, raw) => return self.quarantine(o.clone(), raw),
             Checked::Verified(e, raw) => (e, raw),
         };
         let id = event.id.to_string();
@@ -346,14 +480,33 @@ impl Apply<'_> {
                     event.origin, event.seq
                 ),
             );
-            return self.quarantine(o, &raw);
+            return self.quarantine(o, raw);
         }
         if event.origin == *self.me {
             let o = reject(
                 "unknown_own_event",
                 "claims to be this node's event, which this node never wrote".into(),
             );
-            return self.quarantine(o, &raw);
+            return self.quarantine(o, raw);
+        }
+        if let Change::Created(report) = &event.change {
+            let origin_province = self.ctx.provinces.get(event.origin.as_str());
+            if !origin_province.is_some_and(|p| report.tracking_code.belongs_to(p)) {
+                let o = reject(
+                    "code_not_of_origin",
+                    match origin_province {
+                        Some(p) => format!(
+                            "tracking code {} does not carry its origin's province {p}",
+                            report.tracking_code
+                        ),
+                        None => format!(
+                            "{} is not a member of this federation; its reports cannot be placed",
+                            event.origin
+                        ),
+                    },
+                );
+                return self.quarantine(o, raw);
+            }
         }
         if event.seq > 1 {
             if let Some(prev_id) = self.at.get(&(event.origin.to_string(), seq - 1)) {
@@ -366,12 +519,12 @@ impl Apply<'_> {
                             event.seq - 1
                         ),
                     );
-                    return self.quarantine(o, &raw);
+                    return self.quarantine(o, raw);
                 }
             }
         } else if event.prev.is_some() {
             let o = reject("broken_chain", "seq 1 must not name a prev".into());
-            return self.quarantine(o, &raw);
+            return self.quarantine(o, raw);
         }
         let history = self.cache.entry(event.ticket).or_default();
         let ticket_exists = !history.is_empty();
@@ -382,7 +535,7 @@ impl Apply<'_> {
                 reason: "missing_parents".into(),
             });
         }
-        history.push((*event).clone());
+        history.push((**event).clone());
         let folded = fold::fold(history);
         let refused = folded
             .rejected
@@ -397,7 +550,7 @@ impl Apply<'_> {
                     "the ticket has no valid `created` event".into(),
                 )
             });
-            return self.quarantine(o, &raw);
+            return self.quarantine(o, raw);
         };
         // Store, apply, and keep what comes with it — all in this transaction.
         let sig = raw.get("sig");

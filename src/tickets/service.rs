@@ -1028,14 +1028,18 @@ impl Tickets {
     ) -> Result<Event, TicketError> {
         let this = self.clone();
         let (ticket, actor) = (*ticket, actor.clone());
-        self.db.write(move |conn| {
+        let event = self.db.write(move |conn| -> Result<Event, TicketError> {
             let row = store::by_id(conn, &ticket)?.ok_or(TicketError::NotFound)?;
             let state = row.state()?;
             let (event, _) =
                 this.append_change(conn, &ticket, &row, &state, &actor, Change::Erased {}, now)?;
             store::delete_contact(conn, &ticket)?;
             Ok(event)
-        })
+        })?;
+        if let Err(e) = self.db.scrub() {
+            tracing::error!(error = %e, "erased data may remain on disk until the next checkpoint or VACUUM");
+        }
+        Ok(event)
     }
 
     fn check_action_text(&self, action: &Action) -> Result<(), TicketError> {

@@ -43,7 +43,26 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    check_key_mode(path)?;
     PrivateKeyDer::from_pem_file(path).map_err(|e| pem_err(path, e))
+}
+
+/// Refuses a private key file whose mode grants any access to group or others (like the
+/// signing key): the certificate's key is what proves this node to the federation.
+fn check_key_mode(path: &Path) -> Result<(), TlsError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::metadata(path).map_err(|cause| TlsError::Io {
+        path: path.display().to_string(),
+        cause,
+    })?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(TlsError::KeyPermissions {
+            path: path.display().to_string(),
+            mode,
+        });
+    }
+    Ok(())
 }
 
 fn roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
@@ -88,6 +107,7 @@ pub fn client(
     };
     let mut identity_pem = read(&files.cert)?;
     identity_pem.push(b'\n');
+    check_key_mode(&files.key)?;
     identity_pem.extend(read(&files.key)?);
     let identity =
         reqwest::Identity::from_pem(&identity_pem).map_err(|e| pem_err(&files.cert, e))?;

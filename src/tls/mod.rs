@@ -43,6 +43,17 @@ pub enum TlsError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Client(String),
+    /// The private key file grants access to group or others.
+    #[error(
+        "{path}: private key readable by others (mode {mode:04o}); \
+         restrict it with `chmod 600 {path}` (owned by the node's user)"
+    )]
+    KeyPermissions {
+        /// The file.
+        path: String,
+        /// Its mode bits.
+        mode: u32,
+    },
 }
 
 /// Installs the process-wide rustls crypto provider (ring) once; later calls do nothing.

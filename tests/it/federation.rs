@@ -27,17 +27,17 @@ fn specs(pg: Option<&crate::helpers::TestDb>) -> Vec<NodeSpec> {
     v
 }
 
-async fn cluster(dir: &std::path::Path, pg: Option<&crate::helpers::TestDb>) -> Cluster {
+pub(crate) async fn cluster(dir: &std::path::Path, pg: Option<&crate::helpers::TestDb>) -> Cluster {
     Cluster::start(dir, &specs(pg), &Options::default())
         .await
         .unwrap()
 }
 
-fn node<'a>(c: &'a Cluster, id: &str) -> &'a ClusterNode {
+pub(crate) fn node<'a>(c: &'a Cluster, id: &str) -> &'a ClusterNode {
     c.node(id).unwrap()
 }
 
-fn count(n: &ClusterNode, sql_table: &str) -> i64 {
+pub(crate) fn count(n: &ClusterNode, sql_table: &str) -> i64 {
     use diesel::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
     struct N {
@@ -51,7 +51,7 @@ fn count(n: &ClusterNode, sql_table: &str) -> i64 {
         .n
 }
 
-fn same_state_everywhere(c: &Cluster, ticket: &str, nodes: &[&str]) {
+pub(crate) fn same_state_everywhere(c: &Cluster, ticket: &str, nodes: &[&str]) {
     let hashes: Vec<_> = nodes
         .iter()
         .map(|n| state_hash(node(c, n), ticket).unwrap())
@@ -64,7 +64,7 @@ fn same_state_everywhere(c: &Cluster, ticket: &str, nodes: &[&str]) {
 }
 
 /// Files and dispatches `n` NTT tickets to the Jakarta agency through the command layer.
-fn ntt_tickets(c: &Cluster, n: usize) -> Vec<String> {
+pub(crate) fn ntt_tickets(c: &Cluster, n: usize) -> Vec<String> {
     let t = &node(c, NTT).state.tickets;
     let verifier = Actor {
         role: Role::Verifier,
@@ -210,7 +210,7 @@ async fn forwarding_flow_reaches_every_node_and_personal_data_only_the_handler()
     c.shutdown().await;
 }
 
-fn client_with(files: &TlsFiles, c: &Cluster, to: &str) -> (reqwest::Client, String) {
+pub(crate) fn client_with(files: &TlsFiles, c: &Cluster, to: &str) -> (reqwest::Client, String) {
     let port = node(c, to).federation_port;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let client =
@@ -219,7 +219,7 @@ fn client_with(files: &TlsFiles, c: &Cluster, to: &str) -> (reqwest::Client, Str
     (client, format!("https://{to}:{port}"))
 }
 
-fn node_files(c: &Cluster, id: &str) -> TlsFiles {
+pub(crate) fn node_files(c: &Cluster, id: &str) -> TlsFiles {
     let d = c.dir.join(id).join("tls");
     TlsFiles {
         ca: d.join(certs::CA_CERT),
@@ -228,7 +228,7 @@ fn node_files(c: &Cluster, id: &str) -> TlsFiles {
     }
 }
 
-fn signed(mut v: Value, key: &NodeKey) -> Value {
+pub(crate) fn signed(mut v: Value, key: &NodeKey) -> Value {
     let obj = v.as_object_mut().unwrap();
     obj.remove("id");
     obj.remove("sig");
@@ -241,13 +241,18 @@ fn signed(mut v: Value, key: &NodeKey) -> Value {
     v
 }
 
-fn batch(events: Vec<Value>) -> Vec<u8> {
+pub(crate) fn batch(events: Vec<Value>) -> Vec<u8> {
     let id = lapor_node::delivery::wire::batch_id(&events);
     let events = Value::Array(events);
     serde_json::to_vec(&json!({"batch": id, "events": events})).unwrap()
 }
 
-async fn post(client: &reqwest::Client, base: &str, body: Vec<u8>, zstd: bool) -> (u16, Value) {
+pub(crate) async fn post(
+    client: &reqwest::Client,
+    base: &str,
+    body: Vec<u8>,
+    zstd: bool,
+) -> (u16, Value) {
     let mut req = client
         .post(format!("{base}/federation/v1/events"))
         .header("content-type", "application/json");
@@ -259,7 +264,7 @@ async fn post(client: &reqwest::Client, base: &str, body: Vec<u8>, zstd: bool) -
     (st, r.json().await.unwrap_or(Value::Null))
 }
 
-fn stored_events(n: &ClusterNode, origin: &str) -> Vec<Value> {
+pub(crate) fn stored_events(n: &ClusterNode, origin: &str) -> Vec<Value> {
     use diesel::prelude::*;
     use lapor_node::db::schema::events;
     let mut c = n.federation.db().read().unwrap();

@@ -15,6 +15,7 @@ mod codes;
 mod federation;
 mod fixtures;
 mod fold_props;
+mod hardening;
 mod helpers;
 mod migrations;
 mod signed_log;
