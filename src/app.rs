@@ -145,6 +145,7 @@ impl App {
                 .app_data(api::query_config(metrics.clone()))
                 .app_data(web::PayloadConfig::new(limit))
                 .wrap(actix_web::middleware::from_fn(api::metrics::track))
+                .wrap(api::security_headers())
                 .configure(api::routes)
         })
         .workers(settings.raw.http.worker_count())
@@ -287,6 +288,7 @@ fn federation_server(
     let server = HttpServer::new(move || {
         ActixApp::new()
             .app_data(data.clone())
+            .wrap(api::security_headers())
             .configure(crate::inbox::http::routes)
     })
     .on_connect(crate::tls::identity::on_connect)

@@ -360,7 +360,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
             let mut conn = db.read()?;
-            let report = crate::event_log::audit::run(&mut conn)?;
+            let scope = crate::event_log::audit::Scope {
+                node: settings.node_id().clone(),
+                holds_all: settings.raw.node.role == crate::config::NodeRole::Hub,
+            };
+            let report = crate::event_log::audit::run(&mut conn, &scope)?;
             say(&format!(
                 "audit: {} event(s) from {} origin(s), {} verified, {} ticket(s) folded, {} fault(s)",
                 report.events,
@@ -369,6 +373,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 report.tickets,
                 report.faults.len()
             ));
+            for p in &report.partial {
+                say(&format!(
+                    "partial chain {}: {} event(s) held up to seq {} — a province holds only the \
+                     events of tickets it takes part in (checked: signatures, and links between \
+                     consecutive events)",
+                    p.origin, p.held, p.head
+                ));
+            }
             for f in &report.faults {
                 say(&format!("FAULT event {}: {}", f.event, f.reason));
             }

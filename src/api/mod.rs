@@ -98,6 +98,16 @@ pub fn query_config(metrics: Arc<Metrics>) -> web::QueryConfig {
     })
 }
 
+/// Headers on every answer: `X-Content-Type-Options: nosniff` (a browser never reads a JSON
+/// answer as something else), and `Cache-Control: no-store` — answers carry follow-up tokens,
+/// officer tokens and reporters' identities, which no browser or proxy cache may keep.
+#[must_use]
+pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Cache-Control", "no-store"))
+}
+
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(ops::healthz))

@@ -227,9 +227,18 @@ async fn detail_of(
     row: &TicketRow,
 ) -> Result<HttpResponse, ApiError> {
     let events = reports::ticket_events(state, row).await?;
-    let is_origin_verifier =
-        officer.role == Role::Verifier && row.origin_node == state.tickets.node().as_str();
-    let contact = if is_origin_verifier && !row.anonymous {
+    let here = state.tickets.node().as_str();
+    let allowed = crate::domain::report::may_see_reporter(
+        row.anonymous,
+        row.agency.as_deref(),
+        &crate::domain::report::Viewer {
+            role: officer.role,
+            agency: officer.agency.as_ref().map(AgencyCode::as_str),
+            at_origin: row.origin_node == here,
+            at_handler: row.handling_node == here,
+        },
+    );
+    let contact = if allowed {
         let db = state.tickets.db().clone();
         let id = TicketId::parse(&row.id).map_err(|e| ApiError::Internal(e.to_string()))?;
         block(move || {
@@ -241,7 +250,7 @@ async fn detail_of(
         None
     };
     Ok(HttpResponse::Ok().json(TicketDetail {
-        reporter: views::reporter(row, contact, is_origin_verifier),
+        reporter: views::reporter(contact, allowed),
         timeline: views::timeline(&events, Audience::Officer),
         ticket: views::ticket_view(row),
     }))

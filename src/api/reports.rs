@@ -84,9 +84,13 @@ async fn load_by_id(state: &ApiState, id: crate::domain::TicketId) -> Result<Tic
     .await
 }
 
-/// Finds a report by tracking code and decides the caller's audience: `Citizen` with a valid
-/// token, `Public` without one. A wrong token is refused (401); a confidential report without a
-/// token is hidden (404, as if it did not exist).
+/// Finds a report by tracking code and decides the caller's audience: `Citizen` with the
+/// right token, `Public` without one.
+///
+/// No answer may tell whether a report the caller cannot see exists: an unknown code, a
+/// confidential report asked for without a token, and a wrong token (on any report) all get
+/// the same 404 with the same message. An action that needs the token is refused for its
+/// absence (401) before the code is even looked up.
 async fn find(
     state: &ApiState,
     req: &HttpRequest,
@@ -98,36 +102,37 @@ async fn find(
         .headers()
         .get(TOKEN_HEADER)
         .map(|v| v.to_str().unwrap_or_default().to_owned());
+    if need_token && token.is_none() {
+        return Err(ApiError::Unauthorized(format!(
+            "this action needs the {TOKEN_HEADER} header"
+        )));
+    }
     let tickets = state.tickets.clone();
     let node = state.tickets.node().to_string();
     block(move || {
         let mut c = tickets.db().read()?;
-        let not_found = || ApiError::NotFound(format!("no report with tracking code {code}"));
+        let hidden = || {
+            ApiError::NotFound(format!(
+                "no report with this tracking code that this request may see (a confidential \
+                 report needs its {TOKEN_HEADER}, and a follow-up needs the right one)"
+            ))
+        };
         let row = store::by_tracking_code(&mut c, tickets.codes(), &code)?
-            .filter(|r| r.origin_node == node)
-            .ok_or_else(not_found)?;
-        let audience = match token {
-            Some(t) => {
+            .filter(|r| r.origin_node == node);
+        let audience = match (row.as_ref(), token) {
+            (Some(row), Some(t)) => {
                 let id = crate::domain::TicketId::parse(&row.id)
                     .map_err(|e| ApiError::Internal(e.to_string()))?;
                 let stored = store::follow_up_hash(&mut c, &id)?;
-                if stored.is_some_and(|h| h == hash_token(&t)) {
-                    Audience::Citizen
-                } else {
-                    return Err(ApiError::Unauthorized(
-                        "the follow-up token does not match this report".into(),
-                    ));
+                if stored.is_none_or(|h| h != hash_token(&t)) {
+                    return Err(hidden());
                 }
+                Audience::Citizen
             }
-            None if need_token => {
-                return Err(ApiError::Unauthorized(format!(
-                    "this action needs the {TOKEN_HEADER} header"
-                )));
-            }
-            None if row.confidential => return Err(not_found()),
-            None => Audience::Public,
+            (Some(row), None) if !row.confidential => Audience::Public,
+            _ => return Err(hidden()),
         };
-        Ok((row, audience))
+        Ok((row.ok_or_else(hidden)?, audience))
     })
     .await
 }
@@ -136,8 +141,8 @@ async fn find(
 #[utoipa::path(get, path = "/api/v1/reports/{tracking_code}", tag = "citizens",
     params(("tracking_code" = String, Path, description = "e.g. 31-K7QX-9F2M"),
         ("X-Follow-Up-Token" = Option<String>, Header, description = "needed for confidential reports")),
-    responses((status = 200, body = PublicReport), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = PublicReport), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "unknown code, confidential report without its token, or a wrong token: one answer for all")))]
 pub async fn show(
     state: web::Data<ApiState>,
     req: HttpRequest,

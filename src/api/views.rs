@@ -78,15 +78,11 @@ pub fn public_report(
     }
 }
 
-/// Reporter identity, for the allowed audience only: this node's verifiers, on a ticket that
-/// originated here and is not anonymous. Everyone else gets `None`.
+/// Reporter identity, for the audience [`crate::domain::report::may_see_reporter`] allows
+/// (`allowed`); everyone else gets `None`.
 #[must_use]
-pub fn reporter(
-    row: &TicketRow,
-    contact: Option<ContactRow>,
-    is_origin_verifier: bool,
-) -> Option<ReporterView> {
-    if !is_origin_verifier || row.anonymous {
+pub fn reporter(contact: Option<ContactRow>, allowed: bool) -> Option<ReporterView> {
+    if !allowed {
         return None;
     }
     contact.map(|c| ReporterView {

@@ -244,20 +244,21 @@ impl Inbox {
             crate::event_log::keys::keyring(&mut conn)?
         };
         let checked = check_signatures(values, &keys);
-        let erased = checked
-            .iter()
-            .any(|c| matches!(c, Checked::Verified(e, _) if matches!(e.change, Change::Erased {})));
         let me = self.node.clone();
         let from_c = from.clone();
         let provinces = Arc::clone(&self.provinces);
         let mut pii: HashMap<String, PiiPart> =
             pii.into_iter().map(|p| (p.event.clone(), p)).collect();
-        let outcomes = self.db.write(move |conn| {
+        let (outcomes, deleted, over) = self.db.write(move |conn| {
             let ctx = Context {
                 me: &me,
                 from: &from_c,
                 now,
                 provinces: &provinces,
+                deleted: std::cell::Cell::new(0),
+                usage: std::cell::Cell::new(None),
+                digests: std::cell::Cell::new(0),
+                dropped: std::cell::Cell::new(0),
             };
             // The whole batch in one savepoint; if it cannot be stored for a reason in the
             // content of some event (a constraint of the database refused it), each event is
@@ -289,12 +290,22 @@ impl Inbox {
                             Err(e) => return Err(e),
                         }
                     }
-                    Ok(out)
+                    Ok((out, ctx.deleted.get(), (ctx.digests.get(), ctx.dropped.get())))
                 }
-                other => other,
+                other => other.map(|out| (out, ctx.deleted.get(), (ctx.digests.get(), ctx.dropped.get()))),
             }
         })?;
-        if erased {
+        for (what, n) in [("digest_only", over.0), ("dropped", over.1)] {
+            if n > 0 {
+                self.metrics.inc(
+                    "lapor_federation_quarantine_over_bounds_total",
+                    &[("peer", from.as_str()), ("kept", what)],
+                    n,
+                );
+                tracing::warn!(from = %from, events = n, kept = what, "quarantine bounds reached for this sender");
+            }
+        }
+        if deleted > 0 {
             if let Err(e) = self.db.scrub() {
                 tracing::error!(error = %e, "erased data may remain on disk until the next checkpoint or VACUUM");
             }
@@ -364,6 +375,13 @@ struct Context<'a> {
     from: &'a NodeId,
     now: Timestamp,
     provinces: &'a HashMap<String, ProvinceCode>,
+    /// Reporter contacts deleted (erasure, or the ticket handled elsewhere now).
+    deleted: std::cell::Cell<usize>,
+    /// The sender's quarantine usage, read at its first refusal in this batch.
+    usage: std::cell::Cell<Option<store::Usage>>,
+    /// Refused events kept as a digest only / not kept at all (over the bounds).
+    digests: std::cell::Cell<u64>,
+    dropped: std::cell::Cell<u64>,
 }
 
 impl Context<'_> {
@@ -377,7 +395,11 @@ impl Context<'_> {
         if let Outcome::Rejected { id, reason, detail } = &outcome {
             let origin = raw.get("origin").and_then(Value::as_str);
             let seq = raw.get("seq").and_then(Value::as_i64);
-            store::quarantine(
+            let mut usage = match self.usage.get() {
+                Some(u) => u,
+                None => store::usage(conn, self.from.as_str())?,
+            };
+            let kept = store::quarantine_bounded(
                 conn,
                 &store::NewQuarantine {
                     received_from: self.from.as_str(),
@@ -389,7 +411,14 @@ impl Context<'_> {
                     raw: &raw.to_string(),
                     received_at_ms: self.now.millis(),
                 },
+                &mut usage,
             )?;
+            self.usage.set(Some(usage));
+            match kept {
+                store::Kept::Digest => self.digests.set(self.digests.get() + 1),
+                store::Kept::Dropped => self.dropped.set(self.dropped.get() + 1),
+                store::Kept::Raw | store::Kept::Already => {}
+            }
         }
         Ok(outcome)
     }
@@ -593,7 +622,19 @@ impl Apply<'_> {
             self.participants.insert((t, state.handler.to_string()));
         }
         if matches!(event.change, Change::Erased {}) {
-            tickets::delete_contact(self.conn, &event.ticket)?;
+            let n = tickets::delete_contact(self.conn, &event.ticket)?;
+            self.ctx.deleted.set(self.ctx.deleted.get() + n);
+        }
+        // A ticket handled elsewhere now (dispatched on, or returned): this node no longer
+        // needs the reporter's contact unless it is the origin.
+        if matches!(
+            event.change,
+            Change::Dispatched { .. } | Change::NotOurAuthority { .. }
+        ) && state.handler != *self.me
+            && state.origin != *self.me
+        {
+            let n = tickets::delete_contact(self.conn, &event.ticket)?;
+            self.ctx.deleted.set(self.ctx.deleted.get() + n);
         }
         Ok(Outcome::Accepted { id })
     }

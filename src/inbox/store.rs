@@ -46,8 +46,78 @@ pub struct NewQuarantine<'a> {
     pub received_at_ms: i64,
 }
 
-/// Records a refused event once per (event, reason, sender).
-pub fn quarantine(conn: &mut DbConn, q: &NewQuarantine<'_>) -> QueryResult<()> {
+/// Raw refused events kept per sending peer: at most this many…
+pub const QUARANTINE_RAW_EVENTS: i64 = 1_000;
+/// …and this much of them (8 Mi characters of raw JSON).
+pub const QUARANTINE_RAW_BYTES: i64 = 8 * 1024 * 1024;
+/// Quarantine rows per sending peer (with or without the raw event); beyond them a refusal is
+/// only counted (`lapor_federation_quarantine_dropped_total`) and logged.
+pub const QUARANTINE_ROWS: i64 = 50_000;
+
+/// What one sender's refused events take in the quarantine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Rows.
+    pub rows: i64,
+    /// Rows that keep the raw event.
+    pub raw_rows: i64,
+    /// Bytes of raw events kept.
+    pub raw_bytes: i64,
+}
+
+/// How a refused event is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// With the raw event.
+    Raw,
+    /// Its digest, size and reason only (over the raw bounds).
+    Digest,
+    /// Not at all (over the row bound): counted only.
+    Dropped,
+    /// Already recorded (the same event, reason and sender).
+    Already,
+}
+
+/// `sender`'s current quarantine usage.
+pub fn usage(conn: &mut DbConn, sender: &str) -> QueryResult<Usage> {
+    #[derive(QueryableByName)]
+    struct U {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        rows: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        raw_rows: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        raw_bytes: i64,
+    }
+    let u: U = diesel::sql_query(
+        "SELECT COUNT(*) AS rows, \
+                COALESCE(SUM(CASE WHEN raw <> '' THEN 1 ELSE 0 END), 0) AS raw_rows, \
+                COALESCE(SUM(LENGTH(raw)), 0) AS raw_bytes \
+         FROM quarantine WHERE received_from = $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(sender)
+    .get_result(conn)?;
+    Ok(Usage {
+        rows: u.rows,
+        raw_rows: u.raw_rows,
+        raw_bytes: u.raw_bytes,
+    })
+}
+
+/// The first `max` characters of `s`.
+fn clip(s: &str, max: usize) -> &str {
+    s.char_indices().nth(max).map_or(s, |(i, _)| &s[..i])
+}
+
+/// Records a refused event once per (event, reason, sender), within the sender's bounds
+/// (`usage`, updated): the raw event while the sender has fewer than
+/// [`QUARANTINE_RAW_EVENTS`] raw events and [`QUARANTINE_RAW_BYTES`] bytes of them kept; then
+/// its SHA-256, size and reason only; past [`QUARANTINE_ROWS`] rows, nothing.
+pub fn quarantine_bounded(
+    conn: &mut DbConn,
+    q: &NewQuarantine<'_>,
+    usage: &mut Usage,
+) -> QueryResult<Kept> {
     if let Some(id) = q.event_id {
         let n: i64 = quarantine::table
             .filter(quarantine::event_id.eq(id))
@@ -56,22 +126,44 @@ pub fn quarantine(conn: &mut DbConn, q: &NewQuarantine<'_>) -> QueryResult<()> {
             .count()
             .get_result(conn)?;
         if n > 0 {
-            return Ok(());
+            return Ok(Kept::Already);
         }
     }
+    if usage.rows >= QUARANTINE_ROWS {
+        return Ok(Kept::Dropped);
+    }
+    let size = i64::try_from(q.raw.len()).unwrap_or(i64::MAX);
+    let keep_raw = usage.raw_rows < QUARANTINE_RAW_EVENTS
+        && usage.raw_bytes.saturating_add(size) <= QUARANTINE_RAW_BYTES;
+    let detail;
+    let (raw, detail, kept) = if keep_raw {
+        (q.raw, clip(q.detail, 2_000), Kept::Raw)
+    } else {
+        detail = format!(
+            "{} [raw event not kept: the sender is over the quarantine's bounds; sha256 {}, {size} bytes]",
+            clip(q.detail, 1_800),
+            crate::crypto::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(q.raw.as_bytes()))
+        );
+        ("", detail.as_str(), Kept::Digest)
+    };
     diesel::insert_into(quarantine::table)
         .values((
             quarantine::received_from.eq(q.received_from),
-            quarantine::event_id.eq(q.event_id),
-            quarantine::origin.eq(q.origin),
+            quarantine::event_id.eq(q.event_id.map(|s| clip(s, 64))),
+            quarantine::origin.eq(q.origin.map(|s| clip(s, 253))),
             quarantine::seq.eq(q.seq),
             quarantine::reason.eq(q.reason),
-            quarantine::detail.eq(q.detail),
-            quarantine::raw.eq(q.raw),
+            quarantine::detail.eq(detail),
+            quarantine::raw.eq(raw),
             quarantine::received_at_ms.eq(q.received_at_ms),
         ))
-        .execute(conn)
-        .map(|_| ())
+        .execute(conn)?;
+    usage.rows += 1;
+    if keep_raw {
+        usage.raw_rows += 1;
+        usage.raw_bytes = usage.raw_bytes.saturating_add(size);
+    }
+    Ok(kept)
 }
 
 /// One quarantined event, as operators see it.

@@ -409,7 +409,11 @@ impl std::fmt::Debug for Queued {
 /// Where a queued report's result goes (called once, on the writer thread or the caller's).
 type Reply = Box<dyn FnOnce(Result<Submitted, TicketError>) + Send>;
 
+/// Checks a free-text field: not blank, at most `max` characters, and no control characters
+/// (NUL, ESC, BEL, … and the C1 range) — they corrupt terminals, logs and SMS, and no citizen
+/// types them. Multi-line fields (report bodies, messages, notes) keep line breaks and tabs.
 fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), TicketError> {
+    check_controls(field, text, !matches!(field, "title"))?;
     if text.trim().is_empty() {
         return Err(invalid(field, "must not be empty"));
     }
@@ -423,6 +427,29 @@ fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), TicketE
     Ok(())
 }
 
+/// Refuses control characters in `text`; `multiline` allows `\n`, `\r` and `\t`.
+fn check_controls(field: &'static str, text: &str, multiline: bool) -> Result<(), TicketError> {
+    let allowed = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
+    match text.chars().position(|c| c.is_control() && !allowed(c)) {
+        None => Ok(()),
+        Some(at) => {
+            let c = text.chars().nth(at).map_or(0, u32::from);
+            Err(invalid(
+                field,
+                format!(
+                    "contains the control character U+{c:04X} at character {}; {}",
+                    at + 1,
+                    if multiline {
+                        "only line breaks and tabs are allowed"
+                    } else {
+                        "this field is one line of text"
+                    }
+                ),
+            ))
+        }
+    }
+}
+
 fn check_contact(c: &Contact) -> Result<(), TicketError> {
     for (field, v, max) in [
         ("contact.name", &c.name, 200),
@@ -430,6 +457,7 @@ fn check_contact(c: &Contact) -> Result<(), TicketError> {
         ("contact.email", &c.email, 254),
     ] {
         if let Some(v) = v {
+            check_controls(field, v, false)?;
             if v.trim().is_empty() || v.chars().count() > max {
                 return Err(invalid(field, format!("must be 1 to {max} characters")));
             }
@@ -623,6 +651,19 @@ impl Tickets {
         check_text("body", &report.text, self.limits.text_max_chars)?;
         if let Some(c) = &report.contact {
             check_contact(c)?;
+        }
+        // A report whose reporter is not hidden names its reporter: without a contact there
+        // is no one to name, and the flag would promise something the report cannot keep.
+        let has_contact = report
+            .contact
+            .as_ref()
+            .is_some_and(|c| c.name.is_some() || c.phone.is_some() || c.email.is_some());
+        if !report.privacy.anonymous && !has_contact {
+            return Err(invalid(
+                "reporter",
+                "a report that is not anonymous needs the reporter's name, phone or e-mail; \
+                 give one, or file the report as anonymous",
+            ));
         }
         if !self.provinces.knows_region(&report.region) {
             return Err(TicketError::UnknownRegion(report.region.to_string()));

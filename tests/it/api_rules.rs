@@ -314,7 +314,8 @@ fn contains_identity(v: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reporter_identity_only_reaches_origin_verifiers_of_non_anonymous_reports() {
+async fn reporter_identity_only_reaches_origin_verifiers_and_the_handling_agency_of_non_anonymous_reports()
+ {
     let db = helpers::sqlite();
     let node = Node::start(&db, "").await;
     let o = officers(&node).await;
@@ -330,17 +331,17 @@ async fn reporter_identity_only_reaches_origin_verifiers_of_non_anonymous_report
         )
         .await;
     }
-    // The one allowed path.
-    let (_, v) = node
-        .get(&format!("/api/v1/tickets/{id_open}"), Some(&o.verifier))
-        .await;
-    assert_eq!(v["reporter"]["phone"], "+628111222333", "{v}");
+    // The allowed paths: the origin's verifier, and the liaison of the agency handling it
+    // (to call the reporter back).
+    for who in [&o.verifier, &o.liaison] {
+        let (_, v) = node
+            .get(&format!("/api/v1/tickets/{id_open}"), Some(who))
+            .await;
+        assert_eq!(v["reporter"]["phone"], "+628111222333", "{v}");
+    }
     // Every other path.
     let mut outputs = vec![
         node.get(&format!("/api/v1/tickets/{id_anon}"), Some(&o.verifier))
-            .await
-            .1,
-        node.get(&format!("/api/v1/tickets/{id_open}"), Some(&o.liaison))
             .await
             .1,
         node.get(&format!("/api/v1/tickets/{id_anon}"), Some(&o.liaison))
@@ -504,6 +505,46 @@ async fn every_bad_input_gets_a_precise_error_and_changes_nothing() {
                 .json(&with("agency", json!("NOPE"))),
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_agency",
+        ),
+        (
+            "NUL in the body",
+            node.http
+                .post(node.url("/api/v1/reports"))
+                .json(&with("body", json!("Lampu mati\u{0000} sejak kemarin"))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            "ESC in the title",
+            node.http
+                .post(node.url("/api/v1/reports"))
+                .json(&with("title", json!("Lampu \u{001b}[31mmati"))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            "a line break in the title",
+            node.http
+                .post(node.url("/api/v1/reports"))
+                .json(&with("title", json!("Lampu\nmati"))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            "BEL in the reporter's name",
+            node.http
+                .post(node.url("/api/v1/reports"))
+                .json(&with("reporter", json!({"name": "Siti\u{0007}"}))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            "not anonymous and no contact",
+            node.http
+                .post(node.url("/api/v1/reports"))
+                .json(&with("reporter", Value::Null)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
         ),
         (
             "bad phone",

@@ -317,6 +317,19 @@ async fn erased_personal_data_is_gone_from_the_database_files() {
             );
         }
     }
+    // The handling agency's liaison at Jakarta sees whom to call back; the hub holds nothing.
+    let jkt = Api::of(node(&c, JAKARTA));
+    let liaison = jkt
+        .officer("l.dki", Role::Liaison, Some(AGENCY))
+        .await
+        .unwrap();
+    let (st, v) = jkt
+        .get(&format!("/api/v1/tickets/{ticket}"), Some(&liaison))
+        .await
+        .unwrap();
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["reporter"]["name"], name, "{v}");
+    assert_eq!(count(node(&c, HUB), "reporter_contacts"), 0);
     let admin = ntt.officer("a.ntt", Role::Admin, None).await.unwrap();
     let (st, v) = ntt
         .post(
@@ -334,5 +347,218 @@ async fn erased_personal_data_is_gone_from_the_database_files() {
         let found = on_disk(&file(id), &needles);
         assert!(found.is_empty(), "{id} still holds erased data: {found:?}");
     }
+    c.shutdown().await;
+}
+
+/// A province holds only the events of tickets it takes part in: its audit judges its own
+/// chain whole and reports the others as partial, not as faults; the hub's audit judges every
+/// chain whole; a broken link between two held events stays a fault everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_reports_partial_chains_on_provinces_and_judges_every_chain_on_the_hub() {
+    use lapor_node::event_log::audit;
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path(), None).await;
+    // NTT files three tickets; only the second goes to Jakarta, so Jakarta holds a stretch
+    // of NTT's chain with gaps on both sides.
+    let t = &node(&c, NTT).state.tickets;
+    let mut r = crate::api_report();
+    r.title = "lokal".into();
+    t.submit(
+        &r,
+        &lapor_node::domain::Actor::citizen(),
+        lapor_node::domain::Timestamp::now(),
+    )
+    .unwrap();
+    ntt_tickets(&c, 1);
+    t.submit(
+        &r,
+        &lapor_node::domain::Actor::citizen(),
+        lapor_node::domain::Timestamp::now(),
+    )
+    .unwrap();
+    c.settle(10).await.unwrap();
+    let scope = |id: &str, hub: bool| audit::Scope {
+        node: lapor_node::domain::NodeId::parse(id).unwrap(),
+        holds_all: hub,
+    };
+    let run = |id: &str, hub: bool| {
+        let mut conn = node(&c, id).federation.db().read().unwrap();
+        audit::run(&mut conn, &scope(id, hub)).unwrap()
+    };
+    let jkt = run(JAKARTA, false);
+    assert!(jkt.faults.is_empty(), "{:?}", jkt.faults);
+    assert_eq!(jkt.partial.len(), 1, "{:?}", jkt.partial);
+    assert_eq!(jkt.partial[0].origin, NTT);
+    let hub = run(HUB, true);
+    assert!(hub.faults.is_empty(), "{:?}", hub.faults);
+    assert!(hub.partial.is_empty());
+    // Judged as if it held everything, Jakarta's copy would show gaps: the scope matters.
+    let strict = run(JAKARTA, true);
+    assert!(
+        strict
+            .faults
+            .iter()
+            .any(|f| f.reason.contains("seq gap")
+                || f.reason.contains("events before it are missing")),
+        "{:?}",
+        strict.faults
+    );
+    c.shutdown().await;
+}
+
+/// Every answer that needs the follow-up token is the same for an unknown code, a confidential
+/// report and a wrong token: probing cannot tell which codes exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_up_answers_do_not_tell_whether_a_report_exists() {
+    use crate::api::{Node, report_body};
+    let db = crate::helpers::sqlite();
+    let node = Node::start(&db, "").await;
+    let mut body = report_body();
+    body["confidential"] = json!(true);
+    let (confidential, _, _) = node.file(&body).await;
+    let (public, _, _) = node.file(&report_body()).await;
+    // A well-formed code of this province that was never issued.
+    let unknown = if confidential.ends_with("2222") {
+        format!("{}3333", &confidential[..confidential.len() - 4])
+    } else {
+        format!("{}2222", &confidential[..confidential.len() - 4])
+    };
+    let get = |code: &str, token: Option<&str>| {
+        let mut r = node.http.get(node.url(&format!("/api/v1/reports/{code}")));
+        if let Some(t) = token {
+            r = r.header("X-Follow-Up-Token", t);
+        }
+        r
+    };
+    // Reading: no token on a confidential report, a wrong token on any report, an unknown code.
+    let reference = node.send(get(&unknown, None)).await;
+    assert_eq!(reference.0.as_u16(), 404);
+    for (what, req) in [
+        ("confidential, no token", get(&confidential, None)),
+        (
+            "confidential, wrong token",
+            get(&confidential, Some("salah")),
+        ),
+        ("public, wrong token", get(&public, Some("salah"))),
+        ("unknown, a token", get(&unknown, Some("salah"))),
+    ] {
+        let answer = node.send(req).await;
+        assert_eq!(answer, reference, "{what}");
+    }
+    // Follow-ups: without a token, 401 whether the code exists or not; with a wrong one, the
+    // same 404 as an unknown code.
+    for action in ["replies", "rating", "reopen"] {
+        let body = if action == "rating" {
+            json!({"rating": 5})
+        } else {
+            json!({"message": "halo"})
+        };
+        let path = |code: &str| format!("/api/v1/reports/{code}/{action}");
+        let none_unknown = node.post(&path(&unknown), None, &body).await;
+        let none_real = node.post(&path(&confidential), None, &body).await;
+        assert_eq!(none_unknown.0.as_u16(), 401, "{action}");
+        assert_eq!(none_unknown, none_real, "{action} without a token");
+        let wrong_unknown = node.citizen(&path(&unknown), "salah", &body).await;
+        assert_eq!(wrong_unknown.0.as_u16(), 404, "{action}");
+        for code in [&confidential, &public] {
+            let wrong = node.citizen(&path(code), "salah", &body).await;
+            assert_eq!(
+                wrong, wrong_unknown,
+                "{action} with a wrong token on {code}"
+            );
+        }
+    }
+}
+
+/// Answers carry `nosniff` and are never cached (they carry tokens and identities); a body
+/// keeps its line breaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_not_cached_or_sniffed_and_bodies_keep_line_breaks() {
+    use crate::api::{Node, report_body};
+    let db = crate::helpers::sqlite();
+    let node = Node::start(&db, "").await;
+    let mut body = report_body();
+    body["body"] = json!("Baris satu.\nBaris dua.\tSelesai.");
+    let r = node
+        .http
+        .post(node.url("/api/v1/reports"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    for h in [r.headers().clone(), {
+        node.http
+            .get(node.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .headers()
+            .clone()
+    }] {
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["cache-control"], "no-store");
+    }
+    let v: Value = r.json().await.unwrap();
+    let code = v["tracking_code"].as_str().unwrap();
+    let (_, shown) = node.get(&format!("/api/v1/reports/{code}"), None).await;
+    assert_eq!(
+        shown["body"], "Baris satu.\nBaris dua.\tSelesai.",
+        "{shown}"
+    );
+}
+
+/// A member that sends refused events by the thousand cannot fill the disk: the quarantine
+/// keeps raw events up to its bounds per sender, then a digest and the reason, and counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quarantine_is_bounded_per_sender() {
+    use lapor_node::inbox::store::{QUARANTINE_RAW_BYTES, QUARANTINE_RAW_EVENTS};
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path(), None).await;
+    let jkt = node(&c, JAKARTA);
+    let (client, base) = client_with(&node_files(&c, NTT), &c, JAKARTA);
+    let pad = "a".repeat(30_000);
+    let mut n = 0u64;
+    for _ in 0..2 {
+        let events: Vec<Value> = (0..400)
+            .map(|_| {
+                n += 1;
+                json!({"id": format!("{n:064x}"), "origin": NTT, "pad": pad})
+            })
+            .collect();
+        let body = lapor_node::delivery::compress(&batch(events));
+        let (st, v) = post(&client, &base, body, true).await;
+        assert_eq!(st, 200, "{v}");
+        assert!(results(&v).iter().all(|r| r == "malformed"), "{v}");
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Q {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        rows: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        raw_rows: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        raw_chars: i64,
+    }
+    let q: Q = {
+        use diesel::RunQueryDsl;
+        let mut conn = jkt.federation.db().read().unwrap();
+        diesel::sql_query(
+            "SELECT COUNT(*) AS rows, SUM(CASE WHEN raw <> '' THEN 1 ELSE 0 END) AS raw_rows, \
+             SUM(LENGTH(raw)) AS raw_chars FROM quarantine",
+        )
+        .get_result(&mut conn)
+        .unwrap()
+    };
+    assert_eq!(q.rows, 800, "every refusal is recorded");
+    assert!(q.raw_rows <= QUARANTINE_RAW_EVENTS);
+    assert!(q.raw_chars <= QUARANTINE_RAW_BYTES, "{}", q.raw_chars);
+    assert!(q.raw_rows > 0 && q.raw_rows < 400, "{}", q.raw_rows);
+    let metrics = metrics_text(&jkt.api);
+    let line = format!(
+        "lapor_federation_quarantine_over_bounds_total{{kept=\"digest_only\",peer=\"{NTT}\"}} {}",
+        800 - q.raw_rows
+    );
+    assert!(metrics.contains(&line), "{line} missing");
     c.shutdown().await;
 }

@@ -57,7 +57,7 @@ fn every_event_is_signed_and_the_audit_passes_on_every_backend() {
             assert_eq!(e.id.as_str(), id);
         }
         let mut c = t.db().read().unwrap();
-        let report = audit::run(&mut c).unwrap();
+        let report = audit::run(&mut c, &every_chain_whole()).unwrap();
         assert_eq!(
             (
                 report.events,
@@ -119,7 +119,7 @@ fn reports_filed_back_to_back_are_stored_as_sealed_ahead_and_the_chain_verifies(
         assert_eq!(next.seq, 8, "{}", db.name);
         assert_eq!(t.intake_stats().resealed, 2);
         let mut c = t.db().read().unwrap();
-        let report = audit::run(&mut c).unwrap();
+        let report = audit::run(&mut c, &every_chain_whole()).unwrap();
         assert!(report.faults.is_empty(), "{:?}", report.faults);
         assert_eq!((report.events, report.verified), (8, 8));
         drop(c);
@@ -171,7 +171,7 @@ fn one_flipped_byte_fails_the_audit_naming_the_event() {
         raw.replacen("Jalan berlubang", "Jalan berlubanh", 1),
     );
     let mut c = t.db().read().unwrap();
-    let report = audit::run(&mut c).unwrap();
+    let report = audit::run(&mut c, &every_chain_whole()).unwrap();
     // The tampered event is named first; its ticket no longer folds from a `created` event,
     // which the audit reports too.
     assert_eq!(report.faults[0].event, id, "{:?}", report.faults);
@@ -325,7 +325,7 @@ fn the_audit_finds_seq_gaps_and_broken_chains() {
         })
         .unwrap();
     let mut c = t.db().read().unwrap();
-    let report = audit::run(&mut c).unwrap();
+    let report = audit::run(&mut c, &every_chain_whole()).unwrap();
     assert!(
         report
             .faults
@@ -351,7 +351,7 @@ fn after_a_key_rotation_old_events_still_verify_and_the_old_key_signs_nothing_ne
     t2.submit(&crate::api_report(), &Actor::citizen(), later)
         .unwrap();
     let mut c = t.db().read().unwrap();
-    let report = audit::run(&mut c).unwrap();
+    let report = audit::run(&mut c, &every_chain_whole()).unwrap();
     assert_eq!(
         (report.events, report.verified),
         (11, 11),
@@ -434,7 +434,7 @@ fn erasure_removes_personal_data_and_every_signature_still_verifies() {
             .state()
             .unwrap();
         assert!(state.erased);
-        let report = audit::run(&mut c).unwrap();
+        let report = audit::run(&mut c, &every_chain_whole()).unwrap();
         assert!(report.faults.is_empty(), "{:?}", report.faults);
         assert_eq!(report.verified, report.events);
         drop(c);
@@ -544,7 +544,7 @@ fn events_appended_together_share_one_signature_and_each_verifies_alone() {
         // The audit verifies their signatures like any other (its only findings: these bare
         // postponements have no `created` event before them).
         let mut c = t.db().read().unwrap();
-        let report = audit::run(&mut c).unwrap();
+        let report = audit::run(&mut c, &every_chain_whole()).unwrap();
         assert_eq!((report.events, report.verified), (11, 11), "{}", db.name);
         assert!(
             report
@@ -640,4 +640,12 @@ fn a_group_signature_moved_or_its_path_altered_is_refused() {
     assert!(matches!(e, VerifyError::BadSignature(_)), "{e:?}");
     // Untouched, it verifies.
     signing::verify(raw.as_bytes(), &ring).unwrap();
+}
+
+/// The strictest audit: every chain must be held whole (as on the hub).
+fn every_chain_whole() -> audit::Scope {
+    audit::Scope {
+        node: lapor_node::domain::NodeId::parse("hub.lapor.test").unwrap(),
+        holds_all: true,
+    }
 }
