@@ -562,3 +562,66 @@ async fn the_quarantine_is_bounded_per_sender() {
     assert!(metrics.contains(&line), "{line} missing");
     c.shutdown().await;
 }
+
+/// On PostgreSQL too, erased contact data is in no table file afterwards (a plain VACUUM
+/// would leave the bytes in the page). Needs read access to PostgreSQL's data directory (the
+/// test machine runs as root); skipped otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erased_personal_data_is_gone_from_postgresql_table_files() {
+    use crate::api::{Node, report_body};
+    use diesel::RunQueryDsl;
+    let Some(db) = crate::helpers::postgres() else {
+        return;
+    };
+    let node = Node::start(&db, "").await;
+    let (code, _, _) = node.file(&report_body()).await;
+    // Other contacts share the table's pages.
+    for _ in 0..5 {
+        node.file(&report_body()).await;
+    }
+    #[derive(diesel::QueryableByName)]
+    struct P {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        path: String,
+    }
+    let table_file = || {
+        let mut c = node.app_state.tickets.db().read().unwrap();
+        diesel::sql_query("CHECKPOINT").execute(&mut c).unwrap();
+        let p: P = diesel::sql_query(
+            "SELECT current_setting('data_directory') || '/' || \
+             pg_relation_filepath('reporter_contacts') AS path",
+        )
+        .get_result(&mut c)
+        .unwrap();
+        std::path::PathBuf::from(p.path)
+    };
+    let name = "Siti Rahayu";
+    let Ok(before) = std::fs::read(table_file()) else {
+        eprintln!("PostgreSQL's data directory is not readable here; file scan skipped");
+        return;
+    };
+    let count = |bytes: &[u8]| {
+        bytes
+            .windows(name.len())
+            .filter(|w| *w == name.as_bytes())
+            .count()
+    };
+    assert_eq!(count(&before), 6, "the scan finds every stored contact");
+    let admin = node
+        .officer("admin", lapor_node::domain::Role::Admin, None)
+        .await;
+    let (st, v) = node
+        .post(
+            &format!("/api/v1/reports/{code}/erase"),
+            Some(&admin),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(st.as_u16(), 204, "{v}");
+    let after = std::fs::read(table_file()).unwrap();
+    assert_eq!(
+        count(&after),
+        5,
+        "the erased contact is gone from the table file"
+    );
+}
