@@ -96,6 +96,14 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<PeersCommand>,
     },
+    /// Agencies (instansi) and the node that handles each: `agencies list`, `agencies add CODE
+    /// --name … --region … [--level …] [--owner NODE]`, `agencies import FILE.csv`,
+    /// `agencies disable|enable CODE`. Added agencies live beside the reference list.
+    Agencies {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::tickets::agencies_cli::AgenciesCommand,
+    },
     /// Events refused by this node's inbox: `quarantine list`.
     Quarantine {
         /// What to do.
@@ -282,6 +290,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 if let Some(e) = p.last_error {
                     say(&format!("    last error: {e}"));
                 }
+            }
+            Ok(())
+        }
+        Command::Agencies { command } => {
+            let settings = load(cli.config.as_deref())?;
+            let _log = crate::telemetry::init(&settings.raw.log);
+            let db = app::open_database(&settings)?;
+            for line in crate::tickets::agencies_cli::run(&db, &settings, command)? {
+                say(&line);
             }
             Ok(())
         }

@@ -175,6 +175,10 @@ impl From<TicketError> for ApiError {
                 code: "unknown_agency",
                 message: format!("agency: unknown agency {a}"),
             },
+            TicketError::AgencyUnavailable { agency, reason } => Self::Unprocessable {
+                code: "agency_unavailable",
+                message: format!("agency: {agency} {reason}"),
+            },
             TicketError::Transition(t) => match t {
                 crate::domain::TransitionError::Forbidden { .. }
                 | crate::domain::TransitionError::WrongAgency { .. } => {

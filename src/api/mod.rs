@@ -5,10 +5,12 @@
 //! - `views`: response bodies from rows and events, with the privacy rules;
 //! - `reports`: citizen endpoints (no account; follow-up token);
 //! - `officers`: login, inbox, detail, actions, statistics (bearer token, roles);
+//! - `admin`: node administration (agencies as managed data);
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`, `/api-docs/openapi.json`;
 //! - `metrics`: Prometheus registry and request-metrics middleware;
 //! - `ratelimit`: per-client-address limit of public intake.
 
+pub mod admin;
 pub mod dto;
 pub mod error;
 pub mod federation;
@@ -140,6 +142,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/tickets/{id}", web::get().to(officers::detail))
                 .route("/tickets/{id}/actions", web::post().to(officers::act))
                 .route("/stats", web::get().to(officers::stats))
+                .route("/admin/agencies", web::get().to(admin::list_agencies))
+                .route("/admin/agencies", web::post().to(admin::add_agency))
+                .route(
+                    "/admin/agencies/{code}/disable",
+                    web::post().to(admin::disable_agency),
+                )
+                .route(
+                    "/admin/agencies/{code}/enable",
+                    web::post().to(admin::enable_agency),
+                )
                 .route("/federation/peers", web::get().to(federation::peers))
                 .route(
                     "/federation/quarantine",
@@ -167,6 +179,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/tickets/{id}"),
     ("post", "/api/v1/tickets/{id}/actions"),
     ("get", "/api/v1/stats"),
+    ("get", "/api/v1/admin/agencies"),
+    ("post", "/api/v1/admin/agencies"),
+    ("post", "/api/v1/admin/agencies/{code}/disable"),
+    ("post", "/api/v1/admin/agencies/{code}/enable"),
     ("get", "/api/v1/federation/peers"),
     ("get", "/api/v1/federation/quarantine"),
 ];

@@ -193,6 +193,8 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
         super::officers::login, super::officers::logout, super::officers::list, super::officers::detail,
         super::officers::act, super::officers::stats, super::officers::erase,
         super::federation::peers, super::federation::quarantine,
+        super::admin::list_agencies, super::admin::add_agency, super::admin::disable_agency,
+        super::admin::enable_agency,
     ),
     modifiers(&BearerAuth),
 )]

@@ -7,6 +7,7 @@ diesel::table! {
         level -> Text,
         region -> Text,
         owner_node -> Text,
+        disabled -> Bool,
     }
 }
 

@@ -63,7 +63,7 @@ pub enum Outcome {
     Deferred {
         /// Event id (as claimed).
         id: String,
-        /// Why: `missing_parents` or `unknown_origin_keys`.
+        /// Why: `missing_parents`, `unknown_origin_keys` or `unknown_agency`.
         reason: String,
     },
     /// Refused and quarantined.
@@ -554,6 +554,18 @@ impl Apply<'_> {
         } else if event.prev.is_some() {
             let o = reject("broken_chain", "seq 1 must not name a prev".into());
             return self.quarantine(o, raw);
+        }
+        if let Change::Dispatched { agency, .. } = &event.change {
+            if crate::tickets::agencies::get(self.conn, agency.as_str())?.is_none() {
+                // Not this event's fault: the agency is not in this node's list yet. Kept by
+                // the sender and sent again; the operator adds the agency (`agencies add` or
+                // `agencies import`) and the next delivery is accepted.
+                tracing::warn!(event = %id, agency = %agency, "event names an agency unknown here; deferred until it is added");
+                return Ok(Outcome::Deferred {
+                    id,
+                    reason: "unknown_agency".into(),
+                });
+            }
         }
         let history = self.cache.entry(event.ticket).or_default();
         let ticket_exists = !history.is_empty();

@@ -5,8 +5,11 @@
 //!   in one transaction;
 //! - `store`: the projection's queries (`tickets`, `reporter_contacts`, `agencies`) and rebuild;
 //! - `model`: the row types;
-//! - `codes`: tracking codes drawn from a counter through a keyed permutation.
+//! - `codes`: tracking codes drawn from a counter through a keyed permutation;
+//! - `agencies`: agencies as managed data (list, add, import, disable).
 
+pub mod agencies;
+pub mod agencies_cli;
 pub mod codes;
 pub mod model;
 pub mod service;

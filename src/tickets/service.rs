@@ -38,6 +38,14 @@ pub enum TicketError {
     /// The agency is not known.
     #[error("unknown agency {0}")]
     UnknownAgency(String),
+    /// The agency exists but cannot take a dispatch now.
+    #[error("agency {agency}: {reason}")]
+    AgencyUnavailable {
+        /// The agency.
+        agency: String,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// The state machine refused the change.
     #[error(transparent)]
     Transition(#[from] TransitionError),
@@ -267,6 +275,9 @@ pub struct Inner {
     hub: Option<NodeId>,
     /// `[federation]` is configured: events get outbox rows.
     federated: bool,
+    /// The members of this node's federation (itself and its peers): the nodes a ticket can
+    /// be dispatched to.
+    members: std::collections::BTreeSet<String>,
     /// Tracking codes.
     codes: CodeBook,
     /// Reports waiting for the writer: the first to arrive in an empty queue sends one writer
@@ -522,6 +533,13 @@ impl Tickets {
                 .and_then(|f| f.hub())
                 .map(|h| h.id.clone()),
             federated: settings.raw.federation.is_some(),
+            members: settings
+                .raw
+                .federation
+                .iter()
+                .flat_map(|f| f.peers.iter().map(|p| p.id.to_string()))
+                .chain([settings.raw.node.id.to_string()])
+                .collect(),
             intake: std::sync::Mutex::new(IntakeQueue::default()),
             intake_groups: std::sync::atomic::AtomicU64::new(0),
             intake_reports: std::sync::atomic::AtomicU64::new(0),
@@ -533,6 +551,12 @@ impl Tickets {
     #[must_use]
     pub fn codes(&self) -> &CodeBook {
         &self.codes
+    }
+
+    /// The province list (regions and time zones).
+    #[must_use]
+    pub fn provinces(&self) -> &Provinces {
+        &self.provinces
     }
 
     /// The database.
@@ -1152,8 +1176,27 @@ impl Tickets {
         Ok(match action {
             Action::Verify => Change::Verified {},
             Action::Dispatch { agency } => {
-                let a = store::agency(conn, agency.as_str())?
+                let a = super::agencies::get(conn, agency.as_str())?
                     .ok_or_else(|| TicketError::UnknownAgency(agency.to_string()))?;
+                if a.disabled {
+                    return Err(TicketError::AgencyUnavailable {
+                        agency: a.code,
+                        reason: "is disabled on this node; choose another agency (an admin \
+                                 enables it with `lapor-node agencies enable`)"
+                            .into(),
+                    });
+                }
+                if !self.members.contains(&a.owner_node) {
+                    return Err(TicketError::AgencyUnavailable {
+                        agency: a.code,
+                        reason: format!(
+                            "is handled by node {}, which is not a member of this node's \
+                             federation (not among [[federation.peers]]); the ticket would \
+                             never reach it",
+                            a.owner_node
+                        ),
+                    });
+                }
                 let handler = NodeId::parse(&a.owner_node)
                     .map_err(|e| invalid("agency.owner_node", e.to_string()))?;
                 Change::Dispatched {
