@@ -139,3 +139,29 @@ where
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn slots_then_queue_then_refused() {
+        let gate = HashGate::new(1, 2);
+        let slot = gate.acquire(gate.enter().unwrap()).await.unwrap();
+        let (a, b) = (gate.enter().unwrap(), gate.enter().unwrap());
+        assert!(gate.enter().is_none(), "slot and queue are full");
+        assert_eq!((gate.admitted(), gate.waiting()), (3, 2));
+        drop(b);
+        assert_eq!(gate.waiting(), 1);
+        let waiter = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.acquire(a).await.map(|_| ()) }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "waits while the slot is held");
+        assert_eq!(run(slot, || 7).await.unwrap(), 7);
+        waiter.await.unwrap().unwrap();
+        assert_eq!(gate.admitted(), 0, "every place given back");
+        assert_eq!(gate.slots(), 1);
+    }
+}

@@ -366,3 +366,72 @@ fn officer_add_and_reset_refuse_weak_passwords_naming_the_rule() {
     let (ok, text) = officer(&["reset", "budi.s"], "another long passphrase");
     assert!(ok, "{text}");
 }
+
+/// Latency of a lookup while 16 clients flood the login route, with as many hash slots as
+/// flooders (what an unbounded pool did) and with the default gate. A measurement, not a check:
+/// `cargo test --test it login_flood_latency_table -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement; prints a table"]
+async fn login_flood_latency_table() {
+    use std::time::{Duration, Instant};
+    println!("| hash slots | flood | lookup median ms | lookup p90 ms | logins/s |");
+    println!("|---|---|---|---|---|");
+    for (slots, flood) in [(0, false), (16, true), (0, true)] {
+        let db = helpers::sqlite();
+        let extra = format!(
+            "intake_per_minute = 0\nlookups_per_minute = 0\nlogin_per_minute = 0\n\
+             [auth]\nlockout_after_failures = 0\nhash_concurrency = {slots}\nhash_queue = 1000"
+        );
+        let node = Node::start(&db, &extra).await;
+        let (code, _, _) = node.file(&report_body()).await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut flooders = Vec::new();
+        for n in 0..if flood { 16 } else { 0 } {
+            let (http, url) = (reqwest::Client::new(), node.url("/api/v1/auth/login"));
+            let (stop, done) = (stop.clone(), done.clone());
+            flooders.push(tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let body = json!({"username": format!("u{n}"), "password": "wrong password!!"});
+                    let _ = http.post(&url).json(&body).send().await;
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let start = Instant::now();
+        let before = done.load(std::sync::atomic::Ordering::Relaxed);
+        let mut ms = Vec::new();
+        while start.elapsed() < Duration::from_secs(4) {
+            let t = Instant::now();
+            let r = node
+                .http
+                .get(node.url(&format!("/api/v1/reports/{code}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let _ = r.bytes().await.unwrap();
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let logins = done.load(std::sync::atomic::Ordering::Relaxed) - before;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for f in flooders {
+            f.await.unwrap();
+        }
+        ms.sort_by(f64::total_cmp);
+        let at = |percent: usize| ms[(ms.len() - 1) * percent / 100];
+        let slots = if slots == 0 {
+            "default".to_owned()
+        } else {
+            slots.to_string()
+        };
+        println!(
+            "| {slots} | {} | {:.1} | {:.1} | {:.0} |",
+            if flood { "16 clients" } else { "none" },
+            at(50),
+            at(90),
+            logins as f64 / start.elapsed().as_secs_f64()
+        );
+    }
+}
