@@ -13,8 +13,8 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App as ActixApp, HttpServer, web};
 
+use crate::api::limits::Limits;
 use crate::api::metrics::Metrics;
-use crate::api::ratelimit::RateLimiter;
 use crate::api::{self, ApiState};
 use crate::auth::Auth;
 use crate::config::Settings;
@@ -116,7 +116,7 @@ impl App {
             auth: Auth::new(db.clone(), settings.raw.auth.token_ttl_minutes),
             tickets: Tickets::new(db, settings, key)?,
             metrics: metrics.clone(),
-            limiter: std::sync::Arc::new(RateLimiter::new(settings.raw.http.intake_per_minute)),
+            limits: std::sync::Arc::new(Limits::new(settings, metrics.clone())),
             federation: federation.clone(),
         };
         let federation = match federation {

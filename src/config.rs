@@ -28,7 +28,16 @@
 //! | `reference.provinces_file` | built-in copy of `config/provinces.csv` | province list |
 //! | `reference.agencies_file` | built-in copy of `config/agencies.csv` | agency list |
 //! | `http.intake_per_minute` | `30` | public intake requests per client address per minute |
+//! | `http.lookups_per_minute` | `120` | tracking-code lookups and follow-ups per client address per minute |
+//! | `http.follow_up_failures_per_minute` | `10` | refused follow-up tokens per client address per minute |
+//! | `http.login_per_minute` | `20` | officer login attempts per client address per minute |
+//! | `http.trusted_proxies` | `[]` | reverse proxies (IPs or CIDRs) whose client-address header is believed |
+//! | `http.client_address_header` | `x-forwarded-for` | that header: `x-forwarded-for` or `forwarded` (RFC 7239) |
 //! | `auth.token_ttl_minutes` | `480` | officer bearer token lifetime |
+//! | `auth.lockout_after_failures` | `5` | consecutive failed logins that lock a username (0 = never) |
+//! | `auth.lockout_secs` / `lockout_max_secs` | `60` / `3600` | first lock, doubled per further failure up to the cap |
+//! | `auth.hash_concurrency` | `0` (CPU cores but one, at least 1) | password hashes run at once |
+//! | `auth.hash_queue` | `32` | logins waiting for a hash slot before further ones get 429 |
 //! | `log.format` | `text` | `text` or `json` |
 //! | `log.filter` | `info` | tracing filter (`RUST_LOG` syntax); `RUST_LOG` wins if set |
 //! | `federation.listen` | (no federation) | mTLS listener for peers |
@@ -42,7 +51,7 @@
 //! | `federation.request_timeout_secs` | `60` | one federation request |
 //! | `federation.workers` | `true` | run delivery and catch-up in the background |
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
@@ -134,6 +143,107 @@ pub struct HttpSettings {
     pub intake_per_minute: u32,
     /// Public API worker threads; 0 chooses [`HttpSettings::worker_count`]'s default.
     pub workers: usize,
+    /// Tracking-code lookups and follow-up requests per client address per minute (0 = unlimited).
+    pub lookups_per_minute: u32,
+    /// Refused follow-up tokens per client address per minute (0 = unlimited).
+    pub follow_up_failures_per_minute: u32,
+    /// Officer login attempts per client address per minute (0 = unlimited).
+    pub login_per_minute: u32,
+    /// Reverse proxies whose client-address header is believed (empty: the TCP peer is the client).
+    pub trusted_proxies: Vec<IpCidr>,
+    /// The header the trusted proxies set.
+    pub client_address_header: ClientAddressHeader,
+}
+
+/// The header a trusted reverse proxy names the client in. Only the configured one is read: a
+/// proxy that appends to one header passes the other through as the client sent it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientAddressHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2`.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
+}
+
+/// An IP network: an address and a prefix length (`10.0.0.0/8`, `2001:db8::/32`); a bare
+/// address is a network of one. IPv4-mapped IPv6 addresses match as IPv4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct IpCidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpCidr {
+    /// Parses `ADDR` or `ADDR/PREFIX`; host bits must be zero.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (a, p) = text
+            .split_once('/')
+            .map_or((text, None), |(a, p)| (a, Some(p)));
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IP address or CIDR"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: prefix must be 0-{max}"))?,
+        };
+        let net = Self { addr, prefix };
+        if net.network_bits(addr) != bits(addr) {
+            return Err(format!("{text:?}: host bits are set below /{prefix}"));
+        }
+        Ok(net)
+    }
+
+    /// Whether `ip` is in this network.
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        ip.is_ipv4() == self.addr.is_ipv4() && self.network_bits(ip) == bits(self.addr)
+    }
+
+    fn network_bits(&self, ip: IpAddr) -> u128 {
+        let width = if ip.is_ipv4() { 32 } else { 128 };
+        let host = width - u32::from(self.prefix);
+        bits(ip) & u128::MAX.checked_shl(host).unwrap_or(0)
+    }
+}
+
+impl TryFrom<String> for IpCidr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl std::fmt::Display for IpCidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// An IPv4-mapped IPv6 address as IPv4; any other address as it is.
+#[must_use]
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+fn bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
 }
 
 impl HttpSettings {
@@ -159,6 +269,11 @@ impl Default for HttpSettings {
             max_body_bytes: 64 * 1024,
             intake_per_minute: 30,
             workers: 0,
+            lookups_per_minute: 120,
+            follow_up_failures_per_minute: 10,
+            login_per_minute: 20,
+            trusted_proxies: Vec::new(),
+            client_address_header: ClientAddressHeader::XForwardedFor,
         }
     }
 }
@@ -246,12 +361,42 @@ impl Default for LimitSettings {
 pub struct AuthSettings {
     /// Officer bearer token lifetime, in minutes.
     pub token_ttl_minutes: u32,
+    /// Consecutive failed logins after which a username is locked (0 = never).
+    pub lockout_after_failures: u32,
+    /// First lock period, in seconds; doubled by each further failure.
+    pub lockout_secs: u64,
+    /// Longest lock period, in seconds.
+    pub lockout_max_secs: u64,
+    /// Password hashes (argon2) computed at once; 0 = CPU cores but one, at least 1.
+    pub hash_concurrency: usize,
+    /// Logins that may wait for a hash slot; further ones are refused at once (429).
+    pub hash_queue: usize,
+}
+
+impl AuthSettings {
+    /// The hash slots to run: `hash_concurrency`, or when 0 one per CPU core but one (at least
+    /// one), so a login flood leaves a core to the other routes.
+    #[must_use]
+    pub fn hash_slots(&self) -> usize {
+        if self.hash_concurrency > 0 {
+            return self.hash_concurrency;
+        }
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .saturating_sub(1)
+            .max(1)
+    }
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             token_ttl_minutes: 480,
+            lockout_after_failures: 5,
+            lockout_secs: 60,
+            lockout_max_secs: 3600,
+            hash_concurrency: 0,
+            hash_queue: 32,
         }
     }
 }
@@ -644,6 +789,18 @@ impl Settings {
         }
         if raw.http.max_body_bytes < 1024 {
             return Err(invalid("http.max_body_bytes", "must be at least 1024"));
+        }
+        if raw.auth.lockout_secs == 0 || raw.auth.lockout_max_secs < raw.auth.lockout_secs {
+            return Err(invalid(
+                "auth.lockout_max_secs",
+                "lockout_secs must be at least 1 and lockout_max_secs at least lockout_secs",
+            ));
+        }
+        if raw.auth.hash_concurrency > 256 {
+            return Err(invalid(
+                "auth.hash_concurrency",
+                "must be at most 256 (0 chooses by CPU cores)",
+            ));
         }
         if raw.auth.token_ttl_minutes == 0 {
             return Err(invalid("auth.token_ttl_minutes", "must be at least 1"));

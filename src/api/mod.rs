@@ -8,12 +8,17 @@
 //! - `admin`: node administration (agencies as managed data);
 //! - `ops`: `/healthz`, `/readyz`, `/metrics`, `/api-docs/openapi.json`;
 //! - `metrics`: Prometheus registry and request-metrics middleware;
-//! - `ratelimit`: per-client-address limit of public intake.
+//! - `limits`: every per-client limit (intake, lookups, refused follow-up tokens, logins) and
+//!   the login lockout and hash gate, as route middleware and a login wrapper;
+//! - `forwarded`: the client address (from trusted reverse proxies' headers);
+//! - `ratelimit`: the per-address token buckets.
 
 pub mod admin;
 pub mod dto;
 pub mod error;
 pub mod federation;
+pub mod forwarded;
+pub mod limits;
 pub mod metrics;
 pub mod officers;
 pub mod ops;
@@ -27,8 +32,8 @@ use actix_web::error::JsonPayloadError;
 use actix_web::{HttpRequest, web};
 
 use self::error::ApiError;
+use self::limits::Limits;
 use self::metrics::Metrics;
-use self::ratelimit::RateLimiter;
 use crate::auth::Auth;
 use crate::tickets::Tickets;
 
@@ -41,8 +46,8 @@ pub struct ApiState {
     pub auth: Auth,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
-    /// Intake rate limiter.
-    pub limiter: Arc<RateLimiter>,
+    /// Per-client limits and login throttles.
+    pub limits: Arc<Limits>,
     /// The federation side, when `[federation]` is configured.
     pub federation: Option<crate::delivery::Federation>,
 }
@@ -110,27 +115,40 @@ pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
         .add(("Cache-Control", "no-store"))
 }
 
-/// Registers every route.
+/// Registers every route; the citizen routes carry their per-client limits (`limits`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    use actix_web::middleware::from_fn;
+
     cfg.route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))
         .route("/api-docs/openapi.json", web::get().to(ops::openapi))
         .service(
             web::scope("/api/v1")
-                .route("/reports", web::post().to(reports::create))
-                .route("/reports/{tracking_code}", web::get().to(reports::show))
-                .route(
-                    "/reports/{tracking_code}/replies",
-                    web::post().to(reports::reply),
+                .service(
+                    web::resource("/reports")
+                        .wrap(from_fn(limits::intake))
+                        .route(web::post().to(reports::create)),
                 )
-                .route(
-                    "/reports/{tracking_code}/rating",
-                    web::post().to(reports::rate),
+                .service(
+                    web::resource("/reports/{tracking_code}")
+                        .wrap(from_fn(limits::follow_up))
+                        .route(web::get().to(reports::show)),
                 )
-                .route(
-                    "/reports/{tracking_code}/reopen",
-                    web::post().to(reports::reopen),
+                .service(
+                    web::resource("/reports/{tracking_code}/replies")
+                        .wrap(from_fn(limits::follow_up))
+                        .route(web::post().to(reports::reply)),
+                )
+                .service(
+                    web::resource("/reports/{tracking_code}/rating")
+                        .wrap(from_fn(limits::follow_up))
+                        .route(web::post().to(reports::rate)),
+                )
+                .service(
+                    web::resource("/reports/{tracking_code}/reopen")
+                        .wrap(from_fn(limits::follow_up))
+                        .route(web::post().to(reports::reopen)),
                 )
                 .route(
                     "/reports/{tracking_code}/erase",

@@ -62,18 +62,22 @@ pub(crate) fn require(officer: &Officer, roles: &[Role], what: &str) -> Result<(
 
 /// Log in.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "officers", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "login limit of the address, locked username or every hash slot busy; see Retry-After")))]
 pub async fn login(
     state: web::Data<ApiState>,
+    req: HttpRequest,
     body: web::Json<LoginRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, actix_web::Error> {
     let LoginRequest { username, password } = body.into_inner();
     let auth = state.auth.clone();
-    let (token, expires, officer) = block(move || {
-        auth.login(&username, &password, Timestamp::now())
-            .map_err(ApiError::from)
-    })
-    .await?;
+    let name = username.clone();
+    let (token, expires, officer) = state
+        .limits
+        .login(&req, &username, move || {
+            auth.login(&name, &password, Timestamp::now())
+        })
+        .await?;
     tracing::info!(officer = %officer.username, "officer logged in");
     Ok(HttpResponse::Ok().json(LoginResponse {
         token,

@@ -1,4 +1,5 @@
-//! Per-client-address limit of public intake: a token bucket per address, with capacity
+//! Per-client-address limits (intake, lookups, refused follow-up tokens, logins; see
+//! `api::limits`): a token bucket per address, with capacity
 //! `per_minute` refilled continuously at `per_minute` tokens a minute.
 //!
 //! Memory is bounded: the table holds at most `max_clients` buckets. When it is full, buckets
@@ -76,6 +77,28 @@ impl RateLimiter {
             return Ok(());
         }
         let wait = (1.0 - bucket.tokens) / self.rate_per_sec();
+        Err(Duration::try_from_secs_f64(wait).unwrap_or(Duration::from_secs(60)))
+    }
+
+    /// Whether `addr` has a token at `now`, without taking it (for limits charged only on some
+    /// outcomes: check before, [`RateLimiter::check`] after).
+    ///
+    /// # Errors
+    ///
+    /// `Err(retry_after)` when the bucket is empty: the time until one token is available.
+    pub fn peek(&self, addr: IpAddr, now: Instant) -> Result<(), Duration> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(bucket) = buckets.get(&client_key(addr)) else {
+            return Ok(());
+        };
+        let tokens = self.tokens_at(bucket, now);
+        if tokens >= 1.0 {
+            return Ok(());
+        }
+        let wait = (1.0 - tokens) / self.rate_per_sec();
         Err(Duration::try_from_secs_f64(wait).unwrap_or(Duration::from_secs(60)))
     }
 
@@ -207,6 +230,21 @@ mod tests {
         assert!(rl.check(c, t0).is_ok(), "other /64");
         let mapped: IpAddr = "::ffff:0.0.0.2".parse().unwrap();
         assert!(rl.check(mapped, t0).is_err(), "IPv4-mapped = IPv4");
+    }
+
+    #[test]
+    fn peek_takes_nothing() {
+        let rl = RateLimiter::new(2);
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            assert!(rl.peek(ip(1), t0).is_ok());
+        }
+        assert_eq!(rl.tracked_clients(), 0);
+        assert!(rl.check(ip(1), t0).is_ok());
+        assert!(rl.check(ip(1), t0).is_ok());
+        let wait = rl.peek(ip(1), t0).unwrap_err();
+        assert_eq!(rl.check(ip(1), t0), Err(wait));
+        assert!(rl.peek(ip(2), t0).is_ok());
     }
 
     #[test]

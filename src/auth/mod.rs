@@ -4,12 +4,20 @@
 //! token (base64url, no padding); only its SHA-256 is stored in `sessions`, so a copy of the
 //! database grants no access. Tokens expire after `auth.token_ttl_minutes` and are revoked by
 //! logout, by disabling the account and by a password reset. Accounts are managed with
-//! `lapor-node officer ...` ([`cli`]).
+//! `lapor-node officer ...` ([`cli`]); passwords must pass [`strength`] (length, not the
+//! username, not a common password).
+//!
+//! Login throttling lives beside: [`lockout`] (per-username lock after consecutive failures, in
+//! memory) and [`gate`] (argon2 on the blocking pool, a bounded number at once); the API's
+//! login handler applies both (`api::limits`).
 
 pub mod cli;
+pub mod gate;
+pub mod lockout;
 pub mod model;
 pub mod password;
 pub mod store;
+pub mod strength;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -108,12 +116,8 @@ fn check_username(username: &str) -> Result<(), AuthError> {
     }
 }
 
-fn check_password(password: &str) -> Result<(), AuthError> {
-    match password.chars().count() {
-        n if n < 12 => Err(invalid("password", "must be at least 12 characters")),
-        n if n > 1024 => Err(invalid("password", "must be at most 1024 characters")),
-        _ => Ok(()),
-    }
+fn check_password(username: &str, password: &str) -> Result<(), AuthError> {
+    strength::check(username, password).map_err(|weak| invalid("password", weak.to_string()))
 }
 
 fn hash_password(password: &str) -> Result<String, AuthError> {
@@ -160,7 +164,7 @@ impl Auth {
             (Role::Liaison, Some(_)) | (_, None) => {}
             (_, Some(_)) => return Err(invalid("agency", format!("a {name} has no agency"))),
         }
-        check_password(password)?;
+        check_password(username, password)?;
         let row = OfficerRow {
             username: username.to_owned(),
             password_hash: hash_password(password)?,
@@ -269,7 +273,7 @@ impl Auth {
 
     /// Sets a new password and revokes all sessions; the disabled flag is left as it is.
     pub fn reset_password(&self, username: &str, password: &str) -> Result<(), AuthError> {
-        check_password(password)?;
+        check_password(username, password)?;
         let hash = hash_password(password)?;
         let username = username.to_owned();
         self.db.write(move |conn| {

@@ -20,6 +20,7 @@ mod helpers;
 mod migrations;
 mod signed_log;
 mod store;
+mod throttles;
 
 /// A report used by several test modules.
 pub fn api_report() -> lapor_node::tickets::NewReport {
