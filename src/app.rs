@@ -2,7 +2,8 @@
 //! listeners, start the background jobs.
 //!
 //! ```text
-//!  App::build ──► Db::open ─► migrations ─► agencies sync
+//!  App::build ──► Db::open_waiting ─► migrations ─► agencies sync
+//!            (retries a database not answering yet, up to `database.start_timeout_secs`)
 //!            └──► HttpServer (public API) on `http.listen` (port 0 allowed: see `port()`)
 //!            └──► SLA sweep every `sla.sweep_interval_secs`
 //! ```
@@ -64,9 +65,14 @@ pub(crate) fn temp_database() -> (tempfile::TempDir, Db) {
     (dir, db)
 }
 
-/// Opens the database and brings its schema and agencies up to date.
+/// Opens the database — waiting for it up to `database.start_timeout_secs`, logging each
+/// failed attempt — and brings its schema and agencies up to date.
 pub fn open_database(settings: &Settings) -> Result<Db, StartError> {
-    let db = Db::open(&settings.database, settings.raw.database.pool_size)?;
+    let db = Db::open_waiting(
+        &settings.database,
+        &settings.raw.database.options(),
+        Duration::from_secs(settings.raw.database.start_timeout_secs),
+    )?;
     let applied = db.with_writer(migrations::run_pending)??;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "migrations applied");

@@ -16,6 +16,10 @@
 //! | `http.workers` | `0` (one per CPU core but one, at least 1) | public API worker threads |
 //! | `database.url` | `<data_dir>/lapor.sqlite` | `sqlite://PATH` or `postgres://…` |
 //! | `database.pool_size` | `8` | connections in the pool |
+//! | `database.connect_timeout_secs` | `5` | PostgreSQL: give up opening a connection after this (libpq `connect_timeout`, at least 2) |
+//! | `database.statement_timeout_ms` | `30000` | PostgreSQL: the server cancels a statement running longer (`statement_timeout`; 0 = none) |
+//! | `database.pool_timeout_ms` | `2000` | wait at most this for a pooled connection, then answer 503 |
+//! | `database.start_timeout_secs` | `60` | at start, retry opening the database this long (logged) before giving up |
 //! | `calendar.holidays` | `[]` | national holidays and *cuti bersama*, `YYYY-MM-DD` |
 //! | `sla.verify_dispatch_working_days` | `3` | verification + dispatch limit |
 //! | `sla.response_working_days` | `5` | agency response limit after dispatch |
@@ -286,6 +290,15 @@ pub struct DatabaseSettings {
     pub url: Option<SecretString>,
     /// Pool size.
     pub pool_size: u32,
+    /// PostgreSQL: seconds to open a connection before giving up (libpq `connect_timeout`).
+    pub connect_timeout_secs: u64,
+    /// PostgreSQL: the server cancels a statement running longer (`statement_timeout`, ms; 0
+    /// turns it off).
+    pub statement_timeout_ms: u64,
+    /// Longest wait for a pooled connection before a request is answered 503, in ms.
+    pub pool_timeout_ms: u64,
+    /// At start, how long to keep retrying a database that cannot be opened, in seconds.
+    pub start_timeout_secs: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -293,6 +306,23 @@ impl Default for DatabaseSettings {
         Self {
             url: None,
             pool_size: 8,
+            connect_timeout_secs: 5,
+            statement_timeout_ms: 30_000,
+            pool_timeout_ms: 2_000,
+            start_timeout_secs: 60,
+        }
+    }
+}
+
+impl DatabaseSettings {
+    /// The connection options these settings give.
+    #[must_use]
+    pub fn options(&self) -> crate::db::DbOptions {
+        crate::db::DbOptions {
+            pool_size: self.pool_size,
+            connect_timeout: std::time::Duration::from_secs(self.connect_timeout_secs),
+            statement_timeout: std::time::Duration::from_millis(self.statement_timeout_ms),
+            pool_timeout: std::time::Duration::from_millis(self.pool_timeout_ms),
         }
     }
 }
@@ -780,6 +810,18 @@ impl Settings {
         };
         if raw.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));
+        }
+        if !(2..=3600).contains(&raw.database.connect_timeout_secs) {
+            return Err(invalid(
+                "database.connect_timeout_secs",
+                "must be between 2 and 3600 (libpq counts less than 2 as 2)",
+            ));
+        }
+        if !(100..=600_000).contains(&raw.database.pool_timeout_ms) {
+            return Err(invalid(
+                "database.pool_timeout_ms",
+                "must be between 100 and 600000",
+            ));
         }
         if raw.http.workers > 256 {
             return Err(invalid(

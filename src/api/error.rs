@@ -2,7 +2,9 @@
 //! a precise status; the code is stable, the message is for humans. Client faults (4xx) say
 //! exactly what was wrong; server faults (5xx) are logged with their cause and answered with a
 //! generic message, never internals. `diesel` errors are mapped in one place
-//! ([`ApiError::from`]): a missing connection is 503, anything else 500.
+//! ([`ApiError::from`]): a missing connection, a lost one, or a database that is locked, full
+//! or failing ([`crate::db::health::unavailable`]) is 503 with `Retry-After`, anything else
+//! 500. A 503 is logged at debug level only: the writer logs the outage once, with its cause.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -10,6 +12,9 @@ use serde::Serialize;
 
 use crate::db::DbError;
 use crate::tickets::TicketError;
+
+/// Seconds a client is asked to wait before retrying after a 503.
+pub const RETRY_AFTER_SECS: u32 = 5;
 
 /// An API refusal.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +111,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let message = match self {
             Self::Unavailable(cause) => {
-                tracing::error!(error.cause = %cause, "database unavailable");
+                tracing::debug!(error.cause = %cause, "request refused: database unavailable");
                 "the service is temporarily unavailable; retry later".to_owned()
             }
             Self::Internal(cause) => {
@@ -127,7 +132,11 @@ impl ResponseError for ApiError {
                 }
             }
         };
-        HttpResponse::build(self.status_code()).json(ErrorBody {
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, Self::Unavailable(_)) {
+            response.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
+        }
+        response.json(ErrorBody {
             error: self.code().to_owned(),
             message,
         })
@@ -138,6 +147,9 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Unavailable(m) => Self::Unavailable(m),
+            DbError::Query(q) if crate::db::health::unavailable(&q) => {
+                Self::Unavailable(q.to_string())
+            }
             DbError::Query(q) => Self::Internal(q.to_string()),
         }
     }
@@ -147,6 +159,7 @@ impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
         match e {
             diesel::result::Error::NotFound => Self::NotFound("not found".into()),
+            other if crate::db::health::unavailable(&other) => Self::Unavailable(other.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -193,6 +206,11 @@ impl From<TicketError> for ApiError {
                 "this node does not handle the ticket (handler: {h})"
             )),
             TicketError::Db(d) => d.into(),
+            TicketError::Log(crate::event_log::store::LogError::Db(q))
+                if crate::db::health::unavailable(&q) =>
+            {
+                Self::Unavailable(q.to_string())
+            }
             TicketError::Log(l) => Self::Internal(l.to_string()),
             TicketError::Encode(x) => Self::Internal(x.to_string()),
         }

@@ -17,30 +17,36 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness: the database answers, the writer runs and every migration is applied.
+/// Longest time a readiness check waits for the writer's answer.
+const READY_PROBE: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Readiness: the node can write now. The writer pings its own connection (the one every
+/// write goes through) and checks that every migration is applied; while the database is
+/// unavailable the answer is immediate, and it never waits longer than [`READY_PROBE`].
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
 pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
     let db = state.tickets.db().clone();
-    let ready = web::block(move || -> Result<bool, String> {
-        // The writer thread must be alive too: without it nothing can be filed.
-        db.with_writer(|_| ()).map_err(|e| e.to_string())?;
-        let mut conn = db.read().map_err(|e| e.to_string())?;
-        migrations::all_applied(&mut conn).map_err(|e| e.to_string())
+    let ready = web::block(move || {
+        db.probe(READY_PROBE, |conn| {
+            migrations::all_applied(conn).map_err(|e| e.to_string())
+        })
     })
     .await;
     let refuse = |message: &str| {
-        HttpResponse::ServiceUnavailable().json(ErrorBody {
-            error: "not_ready".into(),
-            message: message.into(),
-        })
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", super::error::RETRY_AFTER_SECS.to_string()))
+            .json(ErrorBody {
+                error: "not_ready".into(),
+                message: message.into(),
+            })
     };
     match ready {
         Ok(Ok(true)) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
         Ok(Ok(false)) => refuse("migrations pending"),
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            refuse("database or writer unavailable")
+            tracing::debug!(error = %e, "not ready");
+            refuse(&format!("cannot write now: {e}"))
         }
         Err(_) => refuse("readiness check failed"),
     }
@@ -153,7 +159,26 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
                 vec![("kind", "failed_groups".to_owned())],
                 load(&ws.failed_groups),
             ),
+            (
+                vec![("kind", "refused_jobs".to_owned())],
+                load(&ws.refused_jobs),
+            ),
+            (
+                vec![("kind", "reconnects".to_owned())],
+                load(&ws.reconnects),
+            ),
         ],
+    };
+    let health = state.tickets.db().health();
+    let db_up = Gauge {
+        name: "lapor_db_up",
+        help: "1 while the writer holds a working database connection.",
+        samples: vec![(vec![], f64::from(u8::from(health.is_up())))],
+    };
+    let db_outages = Gauge {
+        name: "lapor_db_outages_total",
+        help: "Times the writer lost the database since start.",
+        samples: vec![(vec![], health.outages() as f64)],
     };
     let intake = state.tickets.intake_stats();
     let intake = Gauge {
@@ -169,7 +194,7 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
             ),
         ],
     };
-    let mut gauges = vec![tickets, breaches, writer, intake];
+    let mut gauges = vec![tickets, breaches, writer, db_up, db_outages, intake];
     if let Some(fed) = state.federation.clone() {
         let peers = block(move || {
             fed.status(crate::domain::Timestamp::now())

@@ -3,13 +3,21 @@
 //! - [`DbConn`] is a `diesel::MultiConnection` over both backends;
 //! - [`ConnManager`] opens connections for the r2d2 pool, keeping the real error of a failed
 //!   connection (diesel's own multi-connection `establish` hides it), and sets SQLite's
-//!   pragmas (busy timeout, WAL, secure delete, foreign keys, synchronous=NORMAL) on every
-//!   connection;
+//!   pragmas (busy timeout first, then WAL, secure delete, foreign keys, synchronous=NORMAL) and
+//!   PostgreSQL's timeouts (`connect_timeout`, `statement_timeout`, TCP keepalives) on every
+//!   connection ([`DbOptions`]);
 //! - [`migrations`] embeds `migrations/sqlite` and `migrations/postgres` (twin folders with
-//!   identical names) and runs them;
+//!   identical names) and runs them (on PostgreSQL under an advisory lock, so processes
+//!   starting together take turns);
 //! - [`Db`] pairs a read pool with one writer connection owned by the `writer` thread: every
-//!   write transaction of the process runs there, and concurrent ones commit as a group.
+//!   write transaction of the process runs there, and concurrent ones commit as a group;
+//! - [`health`] says whether the writer can write now: a lost connection is dropped and
+//!   reopened with backoff, and meanwhile writes are refused at once (503).
+//!
+//! Pooled connections that broke are dropped by the pool (`has_broken`, and a ping on every
+//! checkout) and opened anew; a request waits at most `pool_timeout` for one.
 
+pub mod health;
 pub mod migrations;
 pub mod schema;
 pub mod writer;
@@ -243,19 +251,101 @@ pub enum ConnectError {
         /// Its mode bits.
         mode: u32,
     },
+    /// The database could not be opened within the start-up wait.
+    #[error("database not available after waiting {secs} s: {last}")]
+    GaveUp {
+        /// The wait, in seconds.
+        secs: u64,
+        /// The last attempt's error.
+        last: Box<ConnectError>,
+    },
 }
+
+/// How connections are opened and how long anything may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbOptions {
+    /// Connections in the read pool.
+    pub pool_size: u32,
+    /// PostgreSQL: opening a connection gives up after this (libpq `connect_timeout`).
+    pub connect_timeout: Duration,
+    /// PostgreSQL: the server cancels a statement running longer (zero: never).
+    pub statement_timeout: Duration,
+    /// Longest wait for a pooled connection.
+    pub pool_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+            pool_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl DbOptions {
+    /// The defaults with a pool of `size`.
+    #[must_use]
+    pub fn with_pool_size(size: u32) -> Self {
+        Self {
+            pool_size: size,
+            ..Self::default()
+        }
+    }
+}
+
+/// SQLite's busy timeout: how long a statement waits for another connection's lock.
+const SQLITE_BUSY_MS: u64 = 10_000;
 
 /// Opens connections for the pool.
 #[derive(Debug, Clone)]
 pub struct ConnManager {
     url: DatabaseUrl,
+    options: DbOptions,
+}
+
+/// `url` with libpq's `connect_timeout` and TCP keepalives added, unless it sets them itself.
+fn pg_url(url: &str, options: &DbOptions) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let given: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    let has = |k: &str| given.iter().any(|g| g == k);
+    let secs = options.connect_timeout.as_secs().max(2).to_string();
+    let mut add: Vec<(&str, &str)> = Vec::new();
+    if !has("connect_timeout") {
+        add.push(("connect_timeout", &secs));
+    }
+    // A peer that vanished without closing (a cut link) is noticed within about a minute.
+    for (k, v) in [
+        ("keepalives", "1"),
+        ("keepalives_idle", "30"),
+        ("keepalives_interval", "10"),
+        ("keepalives_count", "3"),
+    ] {
+        if !has(k) {
+            add.push((k, v));
+        }
+    }
+    if !add.is_empty() {
+        parsed.query_pairs_mut().extend_pairs(add);
+    }
+    parsed.into()
 }
 
 impl ConnManager {
+    /// A manager for this database, with the default options.
+    #[must_use]
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self::with_options(url, DbOptions::default())
+    }
+
     /// A manager for this database.
     #[must_use]
-    pub const fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+    pub const fn with_options(url: DatabaseUrl, options: DbOptions) -> Self {
+        Self { url, options }
     }
 
     /// Opens one connection.
@@ -270,21 +360,58 @@ impl ConnManager {
                         cause,
                     }
                 })?;
+                // The busy timeout first: switching to WAL needs a lock, and another process
+                // reading the file at that moment would otherwise fail the start at once with
+                // "database is locked".
+                c.batch_execute(&format!("PRAGMA busy_timeout = {SQLITE_BUSY_MS};"))
+                    .map_err(|cause| ConnectError::Setup {
+                        what: what.clone(),
+                        cause,
+                    })?;
+                sqlite_wal(&mut c).map_err(|cause| ConnectError::Setup {
+                    what: what.clone(),
+                    cause,
+                })?;
                 // Page cache 4 MB per connection: 16 MB was no faster at intake, empty or with
                 // 287,000 tickets held, but a full scan (the SLA sweep's) grew the process by
                 // ≈ 110 MiB with a million tickets held, against ≈ 40 MiB at 4 MB
                 // (docs/BENCHMARKS.md, 2026-12-02 late evening).
                 c.batch_execute(
-                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                     PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+                    "PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
                      PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4000;",
                 )
                 .map_err(|cause| ConnectError::Setup { what, cause })?;
                 Ok(DbConn::Sqlite(c))
             }
-            DatabaseUrl::Postgres(url) => PgConnection::establish(url.expose_secret())
-                .map(DbConn::Pg)
-                .map_err(|cause| ConnectError::Connect { what, cause }),
+            DatabaseUrl::Postgres(url) => {
+                let full = pg_url(url.expose_secret(), &self.options);
+                let mut c =
+                    PgConnection::establish(&full).map_err(|cause| ConnectError::Connect {
+                        what: what.clone(),
+                        cause,
+                    })?;
+                let ms = self.options.statement_timeout.as_millis();
+                c.batch_execute(&format!(
+                    "SET statement_timeout = {ms}; SET application_name = 'lapor-node';"
+                ))
+                .map_err(|cause| ConnectError::Setup { what, cause })?;
+                Ok(DbConn::Pg(c))
+            }
+        }
+    }
+}
+
+/// Switches a SQLite connection to WAL. The switch needs a moment without other connections'
+/// transactions on a file not yet in WAL mode; the busy timeout covers most waits, and a
+/// refusal is retried for as long again.
+fn sqlite_wal(c: &mut SqliteConnection) -> diesel::QueryResult<()> {
+    let until = std::time::Instant::now() + Duration::from_millis(SQLITE_BUSY_MS);
+    loop {
+        match c.batch_execute("PRAGMA journal_mode = WAL;") {
+            Err(e) if health::unavailable(&e) && std::time::Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
         }
     }
 }
@@ -307,14 +434,15 @@ impl ManageConnection for ConnManager {
             })
     }
 
-    fn has_broken(&self, _conn: &mut DbConn) -> bool {
-        false
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        use diesel::r2d2::R2D2Connection as _;
+        conn.is_broken()
     }
 }
 
 /// Builds the pool. For SQLite the parent directory is created; the first connection is opened
 /// here, so a wrong URL or password fails now with the backend's message.
-pub fn connect(url: &DatabaseUrl, size: u32) -> Result<DbPool, ConnectError> {
+pub fn connect(url: &DatabaseUrl, options: &DbOptions) -> Result<DbPool, ConnectError> {
     if let DatabaseUrl::Sqlite(path) = url {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             create_dir(dir)?;
@@ -323,14 +451,15 @@ pub fn connect(url: &DatabaseUrl, size: u32) -> Result<DbPool, ConnectError> {
             private_sqlite_files(path)?;
         }
     }
-    let manager = ConnManager::new(url.clone());
+    let manager = ConnManager::with_options(url.clone(), *options);
     // Open once by hand so the caller sees the real error rather than a pool timeout.
     drop(manager.open()?);
-    r2d2::Pool::builder()
-        .max_size(size)
-        .connection_timeout(Duration::from_secs(10))
-        .build(manager)
-        .map_err(|e| ConnectError::Pool(e.to_string()))
+    // The pool opens the rest in the background: a database that stops answering now costs
+    // a request `pool_timeout` at most, never the start.
+    Ok(r2d2::Pool::builder()
+        .max_size(options.pool_size)
+        .connection_timeout(options.pool_timeout)
+        .build_unchecked(manager))
 }
 
 /// `:memory:` and `file:` URIs name no plain file to protect.
@@ -404,13 +533,15 @@ fn private_sqlite_files(path: &Path) -> Result<(), ConnectError> {
 ///
 /// All writes of a process go through the writer thread ([`writer`]): SQLite allows a single
 /// writer anyway, and concurrent requests share one commit. On PostgreSQL, processes sharing a
-/// database cannot fork a chain: the `(origin, seq)` key refuses a second event at one place.
+/// database take turns under one advisory lock ([`writer::WRITER_LOCK`]), so none appends at
+/// a place another took; the `(origin, seq)` key is the last guard.
 /// Readers never wait for the writer (SQLite WAL, PostgreSQL MVCC).
 #[derive(Clone)]
 pub struct Db {
     pool: DbPool,
     writer: std::sync::mpsc::SyncSender<writer::Job>,
     writer_stats: std::sync::Arc<writer::WriterStats>,
+    health: std::sync::Arc<health::Health>,
     backend: Backend,
     /// Held by every clone; the SQLite checkpointer stops when the last one is dropped.
     _alive: std::sync::Arc<()>,
@@ -436,7 +567,7 @@ pub enum Backend {
 /// A failed database call.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// No connection could be had in time.
+    /// No connection could be had in time, or the writer's is lost (retry later).
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// A query failed.
@@ -488,12 +619,7 @@ fn spawn_checkpointer(
                                 Err(_) => break,
                             }
                         }
-                        let job = writer::Job::Raw(Box::new(|c: &mut DbConn| {
-                            if let Err(e) = passive_checkpoint(c) {
-                                tracing::warn!(error = %e, "WAL checkpoint on the writer failed");
-                            }
-                        }));
-                        let _ = writer.try_send(job);
+                        let _ = writer.try_send(writer::Job::Raw(Box::new(CheckpointJob)));
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will retry"),
@@ -505,6 +631,87 @@ fn spawn_checkpointer(
         })
         .map(|_| ())
         .map_err(|e| ConnectError::Pool(format!("cannot start the checkpoint thread: {e}")))
+}
+
+/// A passive checkpoint on the writer's connection, between two groups.
+struct CheckpointJob;
+
+impl writer::RawWork for CheckpointJob {
+    fn run(self: Box<Self>, conn: &mut DbConn) {
+        if let Err(e) = passive_checkpoint(conn) {
+            tracing::warn!(error = %e, "WAL checkpoint on the writer failed");
+        }
+    }
+
+    fn fail(self: Box<Self>, _cause: &str) {}
+}
+
+/// A job of [`Db::write_then`]: `f` in a transaction, `then` with its result after the commit.
+struct TxJob<F, D> {
+    f: F,
+    then: D,
+}
+
+impl<T, E, F, D> writer::TxWork for TxJob<F, D>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+    D: FnOnce(Result<T, E>) + Send + 'static,
+    T: Send + 'static,
+    E: From<diesel::result::Error> + From<DbError> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &mut DbConn, in_group: bool) -> (bool, writer::Done) {
+        let Self { f, then } = *self;
+        let result = conn.transaction(|c| {
+            if !in_group {
+                writer::serialise(c).map_err(E::from)?;
+            }
+            f(c)
+        });
+        let failed = result.is_err();
+        let done: writer::Done = Box::new(move |commit: Result<(), String>| {
+            then(match commit {
+                Ok(()) => result,
+                Err(e) => Err(E::from(DbError::Unavailable(format!("commit failed: {e}")))),
+            });
+        });
+        (failed, done)
+    }
+
+    fn fail(self: Box<Self>, cause: &str) {
+        let Self { f, then } = *self;
+        then(Err(E::from(DbError::Unavailable(cause.to_owned()))));
+        drop(f);
+    }
+}
+
+/// A job of [`Db::with_writer`].
+struct RawJob<T, F> {
+    f: F,
+    tx: std::sync::mpsc::SyncSender<Result<T, DbError>>,
+}
+
+impl<T, F> writer::RawWork for RawJob<T, F>
+where
+    F: FnOnce(&mut DbConn) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &mut DbConn) {
+        let _ = self.tx.send(Ok((self.f)(conn)));
+    }
+
+    fn fail(self: Box<Self>, cause: &str) {
+        let _ = self.tx.send(Err(DbError::Unavailable(cause.to_owned())));
+    }
+}
+
+/// The writer's set-up of each connection it opens.
+fn writer_setup(conn: &mut DbConn) -> Result<(), String> {
+    if let DbConn::Sqlite(c) = conn {
+        // WAL checkpoints run on their own thread, not inside the writer's commits.
+        c.batch_execute("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(|e| format!("cannot set up the writer's connection: {e}"))?;
+    }
+    Ok(())
 }
 
 /// What a checkpoint left: frames in the WAL and how many of them are in the database file.
@@ -533,38 +740,121 @@ fn passive_checkpoint(conn: &mut DbConn) -> Result<WalState, diesel::result::Err
 }
 
 impl Db {
-    /// Opens the pool and the writer.
+    /// Opens the pool and the writer, with the default options and a pool of `pool_size`.
     pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Self, ConnectError> {
-        let pool = connect(url, pool_size)?;
-        let mut writer = ConnManager::new(url.clone()).open()?;
+        Self::open_with(url, &DbOptions::with_pool_size(pool_size))
+    }
+
+    /// Opens the pool and the writer.
+    pub fn open_with(url: &DatabaseUrl, options: &DbOptions) -> Result<Self, ConnectError> {
+        let pool = connect(url, options)?;
+        let manager = ConnManager::with_options(url.clone(), *options);
+        let mut writer = manager.open()?;
         let backend = match url {
             DatabaseUrl::Sqlite(_) => Backend::Sqlite,
             DatabaseUrl::Postgres(_) => Backend::Postgres,
         };
         let alive = std::sync::Arc::new(());
         let sqlite = matches!(writer, DbConn::Sqlite(_));
-        if let DbConn::Sqlite(c) = &mut writer {
-            // WAL checkpoints run on their own thread, not inside the writer's commits.
-            let what = url.describe();
-            c.batch_execute("PRAGMA wal_autocheckpoint = 0;")
-                .map_err(|cause| ConnectError::Setup { what, cause })?;
-        }
-        let (writer, writer_stats) =
-            writer::spawn(writer).map_err(|e| ConnectError::Pool(e.to_string()))?;
+        writer_setup(&mut writer).map_err(ConnectError::Pool)?;
+        let spawned = writer::spawn(writer, manager.clone(), writer_setup)
+            .map_err(|e| ConnectError::Pool(format!("cannot start the writer thread: {e}")))?;
         if sqlite {
             spawn_checkpointer(
-                ConnManager::new(url.clone()).open()?,
-                writer.clone(),
+                manager.open()?,
+                spawned.sender.clone(),
                 std::sync::Arc::downgrade(&alive),
             )?;
         }
         Ok(Self {
             pool,
-            writer,
-            writer_stats,
+            writer: spawned.sender,
+            writer_stats: spawned.stats,
+            health: spawned.health,
             backend,
             _alive: alive,
         })
+    }
+
+    /// Opens the database like [`Db::open_with`], retrying for up to `wait` while it cannot be
+    /// opened (a server still starting, a file another process holds locked): each failure is
+    /// logged with its cause, and the last one is returned once `wait` has passed. A missing
+    /// data directory that cannot be created fails at once.
+    pub fn open_waiting(
+        url: &DatabaseUrl,
+        options: &DbOptions,
+        wait: Duration,
+    ) -> Result<Self, ConnectError> {
+        let start = std::time::Instant::now();
+        let mut delay = Duration::from_millis(250);
+        loop {
+            match Self::open_with(url, options) {
+                Ok(db) => return Ok(db),
+                Err(e @ (ConnectError::Dir { .. } | ConnectError::Permissions { .. })) => {
+                    return Err(e);
+                }
+                Err(e) => {
+                    let waited = start.elapsed();
+                    if waited + delay > wait {
+                        return Err(ConnectError::GaveUp {
+                            secs: wait.as_secs(),
+                            last: Box::new(e),
+                        });
+                    }
+                    tracing::warn!(
+                        database = %url.describe(),
+                        error.cause = %e,
+                        waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                        retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                        "database not available yet; retrying"
+                    );
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Whether the writer can write now.
+    #[must_use]
+    pub fn health(&self) -> &health::Health {
+        &self.health
+    }
+
+    /// Readiness: asks the writer to ping its connection and then runs `check` with it,
+    /// waiting at most `timeout` for the answer. `Err` with the cause when the writer has no
+    /// working connection, or did not answer in time.
+    pub fn probe<T: Send + 'static>(
+        &self,
+        timeout: Duration,
+        check: impl FnOnce(&mut DbConn) -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
+        if let Some(cause) = self.health.cause() {
+            return Err(cause);
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T, String>>(1);
+        let job = writer::Job::Probe(Box::new(move |conn: Result<&mut DbConn, String>| {
+            let _ = tx.send(conn.and_then(check));
+        }));
+        match self.writer.try_send(job) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                return Err("the writer's queue is full".into());
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                return Err("the writer has stopped".into());
+            }
+        }
+        match rx.recv_timeout(timeout) {
+            Ok(r) => r,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(format!(
+                "the writer did not answer within {} ms",
+                timeout.as_millis()
+            )),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err("the writer has stopped".into())
+            }
+        }
     }
 
     /// The backend.
@@ -588,7 +878,8 @@ impl Db {
 
     /// Runs `f` in a transaction on the writer connection (under a savepoint of the group
     /// transaction) and returns its result once the group has committed. On `Err` nothing `f`
-    /// wrote is kept.
+    /// wrote is kept. While the database is unavailable it fails at once with
+    /// [`DbError::Unavailable`].
     pub fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
@@ -615,15 +906,10 @@ impl Db {
         T: Send + 'static,
         E: From<diesel::result::Error> + From<DbError> + Send + 'static,
     {
-        let job = writer::Job::Tx(Box::new(move |conn: &mut DbConn| {
-            let result = conn.transaction(f);
-            Box::new(move |commit: Result<(), String>| {
-                then(match commit {
-                    Ok(()) => result,
-                    Err(e) => Err(E::from(DbError::Unavailable(format!("commit failed: {e}")))),
-                });
-            })
-        }));
+        if let Some(cause) = self.health.cause() {
+            return Err(DbError::Unavailable(cause));
+        }
+        let job = writer::Job::Tx(Box::new(TxJob { f, then }));
         self.writer
             .send(job)
             .map_err(|_| DbError::Unavailable("the writer has stopped".into()))
@@ -676,14 +962,12 @@ impl Db {
         &self,
         f: impl FnOnce(&mut DbConn) -> T + Send + 'static,
     ) -> Result<T, DbError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<T>(1);
-        let job = writer::Job::Raw(Box::new(move |conn: &mut DbConn| {
-            let _ = tx.send(f(conn));
-        }));
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T, DbError>>(1);
+        let job = writer::Job::Raw(Box::new(RawJob { f, tx }));
         self.writer
             .send(job)
             .map_err(|_| DbError::Unavailable("the writer has stopped".into()))?;
         rx.recv()
-            .map_err(|_| DbError::Unavailable("the writer has stopped".into()))
+            .map_err(|_| DbError::Unavailable("the writer has stopped".into()))?
     }
 }

@@ -15,6 +15,11 @@
 //! of [`RESERVE_BLOCK`] in the transaction that stores the first ticket of a block, so a
 //! restarted node continues after every number it may have used (a crash leaves a gap, which
 //! is harmless). The unique index on the number is the last guard either way.
+//!
+//! On PostgreSQL several processes may share the database: each claims a block of
+//! [`PROCESS_BLOCK`] numbers of its own when it opens the book (committed at once), so two
+//! processes never hand out the same number; past its block a process reserves as above, and
+//! a clash is caught by the lookup and the index (its report gets a fresh code).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -34,6 +39,8 @@ pub const SPACE: u64 = HALF * HALF;
 const ROUNDS: u8 = 10;
 /// Numbers reserved at a time.
 pub const RESERVE_BLOCK: u64 = 4096;
+/// Numbers a process claims for itself when it opens the book on PostgreSQL.
+pub const PROCESS_BLOCK: u64 = 1 << 20;
 
 /// Every code of the province has been issued.
 #[derive(Debug, thiserror::Error)]
@@ -163,7 +170,22 @@ impl CodeBook {
                 (key, 0)
             }
         };
-        Ok(Self::with_key(province.clone(), key, reserved))
+        let book = Self::with_key(province.clone(), key, reserved);
+        if let DbConn::Pg(c) = conn {
+            // A block of this process's own (see the module's doc).
+            let block = i64::try_from(PROCESS_BLOCK).unwrap_or(i64::MAX);
+            let end: i64 = diesel::update(tracking_code_books::table.find(province.as_str()))
+                .set(
+                    tracking_code_books::reserved_end.eq(tracking_code_books::reserved_end + block),
+                )
+                .returning(tracking_code_books::reserved_end)
+                .get_result(c)?;
+            let end = u64::try_from(end).unwrap_or(0).min(SPACE);
+            book.next
+                .store(end.saturating_sub(PROCESS_BLOCK), Ordering::Relaxed);
+            book.reserved_end.store(end, Ordering::Relaxed);
+        }
+        Ok(book)
     }
 
     /// The province whose codes this book issues.

@@ -404,7 +404,7 @@ impl FailQueueOnDrop {
 impl Drop for FailQueueOnDrop {
     fn drop(&mut self) {
         if let Some(t) = self.0.take() {
-            t.fail_queue("the writer stopped before filing the report");
+            t.fail_queue("the database is unavailable: the report was not filed");
         }
     }
 }
@@ -747,7 +747,15 @@ impl Tickets {
                 *lock(&slot) = group;
                 out
             },
-            move |result| answer.answer_group(std::mem::take(&mut *lock(&taken)), result),
+            move |result| {
+                let group = std::mem::take(&mut *lock(&taken));
+                match result {
+                    // Refused without running (the database is unavailable): the reports are
+                    // still queued for this job, and get its cause.
+                    Err(e) if group.is_empty() => answer.fail_queue(&e.to_string()),
+                    result => answer.answer_group(group, result),
+                }
+            },
         );
         if let Err(e) = sent {
             self.fail_queue(&e.to_string());
@@ -788,6 +796,12 @@ impl Tickets {
             Err(e) if group.len() <= 1 => {
                 if let Some(q) = group.pop() {
                     (q.reply)(Err(e));
+                }
+            }
+            Err(TicketError::Db(DbError::Unavailable(cause))) => {
+                // The database is gone: filing each alone would fail the same way.
+                for q in group {
+                    (q.reply)(Err(TicketError::Db(DbError::Unavailable(cause.clone()))));
                 }
             }
             Err(e) => {

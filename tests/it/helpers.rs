@@ -85,11 +85,17 @@ pub fn backends() -> Vec<TestDb> {
 
 /// Settings for a province-31 node on this database. `extra` is appended TOML.
 pub fn settings(db: &TestDb, extra: &str) -> Settings {
+    settings_at(db, &db.url, "", extra)
+}
+
+/// Settings for a province-31 node with `db`'s data directory (keys) and the database at
+/// `url` (such as `db`'s through a proxy). `database` holds extra lines of `[database]`;
+/// `extra` is appended TOML.
+pub fn settings_at(db: &TestDb, url: &str, database: &str, extra: &str) -> Settings {
     let text = format!(
         "[node]\nid = \"prov-31.lapor.test\"\nprovince = \"31\"\ndata_dir = {dir:?}\n\
-         [database]\nurl = {url:?}\npool_size = 4\n{extra}",
+         [database]\nurl = {url:?}\npool_size = 4\n{database}\n{extra}",
         dir = db._dir.path().display().to_string(),
-        url = db.url,
     );
     Settings::from_toml(&text).unwrap()
 }

@@ -12,6 +12,7 @@ mod api;
 mod api_rules;
 mod cli;
 mod codes;
+mod db_resilience;
 mod federation;
 mod fixtures;
 mod fold_props;
