@@ -206,8 +206,8 @@ pub struct TicketView {
     pub updated_at: String,
 }
 
-/// Reporter contact: given at intake; shown only to the origin node's verifiers, never for
-/// anonymous reports.
+/// Reporter contact: given at intake; shown to the origin node's verifiers and the handling
+/// agency's liaison, never for anonymous reports.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReporterView {
     /// Name.
@@ -226,6 +226,11 @@ pub struct TicketDetail {
     pub ticket: TicketView,
     /// Reporter, when this caller may see it.
     pub reporter: Option<ReporterView>,
+    /// The agency the citizen suggested at intake, if any (the verifier decides).
+    pub suggested_agency: Option<String>,
+    /// What this officer may do next in the ticket's status (action names of
+    /// `POST /api/v1/tickets/{id}/actions`).
+    pub allowed_actions: Vec<String>,
     /// Every step.
     pub timeline: Vec<TimelineEntry>,
 }

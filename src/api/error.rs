@@ -200,6 +200,12 @@ impl From<TicketError> for ApiError {
                 crate::domain::TransitionError::Invalid(m) if m.starts_with("rating") => {
                     Self::invalid("rating", m)
                 }
+                crate::domain::TransitionError::IllegalStatus { status, .. } => {
+                    let next = crate::domain::Status::parse(status).map_or_else(String::new, |s| {
+                        format!("; allowed now: {}", s.next_actions_text())
+                    });
+                    Self::Conflict(format!("{t}{next}"))
+                }
                 other => Self::Conflict(other.to_string()),
             },
             TicketError::NotHandler(h) => Self::Conflict(format!(

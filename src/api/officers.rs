@@ -255,6 +255,11 @@ async fn detail_of(
     };
     Ok(HttpResponse::Ok().json(TicketDetail {
         reporter: views::reporter(contact, allowed),
+        suggested_agency: row
+            .state()
+            .ok()
+            .and_then(|s| s.report.suggested_agency.map(|a| a.to_string())),
+        allowed_actions: allowed_actions(officer, row, here),
         timeline: views::timeline(&events, Audience::Officer),
         ticket: views::ticket_view(row),
     }))
@@ -400,4 +405,23 @@ pub async fn erase(
     block(move || Ok(tickets.erase(&id, &actor, Timestamp::now())?)).await?;
     tracing::info!(ticket = %id, officer = %officer.username, "personal data erased");
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The actions `officer` may take on `row` now: the status's next actions for the officer's
+/// role, a liaison's only on a ticket of its agency, and none where this node does not handle
+/// the ticket.
+fn allowed_actions(officer: &Officer, row: &TicketRow, here: &str) -> Vec<String> {
+    let Some(status) = crate::domain::Status::parse(&row.status) else {
+        return Vec::new();
+    };
+    if row.handling_node != here {
+        return Vec::new();
+    }
+    let own_agency = row.agency.as_deref() == officer.agency.as_ref().map(AgencyCode::as_str);
+    status
+        .next_actions()
+        .iter()
+        .filter(|(_, role)| *role == officer.role && (*role != Role::Liaison || own_agency))
+        .map(|(action, _)| (*action).to_owned())
+        .collect()
 }

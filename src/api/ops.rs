@@ -22,7 +22,7 @@ const READY_PROBE: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// Readiness: the node can write now. The writer pings its own connection (the one every
 /// write goes through) and checks that every migration is applied; while the database is
-/// unavailable the answer is immediate, and it never waits longer than [`READY_PROBE`].
+/// unavailable the answer is immediate, and it never waits longer than 1.5 s (`READY_PROBE`).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
 pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {

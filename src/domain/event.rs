@@ -32,6 +32,21 @@ pub enum Role {
     System,
 }
 
+impl Role {
+    /// The wire name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Citizen => "citizen",
+            Self::Verifier => "verifier",
+            Self::Liaison => "liaison",
+            Self::Admin => "admin",
+            Self::Analyst => "analyst",
+            Self::System => "system",
+        }
+    }
+}
+
 /// The actor recorded in an event body.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Actor {

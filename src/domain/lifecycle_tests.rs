@@ -549,3 +549,36 @@ fn a_projection_row_written_with_the_whole_state_still_reads() {
     row.status = "lost".into();
     assert!(row.state().is_err());
 }
+
+/// `Status::next_actions` (what a 409 and the officers' table name) agrees with the lifecycle:
+/// an action is listed for a role exactly when `apply` accepts it from that role.
+#[test]
+fn next_actions_name_exactly_what_the_lifecycle_accepts() {
+    // API action name of each change kind people make.
+    #[rustfmt::skip]
+    let actions = [
+        ("verified", "verify"), ("dispatched", "dispatch"), ("postponed", "postpone"),
+        ("archived", "archive"), ("not_our_authority", "not_our_authority"),
+        ("started", "start"), ("responded", "respond"), ("resolved", "resolve"),
+        ("citizen_replied", "reply"), ("rated", "rate"), ("reopened", "reopen"),
+    ];
+    for status in Status::ALL {
+        // A closed ticket that closed without a rating (the auto-close) may be rated.
+        let state = if status == S::Closed {
+            let s = state_in(S::Resolved);
+            s.apply(&Actor::system(), &change("closed"), at(20 * D))
+                .unwrap()
+        } else {
+            state_in(status)
+        };
+        for (kind, action) in actions {
+            for role in [R::Citizen, R::Verifier, R::Liaison] {
+                let accepted = state
+                    .apply(&actor_in(role), &change(kind), when(kind).max(at(21 * D)))
+                    .is_ok();
+                let listed = status.next_actions().contains(&(action, role));
+                assert_eq!(accepted, listed, "{action} by {role:?} on {status:?}");
+            }
+        }
+    }
+}

@@ -63,6 +63,86 @@ impl Status {
         Self::Reopened,
     ];
 
+    /// What people may do next to a ticket in this status: `(action, who)` with the API's
+    /// action names (the officers' `actions` and the citizens' follow-ups). The lifecycle
+    /// table in the tests checks it against [`TicketState::apply`]. A closed ticket may be
+    /// rated only if it closed without a rating, and reopened only within its window.
+    #[must_use]
+    pub const fn next_actions(self) -> &'static [(&'static str, Role)] {
+        use Role::{Citizen as C, Liaison as L, Verifier as V};
+        match self {
+            Self::Submitted => &[
+                ("verify", V),
+                ("dispatch", V),
+                ("postpone", V),
+                ("archive", V),
+                ("not_our_authority", V),
+                ("reply", C),
+            ],
+            Self::Verified => &[
+                ("dispatch", V),
+                ("postpone", V),
+                ("archive", V),
+                ("not_our_authority", V),
+                ("reply", C),
+            ],
+            Self::Postponed => &[
+                ("verify", V),
+                ("dispatch", V),
+                ("archive", V),
+                ("not_our_authority", V),
+                ("reply", C),
+            ],
+            Self::NotOurAuthority => &[("dispatch", V), ("archive", V), ("reply", C)],
+            Self::Dispatched => &[
+                ("not_our_authority", V),
+                ("start", L),
+                ("respond", L),
+                ("not_our_authority", L),
+                ("reply", C),
+            ],
+            Self::InProgress => &[
+                ("not_our_authority", V),
+                ("respond", L),
+                ("resolve", L),
+                ("not_our_authority", L),
+                ("reply", C),
+            ],
+            Self::Reopened => &[
+                ("dispatch", V),
+                ("not_our_authority", V),
+                ("start", L),
+                ("respond", L),
+                ("resolve", L),
+                ("not_our_authority", L),
+                ("reply", C),
+            ],
+            Self::Responded => &[("resolve", L), ("reply", C)],
+            Self::Resolved | Self::Closed => &[("rate", C), ("reopen", C)],
+            Self::Archived => &[],
+        }
+    }
+
+    /// [`Status::next_actions`] as text: `verify, dispatch (verifier); reply (citizen)`.
+    #[must_use]
+    pub fn next_actions_text(self) -> String {
+        let mut by_role: Vec<(Role, Vec<&str>)> = Vec::new();
+        for (action, role) in self.next_actions() {
+            match by_role.iter_mut().find(|(r, _)| r == role) {
+                Some((_, list)) => list.push(action),
+                None => by_role.push((*role, vec![action])),
+            }
+        }
+        if by_role.is_empty() {
+            return "nothing (the ticket is final)".into();
+        }
+        by_role
+            .iter()
+            .map(|(role, list)| format!("{} ({})", list.join(", "), role.as_str()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// The status's wire name.
     #[must_use]
     pub const fn as_str(self) -> &'static str {

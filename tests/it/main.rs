@@ -8,6 +8,7 @@
     reason = "test helpers fail the test loudly on any unexpected error"
 )]
 
+mod agencies;
 mod api;
 mod api_rules;
 mod cli;
