@@ -14,6 +14,7 @@ mod api_rules;
 mod cli;
 mod codes;
 mod db_resilience;
+mod docs;
 mod federation;
 mod fixtures;
 mod fold_props;
