@@ -744,11 +744,17 @@ impl Settings {
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut fig = Figment::new();
         if let Some(f) = file {
-            if !f.is_file() {
-                return Err(invalid(
-                    "--config",
-                    format!("file {} does not exist", f.display()),
-                ));
+            let problem = match std::fs::metadata(f) {
+                Ok(m) if m.is_file() => None,
+                Ok(_) => Some(format!("{} is not a file", f.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Some(format!("file {} does not exist", f.display()))
+                }
+                // Permission denied on it or a directory above: say so, not "does not exist".
+                Err(e) => Some(format!("cannot read {}: {e}", f.display())),
+            };
+            if let Some(problem) = problem {
+                return Err(invalid("--config", problem));
             }
             fig = fig.merge(Toml::file(f));
         }

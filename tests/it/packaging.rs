@@ -242,6 +242,8 @@ fn no_configuration_says_what_to_give() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, out) = config_check(Some(&dir.path().join("absent.toml")));
     assert!(!ok && out.contains("absent.toml does not exist"), "{out}");
+    let (ok, out) = config_check(Some(dir.path()));
+    assert!(!ok && out.contains("is not a file"), "{out}");
     let partial = dir.path().join("partial.toml");
     std::fs::write(&partial, "[http]\nlisten = \"127.0.0.1:8080\"\n").unwrap();
     let (ok, out) = config_check(Some(&partial));
