@@ -110,6 +110,12 @@ pub enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
+    /// Configuration: `config check` checks it and the files it names without starting.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::config_check::ConfigCommand,
+    },
     /// Create a new node: a data directory with a working config.toml and a migrated
     /// database.
     Init {
@@ -232,6 +238,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             force,
         } => init(&node_id, &province, &dir, role.into(), &listen, force),
         Command::Demo { exit, backlog } => demo(exit, backlog),
+        Command::Config { command } => crate::config_check::run(cli.config.as_deref(), &command),
         Command::Certs { command } => certs(command),
         Command::Peers {
             command: Some(PeersCommand::Pin { peer, key }),

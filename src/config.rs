@@ -744,15 +744,33 @@ impl Settings {
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut fig = Figment::new();
         if let Some(f) = file {
-            if !f.is_file() {
-                return Err(invalid(
-                    "--config",
-                    format!("file {} does not exist", f.display()),
-                ));
+            let problem = match std::fs::metadata(f) {
+                Ok(m) if m.is_file() => None,
+                Ok(_) => Some(format!("{} is not a file", f.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Some(format!("file {} does not exist", f.display()))
+                }
+                // Permission denied on it or a directory above: say so, not "does not exist".
+                Err(e) => Some(format!("cannot read {}: {e}", f.display())),
+            };
+            if let Some(problem) = problem {
+                return Err(invalid("--config", problem));
             }
             fig = fig.merge(Toml::file(f));
         }
-        Self::from_figment(&fig.merge(Env::prefixed("LAPOR__").split("__")))
+        let fig = fig.merge(Env::prefixed("LAPOR__").split("__"));
+        let raw: RawSettings = fig.extract().map_err(|e| {
+            let source = file.map_or_else(
+                || {
+                    "no configuration: give --config FILE (or LAPOR_CONFIG), or set \
+                    LAPOR__NODE__ID and LAPOR__NODE__PROVINCE"
+                        .to_owned()
+                },
+                |f| format!("{} has no [node] section (id, province)", f.display()),
+            );
+            load_error(&e, &source)
+        })?;
+        Self::check(raw)
     }
 
     /// Checks a configuration given as TOML text (tests, `init`).
@@ -763,7 +781,7 @@ impl Settings {
     fn from_figment(fig: &Figment) -> Result<Self, ConfigError> {
         let raw: RawSettings = fig
             .extract()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+            .map_err(|e| load_error(&e, "no [node] section (id, province)"))?;
         Self::check(raw)
     }
 
@@ -877,6 +895,18 @@ impl Settings {
     #[must_use]
     pub fn node_id(&self) -> &NodeId {
         &self.raw.node.id
+    }
+}
+
+/// The loader's error; a missing `[node]` (no file, a file without it, or no environment)
+/// says so first with `no_node`, ahead of figment's `missing field `node``.
+fn load_error(e: &figment::Error, no_node: &str) -> ConfigError {
+    let missing_node = e.path.is_empty()
+        && matches!(&e.kind, figment::error::Kind::MissingField(f) if f == "node");
+    if missing_node {
+        ConfigError::Load(format!("{no_node}; {e}"))
+    } else {
+        ConfigError::Load(e.to_string())
     }
 }
 

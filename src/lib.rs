@@ -20,6 +20,7 @@
 //! | module | stage |
 //! |---|---|
 //! | [`config`] | layered settings: defaults → TOML → `LAPOR__…` environment |
+//! | [`config_check`] | `config check`: the configuration and the files it names, checked without starting |
 //! | [`telemetry`] | tracing subscriber (text or JSON) |
 //! | [`domain`] | pure types and rules: ids, reports, the ticket state machine, fold, SLA calendar |
 //! | [`db`] | SQLite/PostgreSQL connection, pool, single writer, embedded migrations, schema |
@@ -34,6 +35,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod config_check;
 pub mod crypto;
 pub mod db;
 pub mod delivery;

@@ -1,5 +1,6 @@
 //! Logging with `tracing`: an env filter (`RUST_LOG` wins over `log.filter`) and text or JSON
-//! output to stderr. Never log personal data or secrets; facts go in fields.
+//! output to stderr. Never log personal data or secrets; facts go in fields. Text lines carry
+//! ANSI colours only when stderr is a terminal: journald and log files get plain text.
 //!
 //! Lines are formatted on the thread that logs and appended to a shared buffer; a background
 //! thread, woken by the first line, writes the buffer out [`FLUSH_EVERY`] later (sooner once it
@@ -10,7 +11,7 @@
 //! (the output is stuck), logging waits until it has been written. Keep the [`LogGuard`]
 //! until the end of `main`: dropping it writes what is still buffered.
 
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -260,6 +261,7 @@ pub fn init(settings: &LogSettings) -> LogGuard {
         .with_env_filter(filter)
         .with_writer(writer)
         .with_timer(LogTime)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_span_events(FmtSpan::NONE);
     let installed = match settings.format {
         LogFormat::Json => builder.json().with_current_span(true).try_init(),
