@@ -331,6 +331,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let settings = load(cli.config.as_deref())?;
             let _log = crate::telemetry::init(&settings.raw.log);
+            // Held until the process ends: `keys rotate` and a second `serve` on this
+            // directory see the node running.
+            let mode = match settings.database {
+                crate::config::DatabaseUrl::Sqlite(_) => crate::ops::lock::Mode::Exclusive,
+                crate::config::DatabaseUrl::Postgres(_) => crate::ops::lock::Mode::Shared,
+            };
+            let _lock = crate::ops::lock::NodeLock::acquire(&settings.raw.node.data_dir, mode)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -410,9 +417,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { command } => {
             let settings = load(cli.config.as_deref())?;
             let _log = crate::telemetry::init(&settings.raw.log);
+            // A rotation beside a running node would leave it signing with the retired key.
+            let _lock = match command {
+                KeysCommand::Rotate => Some(crate::ops::lock::NodeLock::acquire(
+                    &settings.raw.node.data_dir,
+                    crate::ops::lock::Mode::Exclusive,
+                )?),
+                KeysCommand::List => None,
+            };
             let db = app::open_database(&settings)?;
             let path = settings.key_path();
-            crate::event_log::keys::load_or_create(&db, settings.node_id(), &path)?;
+            crate::event_log::keys::load(&db, settings.node_id(), &path)?;
             if matches!(command, KeysCommand::Rotate) {
                 let now = crate::domain::Timestamp::now();
                 let (old, new) =
@@ -436,11 +451,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = load(cli.config.as_deref())?;
             let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
-            let key = crate::event_log::keys::load_or_create(
-                &db,
-                settings.node_id(),
-                &settings.key_path(),
-            )?;
+            let key = crate::event_log::keys::load(&db, settings.node_id(), &settings.key_path())?;
             let code = crate::domain::TrackingCode::parse(&tracking_code)?;
             let tickets = crate::tickets::Tickets::new(db.clone(), &settings, key)?;
             let mut conn = db.read()?;

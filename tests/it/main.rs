@@ -19,6 +19,7 @@ mod fold_props;
 mod hardening;
 mod helpers;
 mod migrations;
+mod operators;
 mod signed_log;
 mod store;
 mod throttles;
