@@ -110,6 +110,28 @@ pub enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
+    /// Back the node up, online, into a new directory (0700, files 0600): the SQLite database
+    /// (`VACUUM INTO`: one consistent snapshot while the node runs), the signing keys, the
+    /// federation CA/certificate/key, the config file and the reference files, with a
+    /// MANIFEST.json of their SHA-256. PostgreSQL: `pg_dump -Fc` the database beside it.
+    Backup {
+        /// Directory to create (must not exist or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// Leave the database out (PostgreSQL, or a database backed up otherwise).
+        #[arg(long)]
+        no_database: bool,
+    },
+    /// Restore a backup into a new, empty directory: checks the manifest, copies the files with
+    /// private modes, points the config's paths at the new place, and audits the restored log.
+    Restore {
+        /// The backup directory (made by `lapor-node backup`).
+        #[arg(long)]
+        from: PathBuf,
+        /// The node's new data directory (must not exist or be empty).
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Create a new node: a data directory with a working config.toml and a migrated
     /// database.
     Init {
@@ -232,6 +254,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             force,
         } => init(&node_id, &province, &dir, role.into(), &listen, force),
         Command::Demo { exit, backlog } => demo(exit, backlog),
+        Command::Backup { out, no_database } => {
+            let settings = load(cli.config.as_deref())?;
+            let _log = crate::telemetry::init(&settings.raw.log);
+            for line in
+                crate::ops::backup::run_backup(&settings, cli.config.as_deref(), &out, no_database)?
+            {
+                say(&line);
+            }
+            Ok(())
+        }
+        Command::Restore { from, dir } => {
+            let (lines, faults) = crate::ops::backup::run_restore(&from, &dir)?;
+            for line in lines {
+                say(&line);
+            }
+            if faults > 0 {
+                anyhow::bail!("the restored log has {faults} fault(s): see above");
+            }
+            Ok(())
+        }
         Command::Certs { command } => certs(command),
         Command::Peers {
             command: Some(PeersCommand::Pin { peer, key }),

@@ -131,3 +131,153 @@ fn no_command_but_init_creates_a_signing_key_and_a_restored_node_without_one_doe
     );
     assert!(!keys.exists());
 }
+
+/// Files `n` reports on the node of `config` (stopped) through the library.
+fn file_reports(config: &Path, n: usize) {
+    let settings = lapor_node::config::Settings::load(Some(config)).unwrap();
+    let db = lapor_node::app::open_database(&settings).unwrap();
+    let key =
+        lapor_node::event_log::keys::load(&db, settings.node_id(), &settings.key_path()).unwrap();
+    let tickets = lapor_node::tickets::Tickets::new(db, &settings, key).unwrap();
+    let now = lapor_node::domain::Timestamp::now();
+    for _ in 0..n {
+        tickets
+            .submit(
+                &crate::api_report(),
+                &lapor_node::domain::Actor::citizen(),
+                now,
+            )
+            .unwrap();
+    }
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn backup_of_a_running_node_restores_into_a_fresh_directory_that_audits_and_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = init(&dir.path().join("n31"));
+    file_reports(&config, 5);
+    let backup = dir.path().join("backups").join("b1");
+    // Online: the node keeps serving while the snapshot is taken.
+    let mut node = serve(&config);
+    let out = run(&config, &["backup", "--out", backup.to_str().unwrap()]);
+    node.kill().unwrap();
+    node.wait().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(mode(&backup), 0o700);
+    for f in [
+        "lapor.sqlite",
+        "keys/signing.pem",
+        "config.toml",
+        "MANIFEST.json",
+    ] {
+        assert_eq!(mode(&backup.join(f)), 0o600, "{f}");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(backup.join("MANIFEST.json")).unwrap()).unwrap();
+    assert_eq!(manifest["node"], "prov-31.lapor.test");
+    assert_eq!(manifest["files"].as_array().unwrap().len(), 3, "{manifest}");
+    // A second backup into the same directory is refused.
+    let again = run(&config, &["backup", "--out", backup.to_str().unwrap()]);
+    assert!(!again.status.success() && text(&again).contains("not empty"));
+
+    // A damaged copy is refused, naming the file.
+    let damaged = dir.path().join("damaged");
+    std::fs::create_dir(&damaged).unwrap();
+    for f in ["lapor.sqlite", "config.toml", "MANIFEST.json"] {
+        std::fs::copy(backup.join(f), damaged.join(f)).unwrap();
+    }
+    std::fs::create_dir(damaged.join("keys")).unwrap();
+    let mut pem = std::fs::read(backup.join("keys/signing.pem")).unwrap();
+    pem[40] ^= 1;
+    std::fs::write(damaged.join("keys/signing.pem"), pem).unwrap();
+    let restore = |from: &Path, to: &Path| {
+        Command::new(BIN)
+            .args(["restore", "--from"])
+            .arg(from)
+            .arg("--dir")
+            .arg(to)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let bad = restore(&damaged, &dir.path().join("r-bad"));
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad).contains("keys/signing.pem does not match the manifest"),
+        "{}",
+        text(&bad)
+    );
+    // A non-empty target is refused.
+    let busy = dir.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("x"), "x").unwrap();
+    assert!(text(&restore(&backup, &busy)).contains("not empty"));
+
+    let fresh = dir.path().join("elsewhere").join("n31");
+    let out = restore(&backup, &fresh);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("audit: 5 event(s), 5 verified, 5 ticket(s), 0 fault(s)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("node.data_dir") && said.contains("audit verify"),
+        "{said}"
+    );
+    assert_eq!(mode(&fresh), 0o700);
+    assert_eq!(mode(&fresh.join("keys/signing.pem")), 0o600);
+    assert_eq!(mode(&fresh.join("lapor.sqlite")), 0o600);
+    let restored = fresh.join("config.toml");
+    let audit = run(&restored, &["audit", "verify"]);
+    assert!(audit.status.success(), "{}", text(&audit));
+    assert!(text(&audit).contains("5 event(s) from 1 origin(s), 5 verified"));
+    // The restored node keeps its key (no new one) and serves.
+    let keys = run(&restored, &["keys", "list"]);
+    assert_eq!(
+        String::from_utf8_lossy(&keys.stdout),
+        String::from_utf8_lossy(&run(&config, &["keys", "list"]).stdout)
+    );
+    let mut node = serve(&restored);
+    node.kill().unwrap();
+    node.wait().unwrap();
+}
+
+#[test]
+fn backup_of_a_postgresql_node_leaves_the_database_to_pg_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = init(&dir.path().join("n31"));
+    let backup = dir.path().join("b");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["backup", "--out"])
+        .arg(&backup)
+        .env(
+            "LAPOR__DATABASE__URL",
+            "postgres://lapor@127.0.0.1:5432/lapor",
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("pg_dump -Fc"), "{}", text(&out));
+    assert!(!backup.join("lapor.sqlite").exists());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(backup.join("MANIFEST.json")).unwrap()).unwrap();
+    assert_eq!(manifest["database"], "postgres");
+    let out = Command::new(BIN)
+        .args(["restore", "--from"])
+        .arg(&backup)
+        .arg("--dir")
+        .arg(dir.path().join("r"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("pg_restore"), "{}", text(&out));
+    assert!(dir.path().join("r/keys/signing.pem").exists());
+}
