@@ -177,20 +177,35 @@ pub enum CertsCommand {
         #[arg(long, default_value_t = 3650)]
         days: i64,
     },
-    /// Issue a node certificate signed by the CA.
+    /// Issue a node certificate signed by the CA: for a node's signing request (`--csr`, the
+    /// key stays on the node), or with a new key (development).
     Issue {
         /// The CA directory (ca.pem, ca.key).
         #[arg(long)]
         ca: PathBuf,
-        /// The node id (DNS name), e.g. prov-31.lapor.test.
+        /// The node id (DNS name), e.g. prov-31.lapor.test; with `--csr`, checked against the
+        /// request.
+        #[arg(long, required_unless_present = "csr")]
+        node_id: Option<String>,
+        /// A certificate signing request from `certs csr` (PEM): sign it instead of making a key.
         #[arg(long)]
-        node_id: String,
-        /// Directory for node.pem, node.key and a copy of ca.pem.
+        csr: Option<PathBuf>,
+        /// Directory for node.pem, a copy of ca.pem, and (without `--csr`) node.key.
         #[arg(long)]
         out: PathBuf,
         /// Validity in days.
         #[arg(long, default_value_t = 365)]
         days: i64,
+    },
+    /// On the node: make its TLS key (node.key, 0600) and a certificate signing request
+    /// (node.csr, DNS SAN = node id) to send to the federation CA.
+    Csr {
+        /// The node id (DNS name), e.g. prov-31.lapor.test.
+        #[arg(long)]
+        node_id: String,
+        /// Directory for node.key and node.csr.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -537,13 +552,45 @@ fn certs(command: CertsCommand) -> anyhow::Result<()> {
                 f.key.display()
             ));
         }
+        CertsCommand::Csr { node_id, out } => {
+            let node = NodeId::parse(&node_id)?;
+            let f = crate::tls::certs::request(&node, &out)?;
+            say(&format!(
+                "key {} (mode 0600: it stays here) and signing request {} for {node}; send the \
+                 request to the federation CA and install the node.pem and ca.pem it returns",
+                f.key.display(),
+                f.csr.display()
+            ));
+        }
         CertsCommand::Issue {
             ca,
             node_id,
+            csr: Some(csr),
             out,
             days,
         } => {
-            let node = NodeId::parse(&node_id)?;
+            let node = node_id.as_deref().map(NodeId::parse).transpose()?;
+            let (node, cert, ca_copy) = crate::tls::certs::issue_for_request(
+                &ca,
+                &csr,
+                node.as_ref(),
+                &out,
+                crate::tls::certs::Validity::days(days),
+            )?;
+            say(&format!(
+                "certificate for {node}: {} (CA copy {}); return both to the node",
+                cert.display(),
+                ca_copy.display()
+            ));
+        }
+        CertsCommand::Issue {
+            ca,
+            node_id,
+            csr: None,
+            out,
+            days,
+        } => {
+            let node = NodeId::parse(node_id.as_deref().unwrap_or_default())?;
             let f = crate::tls::certs::issue(
                 &ca,
                 &node,

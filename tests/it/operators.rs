@@ -281,3 +281,165 @@ fn backup_of_a_postgresql_node_leaves_the_database_to_pg_dump() {
     assert!(text(&out).contains("pg_restore"), "{}", text(&out));
     assert!(dir.path().join("r/keys/signing.pem").exists());
 }
+
+/// Runs `lapor-node ARGS…` without a config.
+fn bare(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+/// A full TLS handshake in memory: `client` against `server`, named `name`.
+fn handshake(
+    server: rustls::ServerConfig,
+    client: rustls::ClientConfig,
+    name: &str,
+) -> Result<rustls::ServerConnection, rustls::Error> {
+    let mut s = rustls::ServerConnection::new(std::sync::Arc::new(server))?;
+    let name = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
+    let mut c = rustls::ClientConnection::new(std::sync::Arc::new(client), name)?;
+    for _ in 0..20 {
+        let mut buf = Vec::new();
+        c.write_tls(&mut buf).unwrap();
+        let mut r = &buf[..];
+        while !r.is_empty() {
+            s.read_tls(&mut r).unwrap();
+        }
+        s.process_new_packets()?;
+        let mut buf = Vec::new();
+        s.write_tls(&mut buf).unwrap();
+        let mut r = &buf[..];
+        while !r.is_empty() {
+            c.read_tls(&mut r).unwrap();
+        }
+        c.process_new_packets()?;
+        if !s.is_handshaking() && !c.is_handshaking() {
+            return Ok(s);
+        }
+    }
+    panic!("the handshake did not finish");
+}
+
+#[test]
+fn a_certificate_issued_for_a_nodes_signing_request_completes_mtls_with_a_peer_of_the_ca() {
+    use rustls::pki_types::pem::PemObject as _;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |s: &str| dir.path().join(s).display().to_string();
+    assert!(bare(&["certs", "ca", "--out", &p("ca")]).status.success());
+    // On the node: key and request; the key stays there.
+    let out = bare(&[
+        "certs",
+        "csr",
+        "--node-id",
+        "prov-53.lapor.test",
+        "--out",
+        &p("n53"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(mode(&dir.path().join("n53/node.key")), 0o600);
+    let csr = std::fs::read_to_string(dir.path().join("n53/node.csr")).unwrap();
+    assert!(
+        csr.starts_with("-----BEGIN CERTIFICATE REQUEST-----"),
+        "{csr}"
+    );
+    // At the CA: only the request travels; a request for another node id is refused.
+    std::fs::create_dir(dir.path().join("inbox")).unwrap();
+    std::fs::copy(
+        dir.path().join("n53/node.csr"),
+        dir.path().join("inbox/node.csr"),
+    )
+    .unwrap();
+    let wrong = bare(&[
+        "certs",
+        "issue",
+        "--ca",
+        &p("ca"),
+        "--csr",
+        &p("inbox/node.csr"),
+        "--node-id",
+        "prov-31.lapor.test",
+        "--out",
+        &p("signed"),
+    ]);
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong).contains("requests prov-53.lapor.test"),
+        "{}",
+        text(&wrong)
+    );
+    let out = bare(&[
+        "certs",
+        "issue",
+        "--ca",
+        &p("ca"),
+        "--csr",
+        &p("inbox/node.csr"),
+        "--out",
+        &p("signed"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !dir.path().join("signed/node.key").exists(),
+        "the CA made no key"
+    );
+    for f in ["node.pem", "ca.pem"] {
+        std::fs::copy(
+            dir.path().join("signed").join(f),
+            dir.path().join("n53").join(f),
+        )
+        .unwrap();
+    }
+    let pem = std::fs::read(dir.path().join("n53/node.pem")).unwrap();
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(&pem).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    assert_eq!(
+        lapor_node::tls::identity::dns_san(&cert).unwrap(),
+        "prov-53.lapor.test"
+    );
+    let eku = cert.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && eku.client_auth);
+
+    // A peer issued by the same CA (development path) connects to it over mTLS.
+    let out = bare(&[
+        "certs",
+        "issue",
+        "--ca",
+        &p("ca"),
+        "--node-id",
+        "prov-31.lapor.test",
+        "--out",
+        &p("n31"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let files = |d: &str| lapor_node::tls::config::TlsFiles {
+        ca: dir.path().join(d).join("ca.pem"),
+        cert: dir.path().join(d).join("node.pem"),
+        key: dir.path().join(d).join("node.key"),
+    };
+    let server = lapor_node::tls::config::server_config(&files("n53")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(dir.path().join("ca/ca.pem")).unwrap()
+    {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let chain: Vec<_> =
+        rustls::pki_types::CertificateDer::pem_file_iter(dir.path().join("n31/node.pem"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let key =
+        rustls::pki_types::PrivateKeyDer::from_pem_file(dir.path().join("n31/node.key")).unwrap();
+    let client = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let s = handshake(server, client, "prov-53.lapor.test").unwrap();
+    let peer = s.peer_certificates().unwrap()[0].clone();
+    let (_, peer) = x509_parser::parse_x509_certificate(&peer).unwrap();
+    assert_eq!(
+        lapor_node::tls::identity::dns_san(&peer).unwrap(),
+        "prov-31.lapor.test"
+    );
+}
