@@ -83,7 +83,11 @@ fn main() {
     println!("| secure_delete | reports/s | µs per report |");
     println!("|---|---|---|");
     for (name, t) in [("OFF (baseline)", t_off), ("ON", t_on)] {
-        println!("| {name} | {:.0} | {:.1} |", rate(t), t.as_secs_f64() * 1e6 / total);
+        println!(
+            "| {name} | {:.0} | {:.1} |",
+            rate(t),
+            t.as_secs_f64() * 1e6 / total
+        );
     }
     println!("\nON / OFF throughput: {:.3}", rate(t_on) / rate(t_off));
 }

@@ -116,6 +116,28 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::config_check::ConfigCommand,
     },
+    /// Back the node up, online, into a new directory (0700, files 0600): the SQLite database
+    /// (`VACUUM INTO`: one consistent snapshot while the node runs), the signing keys, the
+    /// federation CA/certificate/key, the config file and the reference files, with a
+    /// MANIFEST.json of their SHA-256. PostgreSQL: `pg_dump -Fc` the database beside it.
+    Backup {
+        /// Directory to create (must not exist or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// Leave the database out (PostgreSQL, or a database backed up otherwise).
+        #[arg(long)]
+        no_database: bool,
+    },
+    /// Restore a backup into a new, empty directory: checks the manifest, copies the files with
+    /// private modes, points the config's paths at the new place, and audits the restored log.
+    Restore {
+        /// The backup directory (made by `lapor-node backup`).
+        #[arg(long)]
+        from: PathBuf,
+        /// The node's new data directory (must not exist or be empty).
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Create a new node: a data directory with a working config.toml and a migrated
     /// database.
     Init {
@@ -161,20 +183,35 @@ pub enum CertsCommand {
         #[arg(long, default_value_t = 3650)]
         days: i64,
     },
-    /// Issue a node certificate signed by the CA.
+    /// Issue a node certificate signed by the CA: for a node's signing request (`--csr`, the
+    /// key stays on the node), or with a new key (development).
     Issue {
         /// The CA directory (ca.pem, ca.key).
         #[arg(long)]
         ca: PathBuf,
-        /// The node id (DNS name), e.g. prov-31.lapor.test.
+        /// The node id (DNS name), e.g. prov-31.lapor.test; with `--csr`, checked against the
+        /// request.
+        #[arg(long, required_unless_present = "csr")]
+        node_id: Option<String>,
+        /// A certificate signing request from `certs csr` (PEM): sign it instead of making a key.
         #[arg(long)]
-        node_id: String,
-        /// Directory for node.pem, node.key and a copy of ca.pem.
+        csr: Option<PathBuf>,
+        /// Directory for node.pem, a copy of ca.pem, and (without `--csr`) node.key.
         #[arg(long)]
         out: PathBuf,
         /// Validity in days.
         #[arg(long, default_value_t = 365)]
         days: i64,
+    },
+    /// On the node: make its TLS key (node.key, 0600) and a certificate signing request
+    /// (node.csr, DNS SAN = node id) to send to the federation CA.
+    Csr {
+        /// The node id (DNS name), e.g. prov-31.lapor.test.
+        #[arg(long)]
+        node_id: String,
+        /// Directory for node.key and node.csr.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -239,6 +276,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         } => init(&node_id, &province, &dir, role.into(), &listen, force),
         Command::Demo { exit, backlog } => demo(exit, backlog),
         Command::Config { command } => crate::config_check::run(cli.config.as_deref(), &command),
+        Command::Backup { out, no_database } => {
+            let settings = load(cli.config.as_deref())?;
+            let _log = crate::telemetry::init(&settings.raw.log);
+            for line in
+                crate::ops::backup::run_backup(&settings, cli.config.as_deref(), &out, no_database)?
+            {
+                say(&line);
+            }
+            Ok(())
+        }
+        Command::Restore { from, dir } => {
+            let (lines, faults) = crate::ops::backup::run_restore(&from, &dir)?;
+            for line in lines {
+                say(&line);
+            }
+            if faults > 0 {
+                anyhow::bail!("the restored log has {faults} fault(s): see above");
+            }
+            Ok(())
+        }
         Command::Certs { command } => certs(command),
         Command::Peers {
             command: Some(PeersCommand::Pin { peer, key }),
@@ -338,6 +395,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let settings = load(cli.config.as_deref())?;
             let _log = crate::telemetry::init(&settings.raw.log);
+            // Held until the process ends: `keys rotate` and a second `serve` on this
+            // directory see the node running.
+            let mode = match settings.database {
+                crate::config::DatabaseUrl::Sqlite(_) => crate::ops::lock::Mode::Exclusive,
+                crate::config::DatabaseUrl::Postgres(_) => crate::ops::lock::Mode::Shared,
+            };
+            let _lock = crate::ops::lock::NodeLock::acquire(&settings.raw.node.data_dir, mode)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -417,9 +481,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { command } => {
             let settings = load(cli.config.as_deref())?;
             let _log = crate::telemetry::init(&settings.raw.log);
+            // A rotation beside a running node would leave it signing with the retired key.
+            let _lock = match command {
+                KeysCommand::Rotate => Some(crate::ops::lock::NodeLock::acquire(
+                    &settings.raw.node.data_dir,
+                    crate::ops::lock::Mode::Exclusive,
+                )?),
+                KeysCommand::List => None,
+            };
             let db = app::open_database(&settings)?;
             let path = settings.key_path();
-            crate::event_log::keys::load_or_create(&db, settings.node_id(), &path)?;
+            crate::event_log::keys::load(&db, settings.node_id(), &path)?;
             if matches!(command, KeysCommand::Rotate) {
                 let now = crate::domain::Timestamp::now();
                 let (old, new) =
@@ -443,11 +515,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = load(cli.config.as_deref())?;
             let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
-            let key = crate::event_log::keys::load_or_create(
-                &db,
-                settings.node_id(),
-                &settings.key_path(),
-            )?;
+            let key = crate::event_log::keys::load(&db, settings.node_id(), &settings.key_path())?;
             let code = crate::domain::TrackingCode::parse(&tracking_code)?;
             let tickets = crate::tickets::Tickets::new(db.clone(), &settings, key)?;
             let mut conn = db.read()?;
@@ -491,13 +559,45 @@ fn certs(command: CertsCommand) -> anyhow::Result<()> {
                 f.key.display()
             ));
         }
+        CertsCommand::Csr { node_id, out } => {
+            let node = NodeId::parse(&node_id)?;
+            let f = crate::tls::certs::request(&node, &out)?;
+            say(&format!(
+                "key {} (mode 0600: it stays here) and signing request {} for {node}; send the \
+                 request to the federation CA and install the node.pem and ca.pem it returns",
+                f.key.display(),
+                f.csr.display()
+            ));
+        }
         CertsCommand::Issue {
             ca,
             node_id,
+            csr: Some(csr),
             out,
             days,
         } => {
-            let node = NodeId::parse(&node_id)?;
+            let node = node_id.as_deref().map(NodeId::parse).transpose()?;
+            let (node, cert, ca_copy) = crate::tls::certs::issue_for_request(
+                &ca,
+                &csr,
+                node.as_ref(),
+                &out,
+                crate::tls::certs::Validity::days(days),
+            )?;
+            say(&format!(
+                "certificate for {node}: {} (CA copy {}); return both to the node",
+                cert.display(),
+                ca_copy.display()
+            ));
+        }
+        CertsCommand::Issue {
+            ca,
+            node_id,
+            csr: None,
+            out,
+            days,
+        } => {
+            let node = NodeId::parse(node_id.as_deref().unwrap_or_default())?;
             let f = crate::tls::certs::issue(
                 &ca,
                 &node,

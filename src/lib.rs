@@ -28,6 +28,7 @@
 //! | [`event_log`] | the append-only signed log: wire form, canonical bytes, ids, chain heads, keys |
 //! | [`tickets`] | commands (submit, act, SLA sweep), projection store, rebuild |
 //! | [`app`] | builds and runs the node: listeners, background jobs |
+//! | [`ops`] | operator commands on the node's files: the node lock, backup and restore |
 //! | [`cli`] | `serve`, `migrate`, `rebuild`, `init` |
 
 pub mod api;
@@ -43,6 +44,7 @@ pub mod demo;
 pub mod domain;
 pub mod event_log;
 pub mod inbox;
+pub mod ops;
 pub mod outbox;
 pub mod telemetry;
 pub mod tickets;

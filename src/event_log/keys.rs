@@ -40,6 +40,30 @@ pub enum KeysError {
     /// A key in the table is malformed.
     #[error("stored key {0} is malformed")]
     Stored(String),
+    /// The signing key file is missing and this command does not create one.
+    #[error(
+        "the signing key file {path} is missing; only `lapor-node init` or the first start of a \
+         new node creates one. Restore it from the backup (`lapor-node restore`), or set \
+         node.key_file to where it is"
+    )]
+    Missing {
+        /// The key file as displayed.
+        path: String,
+    },
+    /// The signing key file is missing but the database already holds this node's keys or
+    /// events: a restored or mis-copied node, which a new key would fork.
+    #[error(
+        "the signing key file {path} is missing, but the database already holds this node's \
+         {what}: this is a restored or mis-copied node, and a new key would fork its log. \
+         Restore the key file from the backup (`lapor-node restore`), or set node.key_file to \
+         where it is; refusing to create a new key"
+    )]
+    MissingOnExistingNode {
+        /// The key file as displayed.
+        path: String,
+        /// What the database holds ("public key", "events").
+        what: &'static str,
+    },
 }
 
 impl From<diesel::result::Error> for KeysError {
@@ -81,13 +105,54 @@ pub fn register(conn: &mut DbConn, row: &KeyRow) -> QueryResult<()> {
     Ok(())
 }
 
-/// Loads this node's signing key from `path`, creating it on first start, and makes sure its
-/// public key is in `node_keys`. The first key of a node is valid from the epoch (it signs the
-/// node's whole history); later keys come from `keys rotate` with their own start.
+/// Loads this node's signing key from `path` and makes sure its public key is in `node_keys`.
+/// Never creates a key: a missing file is [`KeysError::Missing`] (every command but `init` and
+/// `serve` uses this).
+pub fn load(db: &Db, node: &NodeId, path: &Path) -> Result<Arc<NodeKey>, KeysError> {
+    if !path.exists() {
+        return Err(KeysError::Missing {
+            path: path.display().to_string(),
+        });
+    }
+    let key = NodeKey::load(path)?;
+    register_own(db, node, &key)?;
+    Ok(Arc::new(key))
+}
+
+/// What of this node the database holds already, if anything: its public key or its events.
+fn node_traces(db: &Db, node: &NodeId) -> Result<Option<&'static str>, KeysError> {
+    use crate::db::schema::events;
+    let mut conn = db.read()?;
+    let keys: i64 = node_keys::table
+        .filter(node_keys::origin.eq(node.as_str()))
+        .count()
+        .get_result(&mut conn)?;
+    if keys > 0 {
+        return Ok(Some("public key"));
+    }
+    let events: i64 = events::table
+        .filter(events::origin.eq(node.as_str()))
+        .count()
+        .get_result(&mut conn)?;
+    Ok((events > 0).then_some("events"))
+}
+
+/// Loads this node's signing key from `path`, creating it only for a truly new node (`init`,
+/// the first `serve`): when the file is missing but the database already holds this node's
+/// public key or events, it refuses ([`KeysError::MissingOnExistingNode`]) — a restored or
+/// mis-copied node must get its key back, not a new one. Makes sure the public key is in
+/// `node_keys`. The first key of a node is valid from the epoch (it signs the node's whole
+/// history); later keys come from `keys rotate` with their own start.
 pub fn load_or_create(db: &Db, node: &NodeId, path: &Path) -> Result<Arc<NodeKey>, KeysError> {
     let key = if path.exists() {
         NodeKey::load(path)?
     } else {
+        if let Some(what) = node_traces(db, node)? {
+            return Err(KeysError::MissingOnExistingNode {
+                path: path.display().to_string(),
+                what,
+            });
+        }
         if let Some(dir) = path.parent() {
             crate::crypto::keys::private_dir(dir).map_err(|cause| KeyError::Write {
                 path: dir.display().to_string(),
@@ -99,6 +164,13 @@ pub fn load_or_create(db: &Db, node: &NodeId, path: &Path) -> Result<Arc<NodeKey
         tracing::info!(key = %key.id(), path = %path.display(), "created the node's signing key");
         key
     };
+    register_own(db, node, &key)?;
+    Ok(Arc::new(key))
+}
+
+/// Makes sure `key`'s public half is in `node_keys` as `node`'s (valid from the epoch when it
+/// is not there yet).
+fn register_own(db: &Db, node: &NodeId, key: &NodeKey) -> Result<(), KeysError> {
     let row = KeyRow {
         key_id: key.id().to_string(),
         origin: node.to_string(),
@@ -106,8 +178,7 @@ pub fn load_or_create(db: &Db, node: &NodeId, path: &Path) -> Result<Arc<NodeKey
         valid_from_ms: 0,
         valid_until_ms: None,
     };
-    db.write(move |c| register(c, &row).map_err(KeysError::from))?;
-    Ok(Arc::new(key))
+    db.write(move |c| register(c, &row).map_err(KeysError::from))
 }
 
 /// Rotates the node's signing key at `at`: a new key is generated and becomes valid from `at`;

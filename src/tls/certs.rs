@@ -126,14 +126,8 @@ impl Validity {
     }
 }
 
-/// Issues a node certificate (DNS SAN = node id; EKU serverAuth + clientAuth) signed by the CA
-/// in `ca_dir`, into `out`.
-pub fn issue(
-    ca_dir: &Path,
-    node: &NodeId,
-    out: &Path,
-    validity: Validity,
-) -> Result<NodeFiles, TlsError> {
+/// The CA of `ca_dir` as an issuer, and its certificate (PEM) with its path.
+fn load_issuer(ca_dir: &Path) -> Result<(Issuer<'static, KeyPair>, String, PathBuf), TlsError> {
     let ca_cert_path = ca_dir.join(CA_CERT);
     let ca_key_path = ca_dir.join(CA_KEY);
     let ca_pem = read(&ca_cert_path)?;
@@ -145,6 +139,12 @@ pub fn issue(
         path: ca_cert_path.display().to_string(),
         message: e.to_string(),
     })?;
+    Ok((issuer, ca_pem, ca_cert_path))
+}
+
+/// The node certificate profile: DNS SAN and CN = node id, EKU serverAuth + clientAuth, key
+/// usage digitalSignature + keyEncipherment.
+fn node_params(node: &NodeId, validity: Validity) -> Result<CertificateParams, TlsError> {
     let mut params = CertificateParams::new(vec![node.to_string()])?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, node.as_str());
@@ -160,20 +160,124 @@ pub fn issue(
     params.use_authority_key_identifier_extension = true;
     params.not_before = validity.not_before;
     params.not_after = validity.not_after;
-    let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &issuer)?;
+    Ok(params)
+}
+
+/// Writes `cert` and, unless it is the CA's own file, a copy of the CA certificate into `out`.
+fn write_cert(
+    out: &Path,
+    cert: &str,
+    ca_pem: &str,
+    ca_cert_path: &Path,
+) -> Result<(PathBuf, PathBuf), TlsError> {
     std::fs::create_dir_all(out).map_err(io(out))?;
-    let files = NodeFiles {
-        cert: out.join(NODE_CERT),
+    let (cert_path, ca_copy) = (out.join(NODE_CERT), out.join(CA_CERT));
+    write_new(&cert_path, cert, 0o644)?;
+    if ca_copy != ca_cert_path {
+        write_new(&ca_copy, ca_pem, 0o644)?;
+    }
+    Ok((cert_path, ca_copy))
+}
+
+/// Issues a node certificate (DNS SAN = node id; EKU serverAuth + clientAuth) signed by the CA
+/// in `ca_dir`, into `out`, with a new key (development; production uses [`request`] on the
+/// node and [`issue_for_request`] at the CA).
+pub fn issue(
+    ca_dir: &Path,
+    node: &NodeId,
+    out: &Path,
+    validity: Validity,
+) -> Result<NodeFiles, TlsError> {
+    let (issuer, ca_pem, ca_cert_path) = load_issuer(ca_dir)?;
+    let key = KeyPair::generate()?;
+    let cert = node_params(node, validity)?.signed_by(&key, &issuer)?;
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let key_path = out.join(NODE_KEY);
+    write_new(&key_path, &key.serialize_pem(), 0o600)?;
+    let (cert, ca) = write_cert(out, &cert.pem(), &ca_pem, &ca_cert_path)?;
+    Ok(NodeFiles {
+        cert,
+        key: key_path,
+        ca,
+    })
+}
+
+/// A certificate signing request's name inside a node directory.
+pub const NODE_CSR: &str = "node.csr";
+
+/// What `certs csr` made.
+#[derive(Debug, Clone)]
+pub struct RequestFiles {
+    /// `node.key` (0600): stays on the node.
+    pub key: PathBuf,
+    /// `node.csr`: goes to the CA.
+    pub csr: PathBuf,
+}
+
+/// On the node: a new TLS key (`node.key`, 0600) and a certificate signing request for it
+/// (`node.csr`, PEM, DNS SAN = CN = node id) in `out`. The key never leaves the node.
+pub fn request(node: &NodeId, out: &Path) -> Result<RequestFiles, TlsError> {
+    crate::crypto::keys::private_dir(out).map_err(io(out))?;
+    let mut params = CertificateParams::new(vec![node.to_string()])?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, node.as_str());
+    params.distinguished_name = dn;
+    let key = KeyPair::generate()?;
+    let csr = params.serialize_request(&key)?;
+    let files = RequestFiles {
         key: out.join(NODE_KEY),
-        ca: out.join(CA_CERT),
+        csr: out.join(NODE_CSR),
     };
     write_new(&files.key, &key.serialize_pem(), 0o600)?;
-    write_new(&files.cert, &cert.pem(), 0o644)?;
-    if files.ca != ca_cert_path {
-        write_new(&files.ca, &ca_pem, 0o644)?;
-    }
+    write_new(&files.csr, &csr.pem()?, 0o644)?;
     Ok(files)
+}
+
+/// At the CA: signs the request in `csr_path` without seeing its key. The request's signature
+/// must verify and it must name exactly one DNS name, a valid node id (and `node` when given);
+/// everything else in the certificate comes from the federation's profile, not the request.
+/// Writes `node.pem` and a copy of `ca.pem` into `out`; returns the node id and the files.
+pub fn issue_for_request(
+    ca_dir: &Path,
+    csr_path: &Path,
+    node: Option<&NodeId>,
+    out: &Path,
+    validity: Validity,
+) -> Result<(NodeId, PathBuf, PathBuf), TlsError> {
+    let bad = |message: String| TlsError::Pem {
+        path: csr_path.display().to_string(),
+        message,
+    };
+    let mut csr = rcgen::CertificateSigningRequestParams::from_pem(&read(csr_path)?)
+        .map_err(|e| bad(format!("not a valid certificate signing request: {e}")))?;
+    let names: Vec<String> = csr
+        .params
+        .subject_alt_names
+        .iter()
+        .map(|s| match s {
+            rcgen::SanType::DnsName(n) => Ok(n.as_str().to_owned()),
+            other => Err(bad(format!(
+                "requests a subject alternative name other than a DNS name: {other:?}"
+            ))),
+        })
+        .collect::<Result<_, _>>()?;
+    let [name] = names.as_slice() else {
+        return Err(bad(format!(
+            "must request exactly one DNS name (the node id); it requests {names:?}"
+        )));
+    };
+    let requested =
+        NodeId::parse(name).map_err(|e| bad(format!("requests {name:?}, not a node id: {e}")))?;
+    if let Some(n) = node {
+        if n != &requested {
+            return Err(bad(format!("requests {requested}, not {n}")));
+        }
+    }
+    let (issuer, ca_pem, ca_cert_path) = load_issuer(ca_dir)?;
+    csr.params = node_params(&requested, validity)?;
+    let cert = csr.signed_by(&issuer)?;
+    let (cert, ca) = write_cert(out, &cert.pem(), &ca_pem, &ca_cert_path)?;
+    Ok((requested, cert, ca))
 }
 
 #[cfg(test)]

@@ -48,6 +48,12 @@ fn commands(text: &str) -> Vec<Vec<String>> {
         let mut rest = line;
         while let Some(i) = rest.find("lapor-node ") {
             let after = &rest[i + "lapor-node ".len()..];
+            // `journalctl -u lapor-node`, `systemctl … lapor-node`: the unit, not a command.
+            let before = &rest[..i];
+            if before.ends_with("-u ") || before.contains("systemctl") {
+                rest = after;
+                continue;
+            }
             let end = after.find(['`', '#', '|', ')']).unwrap_or(after.len());
             let words: Vec<String> = after[..end].split_whitespace().map(str::to_owned).collect();
             if !words.is_empty() {

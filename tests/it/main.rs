@@ -21,6 +21,7 @@ mod fold_props;
 mod hardening;
 mod helpers;
 mod migrations;
+mod operators;
 mod packaging;
 mod signed_log;
 mod store;
