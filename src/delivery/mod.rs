@@ -199,22 +199,23 @@ impl Federation {
             Duration::from_secs(fed.request_timeout_secs),
         )?;
         let node = settings.node_id().clone();
+        // Counters an alert is written against exist from the start, at 0: "absent" and
+        // "never happened" look the same to a scrape otherwise.
+        for p in &fed.peers {
+            for name in [
+                "lapor_federation_key_changes_refused_total",
+                "lapor_federation_delivered_total",
+            ] {
+                metrics.inc(name, &[("peer", p.id.as_str())], 0);
+            }
+        }
         let wake = fed
             .peers
             .iter()
             .map(|p| (p.id.clone(), Arc::new(Notify::new())))
             .collect();
         Ok(Some(Self(Arc::new(Inner {
-            inbox: Inbox::new(
-                db.clone(),
-                node.clone(),
-                metrics.clone(),
-                fed.peers
-                    .iter()
-                    .map(|p| (p.id.to_string(), p.province.clone()))
-                    .chain([(node.to_string(), settings.raw.node.province.clone())])
-                    .collect(),
-            ),
+            inbox: Inbox::of_node(settings, &fed.peers, db.clone(), metrics.clone()),
             db,
             node,
             role: settings.raw.node.role,
@@ -782,7 +783,7 @@ impl Federation {
 
     /// Delivery state of every peer, for operators.
     pub fn status(&self, now: Timestamp) -> Result<Vec<PeerStatus>, FedError> {
-        peers::status(&self.db, &self.settings.peers, now)
+        peers::status(&self.db, &self.node, &self.settings.peers, now)
     }
 
     /// Runs the delivery workers (one per peer) and the catch-up loop until the task is

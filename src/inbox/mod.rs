@@ -11,6 +11,7 @@
 //!   applied and never acknowledged as applied.
 
 pub mod http;
+pub mod retry;
 pub mod store;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -228,6 +229,24 @@ impl Inbox {
         }
     }
 
+    /// The inbox of the node `settings` describe, whose peers are `peers` (their provinces
+    /// bound the tracking codes they may create).
+    #[must_use]
+    pub fn of_node(
+        settings: &crate::config::Settings,
+        peers: &[crate::config::PeerSettings],
+        db: Db,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let me = settings.node_id().clone();
+        let provinces = peers
+            .iter()
+            .map(|p| (p.id.to_string(), p.province.clone()))
+            .chain([(me.to_string(), settings.raw.node.province.clone())])
+            .collect();
+        Self::new(db, me, metrics, provinces)
+    }
+
     /// Checks, stores and applies `values` received from `from` (the transport peer: the
     /// origin itself or a relay). `pii` parts are kept only when this node is entitled to them.
     /// On `Err` nothing was stored.
@@ -266,7 +285,7 @@ impl Inbox {
             // itself and the others are stored — never a server error the sender retries
             // forever behind it.
             let whole = conn.transaction(|c| judge(c, &ctx, &checked, pii.clone()));
-            match whole {
+            let judged = match whole {
                 Err(e) if e.is_content_conflict() && !checked.is_empty() => {
                     tracing::warn!(error = %e, "batch refused by a database constraint; judging each event alone");
                     let mut out = Vec::with_capacity(checked.len());
@@ -293,7 +312,13 @@ impl Inbox {
                     Ok((out, ctx.deleted.get(), (ctx.digests.get(), ctx.dropped.get())))
                 }
                 other => other.map(|out| (out, ctx.deleted.get(), (ctx.digests.get(), ctx.dropped.get()))),
+            };
+            if let Ok((out, ..)) = &judged {
+                let held: Vec<&str> =
+                    out.iter().filter(|o| o.acknowledged()).map(Outcome::id).collect();
+                store::forget_held(conn, &held)?;
             }
+            judged
         })?;
         for (what, n) in [("digest_only", over.0), ("dropped", over.1)] {
             if n > 0 {

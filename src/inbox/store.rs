@@ -269,3 +269,109 @@ pub fn for_tickets(conn: &mut DbConn, tickets: &[String]) -> QueryResult<Vec<Eve
     }
     Ok(out)
 }
+
+/// The reasons `sender`'s events were quarantined for, with how many each, most frequent first.
+pub fn reasons_of(conn: &mut DbConn, sender: &str) -> QueryResult<Vec<(String, i64)>> {
+    let mut rows: Vec<(String, i64)> = quarantine::table
+        .filter(quarantine::received_from.eq(sender))
+        .group_by(quarantine::reason)
+        .select((quarantine::reason, diesel::dsl::count_star()))
+        .load(conn)?;
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(rows)
+}
+
+/// A quarantined event kept whole, to judge again.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct KeptRaw {
+    /// Row id.
+    pub id: i64,
+    /// Sender.
+    pub received_from: String,
+    /// Claimed event id.
+    pub event_id: Option<String>,
+    /// Reason code.
+    pub reason: String,
+    /// The event as received.
+    pub raw: String,
+}
+
+/// Up to `limit` quarantined events kept whole (from `sender`, or from anyone), oldest first,
+/// after row `after`.
+pub fn kept_raw(
+    conn: &mut DbConn,
+    sender: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<KeptRaw>> {
+    let mut q = quarantine::table
+        .filter(quarantine::id.gt(after))
+        .filter(quarantine::raw.ne(""))
+        .into_boxed();
+    if let Some(s) = sender {
+        q = q.filter(quarantine::received_from.eq(s.to_owned()));
+    }
+    q.order(quarantine::id.asc())
+        .limit(limit)
+        .select((
+            quarantine::id,
+            quarantine::received_from,
+            quarantine::event_id,
+            quarantine::reason,
+            quarantine::raw,
+        ))
+        .load(conn)
+}
+
+/// Deletes quarantine rows by id.
+pub fn delete(conn: &mut DbConn, ids: &[i64]) -> QueryResult<usize> {
+    let mut n = 0;
+    for chunk in ids.chunks(CHUNK) {
+        n +=
+            diesel::delete(quarantine::table.filter(quarantine::id.eq_any(chunk))).execute(conn)?;
+    }
+    Ok(n)
+}
+
+/// Deletes the quarantined events of `sender` (or of anyone) with reason `reason` (or any).
+pub fn clear(conn: &mut DbConn, sender: Option<&str>, reason: Option<&str>) -> QueryResult<usize> {
+    let mut q = diesel::delete(quarantine::table).into_boxed();
+    if let Some(s) = sender {
+        q = q.filter(quarantine::received_from.eq(s.to_owned()));
+    }
+    if let Some(r) = reason {
+        q = q.filter(quarantine::reason.eq(r.to_owned()));
+    }
+    q.execute(conn)
+}
+
+/// Refusals that a later event of the same id can resolve: the key was not pinned yet (or not
+/// valid then), or this node's database could not store it. Refusals that speak of the
+/// content (a forged id, a bad signature, an illegal transition) stay as evidence.
+pub const RESOLVABLE: [&str; 3] = ["unknown_key", "key_not_valid_at_event_time", "unstorable"];
+
+/// Forgets the [`RESOLVABLE`] quarantine rows of events now held (`ids` were accepted or found
+/// held): a refusal that a later delivery, a pin or a retry resolved no longer shows. Cheap
+/// when the quarantine is empty.
+pub fn forget_held(conn: &mut DbConn, ids: &[&str]) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let any: Option<i64> = quarantine::table
+        .select(quarantine::id)
+        .first(conn)
+        .optional()?;
+    if any.is_none() {
+        return Ok(0);
+    }
+    let mut n = 0;
+    for chunk in ids.chunks(CHUNK) {
+        n += diesel::delete(
+            quarantine::table
+                .filter(quarantine::event_id.eq_any(chunk))
+                .filter(quarantine::reason.eq_any(RESOLVABLE)),
+        )
+        .execute(conn)?;
+    }
+    Ok(n)
+}

@@ -263,3 +263,47 @@ pub fn stats(conn: &mut DbConn, destination: &str) -> QueryResult<OutboxStats> {
         oldest_ms,
     })
 }
+
+/// The reasons `destination` gave for the rows it refused, with how many rows each, most
+/// frequent first. A reason is stored as `code: detail`; rows are grouped by the whole text.
+pub fn refusals(conn: &mut DbConn, destination: &str) -> QueryResult<Vec<(String, i64)>> {
+    let mut rows: Vec<(Option<String>, i64)> = outbox::table
+        .filter(outbox::destination.eq(destination))
+        .filter(outbox::refused_reason.is_not_null())
+        .group_by(outbox::refused_reason)
+        .select((outbox::refused_reason, diesel::dsl::count_star()))
+        .load(conn)?;
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(rows
+        .into_iter()
+        .map(|(r, n)| (r.unwrap_or_default(), n))
+        .collect())
+}
+
+/// Offers `destination` its refused rows again (all of them, or those whose reason code is
+/// `code`): they become pending, in their original order. Returns how many.
+pub fn resend(conn: &mut DbConn, destination: &str, code: Option<&str>) -> QueryResult<usize> {
+    let refused: Vec<(i64, Option<String>)> = outbox::table
+        .filter(outbox::destination.eq(destination))
+        .filter(outbox::refused_reason.is_not_null())
+        .select((outbox::id, outbox::refused_reason))
+        .load(conn)?;
+    let rows: Vec<i64> = refused
+        .into_iter()
+        .filter(|(_, reason)| code.is_none_or(|c| reason.as_deref().map(reason_code) == Some(c)))
+        .map(|(row, _)| row)
+        .collect();
+    let mut n = 0;
+    for chunk in rows.chunks(500) {
+        n += diesel::update(outbox::table.filter(outbox::id.eq_any(chunk)))
+            .set(outbox::refused_reason.eq(None::<String>))
+            .execute(conn)?;
+    }
+    Ok(n)
+}
+
+/// The code of a stored refusal (`code: detail`).
+#[must_use]
+pub fn reason_code(stored: &str) -> &str {
+    stored.split_once(':').map_or(stored, |(c, _)| c).trim()
+}

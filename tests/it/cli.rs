@@ -161,6 +161,33 @@ fn example_configurations_are_valid() {
 }
 
 #[test]
+fn an_installed_node_has_the_documented_configuration_without_the_source_tree() {
+    for (args, file) in [
+        (
+            &["config", "example"][..],
+            include_str!("../../config/prov-31.example.toml"),
+        ),
+        (
+            &["config", "example", "--hub"][..],
+            include_str!("../../config/hub.example.toml"),
+        ),
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let printed = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(printed.trim_end(), file.trim_end(), "{args:?}");
+        lapor_node::config::Settings::from_toml(&printed).unwrap();
+    }
+    // The config `init` writes points at that command, not at a file of the source tree.
+    let dir = tempfile::tempdir().unwrap();
+    let node_dir = dir.path().join("n72");
+    assert!(init(&node_dir, &[]).status.success());
+    let written = std::fs::read_to_string(node_dir.join("config.toml")).unwrap();
+    assert!(written.contains("lapor-node config example"), "{written}");
+    assert!(!written.contains("source tree"), "{written}");
+}
+
+#[test]
 fn audit_verify_passes_on_a_busy_node_and_names_a_tampered_event() {
     let dir = tempfile::tempdir().unwrap();
     let node_dir = dir.path().join("n31");
