@@ -21,6 +21,7 @@ mod fold_props;
 mod hardening;
 mod helpers;
 mod migrations;
+mod operator_walk;
 mod operators;
 mod packaging;
 mod refusals;
