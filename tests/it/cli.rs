@@ -1,10 +1,10 @@
 //! The binary: `init` then `serve` answers `/healthz`; bad configuration fails naming the field.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_lapor-node");
+use crate::bin::BIN;
 
 fn http_get(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -51,27 +51,7 @@ fn init_then_serve_answers_health_and_readiness() {
     let again = init(&node_dir, &[]);
     assert!(!again.status.success());
 
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("LAPOR__LOG__FORMAT", "json")
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut port = None;
-    for line in lines.by_ref().take(50) {
-        let line = line.unwrap();
-        if line.contains("node listening") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            port = v["fields"]["port"].as_u64();
-            break;
-        }
-    }
-    // Keep draining the log so the node never writes into a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    let port = u16::try_from(port.expect("no 'node listening' log line")).unwrap();
+    let (mut child, port) = crate::bin::serve(&config);
     let health = http_get(port, "/healthz");
     let ready = http_get(port, "/readyz");
     child.kill().unwrap();

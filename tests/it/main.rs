@@ -11,6 +11,7 @@
 mod agencies;
 mod api;
 mod api_rules;
+mod bin;
 mod cli;
 mod codes;
 mod db_resilience;

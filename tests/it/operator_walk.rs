@@ -6,14 +6,14 @@
 //! running (refused), done with it stopped, refused by the hub until its operator pins the key,
 //! then retried and resent until nothing is left refused or quarantined.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lapor-node");
+use crate::bin::{lapor, serve, text};
+
 const P72: &str = "prov-72.lapor.test";
 const HUB: &str = "hub.lapor.test";
 const AGENCY: &str = "SULTENG-DINKES";
@@ -23,23 +23,6 @@ fn ok(args: &[&str]) -> String {
     let out = lapor(args);
     assert!(out.status.success(), "{args:?}: {}", text(&out));
     text(&out)
-}
-
-fn lapor(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("LAPOR_CONFIG")
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn s(p: &Path) -> &str {
@@ -82,25 +65,7 @@ impl Node {
 
     /// `serve`, until the node says it listens.
     fn serve(&mut self) {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config", self.cfg()])
-            .env("LAPOR__LOG__FORMAT", "json")
-            .env_remove("RUST_LOG")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut port = None;
-        for line in lines.by_ref().take(200) {
-            let line = line.unwrap();
-            if line.contains("node listening") {
-                let v: Value = serde_json::from_str(&line).unwrap();
-                port = v["fields"]["port"].as_u64();
-                break;
-            }
-        }
-        std::thread::spawn(move || lines.for_each(drop));
-        let port = port.unwrap_or_else(|| panic!("{} did not start", self.cfg()));
+        let (child, port) = serve(&self.config);
         self.api = format!("http://127.0.0.1:{port}");
         self.child = Some(child);
     }
@@ -303,7 +268,7 @@ async fn a_new_province_follows_the_docs_from_init_to_a_rotated_key() {
     federate(&hub, P72, &p72, "province", "72");
 
     // Agencies: the province's own, added here and at the hub that receives its tickets.
-    p72.ok(&[
+    let add = [
         "agencies",
         "add",
         AGENCY,
@@ -311,18 +276,9 @@ async fn a_new_province_follows_the_docs_from_init_to_a_rotated_key() {
         "Dinas Kesehatan Provinsi Sulawesi Tengah",
         "--region",
         "72",
-    ]);
-    hub.ok(&[
-        "agencies",
-        "add",
-        AGENCY,
-        "--name",
-        "Dinas Kesehatan Provinsi Sulawesi Tengah",
-        "--region",
-        "72",
-        "--owner",
-        P72,
-    ]);
+    ];
+    p72.ok(&add);
+    hub.ok(&[&add[..], &["--owner", P72]].concat());
     assert!(p72.ok(&["agencies", "list"]).contains(AGENCY));
     for n in [&p72, &hub] {
         let said = n.ok(&["config", "check"]);
