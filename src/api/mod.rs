@@ -19,7 +19,6 @@ pub mod error;
 pub mod federation;
 pub mod forwarded;
 pub mod limits;
-pub mod metrics;
 pub mod officers;
 pub mod ops;
 pub mod ratelimit;
@@ -33,8 +32,8 @@ use actix_web::{HttpRequest, web};
 
 use self::error::ApiError;
 use self::limits::Limits;
-use self::metrics::Metrics;
 use crate::auth::Auth;
+use crate::metrics::Metrics;
 use crate::tickets::Tickets;
 
 /// Shared state of the handlers.
@@ -49,7 +48,7 @@ pub struct ApiState {
     /// Per-client limits and login throttles.
     pub limits: Arc<Limits>,
     /// The federation side, when `[federation]` is configured.
-    pub federation: Option<crate::delivery::Federation>,
+    pub federation: Option<crate::federation::Federation>,
 }
 
 /// Runs blocking (database) work off the async executor.

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use crate::api::metrics::Metrics;
 use crate::config::Settings;
 use crate::db::Db;
-use crate::delivery::peers::{self, PeerStatus};
 use crate::domain::{NodeId, Timestamp};
-use crate::inbox::{Inbox, store as quarantine};
+use crate::federation::inbox::Inbox;
+use crate::federation::peers::{self, PeerStatus};
+use crate::federation::quarantine;
+use crate::metrics::Metrics;
 
 /// `peers` subcommands.
 #[derive(Debug, Subcommand)]
@@ -106,7 +107,7 @@ pub fn run_peers(
         Some(PeersCommand::Pin { peer, key }) => {
             let peer = member(settings, &peer)?;
             let metrics = Arc::new(Metrics::default());
-            let Some(fed) = crate::delivery::Federation::new(settings, db, metrics)? else {
+            let Some(fed) = crate::federation::Federation::new(settings, db, metrics)? else {
                 anyhow::bail!("this node is not federated: [federation] is not configured");
             };
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -133,7 +134,7 @@ pub fn run_peers(
             let peer = member(settings, &peer)?;
             let p = peer.to_string();
             let n = db.write(move |c| {
-                crate::outbox::store::resend(c, &p, reason.as_deref())
+                crate::federation::outbox::resend(c, &p, reason.as_deref())
                     .map_err(crate::db::DbError::from)
             })?;
             tracing::info!(peer = %peer, events = n, "refused events offered again");

@@ -958,7 +958,7 @@ impl Tickets {
             row.head = event.id.to_string();
             ticket_rows.push(row);
             if self.federated {
-                crate::outbox::enqueue_for(
+                crate::federation::outbox::enqueue_for(
                     conn,
                     &self.node,
                     self.hub.as_ref(),
@@ -1167,7 +1167,7 @@ impl Tickets {
         let event = log::append(conn, &self.node, self.key.as_ref(), draft, now)?;
         store::update(conn, &TicketRow::from_state(ticket, &next, &event.id)?)?;
         if self.federated {
-            crate::outbox::enqueue_for(
+            crate::federation::outbox::enqueue_for(
                 conn,
                 &self.node,
                 self.hub.as_ref(),

@@ -12,7 +12,7 @@ fn status_of(
     c: &lapor_node::demo::cluster::Cluster,
     at: &str,
     peer: &str,
-) -> lapor_node::delivery::peers::PeerStatus {
+) -> lapor_node::federation::peers::PeerStatus {
     node(c, at)
         .federation
         .status(Timestamp::now())

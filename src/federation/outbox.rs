@@ -1,8 +1,23 @@
-//! Outbox and participant queries.
+//! The outbox: per-destination queues of events still to be acknowledged, written in the same
+//! transaction as the event itself (invariant 5).
+//!
+//! Who receives what (invariant 6, `docs/PROTOCOL.md`):
+//! - the hub: every event this node writes (events carry no personal data, only a commitment);
+//! - a ticket's participants — its origin and every node that has handled it — its events;
+//!   a node that becomes the handler also gets the ticket's earlier events;
+//! - the personal-data part (salt + contact) rides with the `created` event only to the
+//!   handling node, only when the report is not anonymous, never to the hub.
+//!
+//! A row leaves the outbox only when its destination acknowledged the event (`accepted` or
+//! `duplicate`); a refused event stays, marked with the destination's reason, for operators.
 
 use diesel::prelude::*;
 
-use crate::db::DbConn;
+use crate::db::{Db, DbConn};
+use serde_json::Value;
+
+use super::FedError;
+use super::protocol::{Batch, PiiPart, batch_id, compress};
 use crate::db::schema::{events, outbox, ticket_participants};
 use crate::domain::{Change, Event, NodeId, TicketId, TicketState, Timestamp};
 
@@ -306,4 +321,104 @@ pub fn resend(conn: &mut DbConn, destination: &str, code: Option<&str>) -> Query
 #[must_use]
 pub fn reason_code(stored: &str) -> &str {
     stored.split_once(':').map_or(stored, |(c, _)| c).trim()
+}
+
+/// A batch ready to send.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// Batch id.
+    pub id: String,
+    /// (outbox row, event id) per event.
+    pub rows: Vec<(i64, String)>,
+    /// The zstd-compressed JSON body.
+    pub body: Vec<u8>,
+}
+
+/// Builds batches for `dest` from its oldest pending outbox rows after row `after`: at most
+/// `max_events` events and about `max_bytes` of JSON each (a single larger event still goes
+/// alone).
+pub fn build_batches(
+    db: &Db,
+    dest: &str,
+    after: i64,
+    limit: i64,
+    max_events: usize,
+    max_bytes: usize,
+) -> Result<Vec<Built>, FedError> {
+    let mut conn = db.read()?;
+    let rows = pending(&mut conn, dest, after, limit)?;
+    let mut out = Vec::new();
+    let mut cur: Vec<Claimed> = Vec::new();
+    let mut bytes = 0usize;
+    for r in rows {
+        if !cur.is_empty() && (cur.len() >= max_events || bytes + r.raw.len() > max_bytes) {
+            out.push(finish(&mut conn, std::mem::take(&mut cur))?);
+            bytes = 0;
+        }
+        bytes += r.raw.len();
+        cur.push(r);
+    }
+    if !cur.is_empty() {
+        out.push(finish(&mut conn, cur)?);
+    }
+    Ok(out)
+}
+
+fn finish(conn: &mut crate::db::DbConn, rows: Vec<Claimed>) -> Result<Built, FedError> {
+    let mut events = Vec::with_capacity(rows.len());
+    let mut pii = Vec::new();
+    for r in &rows {
+        let v: Value = serde_json::from_str(&r.raw).map_err(|e| FedError::BadAnswer {
+            peer: "local outbox".into(),
+            cause: format!("stored event {} unreadable: {e}", r.event_id),
+        })?;
+        events.push(v);
+        if r.with_pii {
+            if let Some(p) = pii_part(conn, &r.ticket, &r.event_id)? {
+                pii.push(p);
+            }
+        }
+    }
+    let batch = Batch {
+        batch: batch_id(&events),
+        events,
+        pii,
+    };
+    let json = serde_json::to_vec(&batch).map_err(|e| FedError::BadAnswer {
+        peer: "local outbox".into(),
+        cause: e.to_string(),
+    })?;
+    Ok(Built {
+        id: batch.batch,
+        rows: rows.into_iter().map(|r| (r.row, r.event_id)).collect(),
+        body: compress(&json),
+    })
+}
+
+/// The personal-data part of a ticket's `created` event, when this node holds it.
+pub fn pii_part(
+    conn: &mut crate::db::DbConn,
+    ticket: &str,
+    event_id: &str,
+) -> Result<Option<PiiPart>, FedError> {
+    let Ok(tid) = crate::domain::TicketId::parse(ticket) else {
+        return Ok(None);
+    };
+    let Some(c) = crate::tickets::store::contact(conn, &tid)? else {
+        return Ok(None);
+    };
+    let Some(salt) = c.salt.clone() else {
+        return Ok(None);
+    };
+    let contact = crate::tickets::service::contact_value(&crate::tickets::service::Contact {
+        name: c.name,
+        phone: c.phone,
+        email: c.email,
+    });
+    Ok(Some(PiiPart {
+        ticket: ticket.to_owned(),
+        event: event_id.to_owned(),
+        salt,
+        contact,
+    }))
 }

@@ -1,4 +1,4 @@
-//! Delivery and catch-up: the federation side of a node.
+//! The federation client: delivery (push) and catch-up (pull) over mTLS.
 //!
 //! - [`Federation::deliver_once`] sends one round of a destination's outbox: capped batches
 //!   (events and bytes), zstd-compressed, several in flight, over mTLS; acknowledged rows leave
@@ -10,83 +10,22 @@
 //! - [`Federation::fetch_keys`] pins a peer's signing keys from `GET /federation/v1/node`.
 //! - [`Federation::run`] runs one delivery worker per peer and the catch-up loop.
 
-pub mod peers;
-pub mod wire;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::Notify;
 
-use crate::api::metrics::Metrics;
-use crate::config::{FederationSettings, NodeRole, PeerSettings, Settings};
+use super::FedError;
+use super::node::Member;
+use super::outbox;
+use super::peers;
+use super::protocol::{self as wire, DeferReason, FeedPage, NodeInfo, Outcome, PiiPart};
+use crate::config::{PeerSettings, Settings};
 use crate::db::{Db, DbError};
-use crate::domain::{NodeId, ProvinceCode, Timestamp};
-use crate::inbox::{Inbox, InboxError, Outcome, PiiPart};
-use crate::outbox::store as outbox;
+use crate::domain::{NodeId, Timestamp};
+use crate::metrics::Metrics;
 use crate::tls::config::TlsFiles;
-
-pub use peers::PeerStatus;
-pub use wire::{Batch, FeedPage, NodeInfo};
-
-/// A federation failure.
-#[derive(Debug, thiserror::Error)]
-pub enum FedError {
-    /// The peer could not be reached or did not answer in time.
-    #[error("{peer} unreachable: {cause}")]
-    Unreachable {
-        /// The peer.
-        peer: String,
-        /// The transport error.
-        cause: String,
-    },
-    /// The peer answered with an error.
-    #[error("{peer} answered {status}: {body}")]
-    Refused {
-        /// The peer.
-        peer: String,
-        /// HTTP status.
-        status: u16,
-        /// Its body (error JSON).
-        body: String,
-    },
-    /// The peer's answer could not be understood.
-    #[error("{peer} answered something unreadable: {cause}")]
-    BadAnswer {
-        /// The peer.
-        peer: String,
-        /// What is wrong.
-        cause: String,
-    },
-    /// The peer's keys changed without a rotation this node can accept.
-    #[error("{peer}: {message}")]
-    KeyChange {
-        /// The peer.
-        peer: String,
-        /// What changed.
-        message: String,
-    },
-    /// Not a configured peer.
-    #[error("{0} is not a configured peer")]
-    UnknownPeer(String),
-    /// Local database failure.
-    #[error(transparent)]
-    Db(#[from] DbError),
-    /// Applying received events failed locally.
-    #[error(transparent)]
-    Inbox(#[from] InboxError),
-    /// TLS set-up.
-    #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
-}
-
-impl From<diesel::result::Error> for FedError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(DbError::Query(e))
-    }
-}
 
 /// What one delivery round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -128,35 +67,18 @@ impl Pulled {
     }
 }
 
-/// The federation side of one node (cheap to clone).
+/// The federation client of one node: its member state and an mTLS client for its peers
+/// (cheap to clone). Dereferences to the [`Member`].
 #[derive(Debug, Clone)]
-pub struct Federation(Arc<Inner>);
-
-/// Shared state.
-#[derive(Debug)]
-pub struct Inner {
-    db: Db,
-    node: NodeId,
-    role: NodeRole,
-    province: ProvinceCode,
-    settings: FederationSettings,
+pub struct Federation {
+    member: Member,
     client: reqwest::Client,
-    inbox: Inbox,
-    metrics: Arc<Metrics>,
-    wake: HashMap<NodeId, Arc<Notify>>,
-    /// When each peer's contact was last recorded (ms), while no failure has been recorded
-    /// since: further contacts within [`CONTACT_RECORD_MS`] need no write.
-    contacts: std::sync::Mutex<HashMap<NodeId, i64>>,
 }
 
-/// How often a healthy peer's contact is written to `peers` (the operator view's
-/// last-contact time is this precise).
-const CONTACT_RECORD_MS: i64 = 1000;
-
 impl std::ops::Deref for Federation {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
+    type Target = Member;
+    fn deref(&self) -> &Member {
+        &self.member
     }
 }
 
@@ -168,21 +90,18 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| FedError::Db(DbError::Unavailable(format!("blocking task failed: {e}"))))?
 }
 
-/// zstd-compresses a body.
-pub fn compress(bytes: &[u8]) -> Vec<u8> {
-    zstd::bulk::compress(bytes, 3).unwrap_or_else(|_| bytes.to_vec())
-}
-
 impl Federation {
-    /// The federation of a node, when `[federation]` is configured.
+    /// The federation side of a node, when `[federation]` is configured: its member state
+    /// and an mTLS client for its peers.
     pub fn new(
         settings: &Settings,
         db: Db,
         metrics: Arc<Metrics>,
     ) -> Result<Option<Self>, FedError> {
-        let Some(fed) = settings.raw.federation.clone() else {
+        let Some(member) = Member::new(settings, db, metrics) else {
             return Ok(None);
         };
+        let fed = member.settings();
         let files = TlsFiles {
             ca: fed.ca_file.clone(),
             cert: fed.cert_file.clone(),
@@ -198,80 +117,39 @@ impl Federation {
             &resolve,
             Duration::from_secs(fed.request_timeout_secs),
         )?;
-        let node = settings.node_id().clone();
-        // Counters an alert is written against exist from the start, at 0: "absent" and
-        // "never happened" look the same to a scrape otherwise.
-        for p in &fed.peers {
-            for name in [
-                "lapor_federation_key_changes_refused_total",
-                "lapor_federation_delivered_total",
-            ] {
-                metrics.inc(name, &[("peer", p.id.as_str())], 0);
-            }
-        }
-        let wake = fed
-            .peers
-            .iter()
-            .map(|p| (p.id.clone(), Arc::new(Notify::new())))
-            .collect();
-        Ok(Some(Self(Arc::new(Inner {
-            inbox: Inbox::of_node(settings, &fed.peers, db.clone(), metrics.clone()),
-            db,
-            node,
-            role: settings.raw.node.role,
-            province: settings.raw.node.province.clone(),
-            settings: fed,
-            client,
-            metrics,
-            wake,
-            contacts: std::sync::Mutex::new(HashMap::new()),
-        }))))
+        // The server asks for a peer's keys when its events arrive unjudgeable; the client
+        // fetches them at once (holding the member weakly: it holds this callback).
+        let (weak, c) = (member.downgrade(), client.clone());
+        member.on_keys_wanted(move |peer| {
+            let Some(member) = weak.upgrade() else {
+                return;
+            };
+            let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let fed = Self {
+                member,
+                client: c.clone(),
+            };
+            rt.spawn(async move {
+                if let Err(e) = fed.fetch_keys(&peer).await {
+                    tracing::warn!(peer = %peer, error = %e, "key fetch after unknown-key events failed");
+                }
+            });
+        });
+        Ok(Some(Self { member, client }))
     }
 
-    /// The federation settings.
+    /// This node's federation state (what the server shares).
     #[must_use]
-    pub fn settings(&self) -> &FederationSettings {
-        &self.settings
-    }
-
-    /// This node's id.
-    #[must_use]
-    pub fn node(&self) -> &NodeId {
-        &self.node
-    }
-
-    /// The inbox.
-    #[must_use]
-    pub fn inbox(&self) -> &Inbox {
-        &self.inbox
-    }
-
-    /// The metrics registry.
-    #[must_use]
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
-    }
-
-    /// The database.
-    #[must_use]
-    pub fn db(&self) -> &Db {
-        &self.db
+    pub fn member(&self) -> &Member {
+        &self.member
     }
 
     fn peer(&self, id: &NodeId) -> Result<&PeerSettings, FedError> {
         self.settings
             .peer(id)
             .ok_or_else(|| FedError::UnknownPeer(id.to_string()))
-    }
-
-    /// Whether `node` is the federation's hub.
-    #[must_use]
-    pub fn is_hub(&self, node: &NodeId) -> bool {
-        (self.role == NodeRole::Hub && node == &self.node)
-            || self
-                .settings
-                .peer(node)
-                .is_some_and(|p| p.role == NodeRole::Hub)
     }
 
     fn url(peer: &PeerSettings, path: &str) -> String {
@@ -285,19 +163,6 @@ impl Federation {
             peer: peer.id.to_string(),
             cause: error_chain(e),
         }
-    }
-
-    /// This node's `GET /federation/v1/node` answer.
-    pub fn node_info(&self) -> Result<NodeInfo, FedError> {
-        let mut conn = self.db.read()?;
-        let keys = crate::event_log::keys::own_keys(&mut conn, &self.node)?;
-        Ok(NodeInfo {
-            id: self.node.to_string(),
-            role: self.role,
-            province: self.province.to_string(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            keys: keys.into_iter().map(wire::KeyInfo::from).collect(),
-        })
     }
 
     /// Fetches `peer`'s node information over mTLS and pins its signing keys: unknown keys of
@@ -379,52 +244,6 @@ impl Federation {
         failed
     }
 
-    /// Called when a peer contacts us: its backoff resets and its queue wakes. A peer in good
-    /// standing whose contact was recorded within the last second is not recorded again (no
-    /// write per request on a busy link).
-    pub fn contact_from(&self, peer: &NodeId, now: Timestamp) {
-        if self.settings.peer(peer).is_none() {
-            return;
-        }
-        if let Ok(seen) = self.contacts.lock() {
-            if seen
-                .get(peer)
-                .is_some_and(|t| now.millis().saturating_sub(*t) < CONTACT_RECORD_MS)
-            {
-                return;
-            }
-        }
-        let recorded = peers::contact(&self.db, peer, now);
-        if recorded.is_ok() {
-            if let Ok(mut seen) = self.contacts.lock() {
-                seen.insert(peer.clone(), now.millis());
-            }
-        }
-        match recorded {
-            Ok(true) => {
-                if let Some(n) = self.wake.get(peer) {
-                    n.notify_one();
-                }
-            }
-            Ok(false) => {}
-            Err(e) => tracing::warn!(peer = %peer, error = %e, "cannot record peer contact"),
-        }
-    }
-
-    /// A failure was recorded for `peer`: its next contact is written (and resets the backoff).
-    fn forget_contact(&self, peer: &NodeId) {
-        if let Ok(mut seen) = self.contacts.lock() {
-            seen.remove(peer);
-        }
-    }
-
-    /// Wakes every delivery worker (new outbox rows).
-    pub fn wake_all(&self) {
-        for n in self.wake.values() {
-            n.notify_one();
-        }
-    }
-
     /// One delivery round to `dest`: the outbox rows pending when each batch is built, streamed
     /// through a window of `in_flight` concurrent batches — as soon as one is answered its rows
     /// are acknowledged (or marked refused) and the next batch goes out, so neither side waits
@@ -438,9 +257,9 @@ impl Federation {
         /// What finished in the window.
         enum Step {
             /// The next batch was built (or the queue is exhausted, or reading it failed).
-            Built(Result<Vec<wire::Built>, FedError>),
+            Built(Result<Vec<outbox::Built>, FedError>),
             /// A batch was answered (or its sending failed).
-            Answered(wire::Built, Result<Vec<Outcome>, FedError>),
+            Answered(outbox::Built, Result<Vec<Outcome>, FedError>),
             /// A batch's answer was recorded in the outbox.
             Settled(Result<Delivered, FedError>),
         }
@@ -453,7 +272,7 @@ impl Federation {
             let (db, d) = (self.db.clone(), dest.to_string());
             Box::pin(async move {
                 Step::Built(
-                    blocking(move || wire::build_batches(&db, &d, after, limit, cap, max_bytes))
+                    blocking(move || outbox::build_batches(&db, &d, after, limit, cap, max_bytes))
                         .await,
                 )
             })
@@ -543,7 +362,7 @@ impl Federation {
     async fn settle_batch(
         &self,
         dest: &NodeId,
-        batch: &wire::Built,
+        batch: &outbox::Built,
         results: &[Outcome],
     ) -> Result<Delivered, FedError> {
         let by_id: HashMap<&str, &Outcome> = results.iter().map(|o| (o.id(), o)).collect();
@@ -590,7 +409,7 @@ impl Federation {
     async fn send_batch(
         &self,
         peer: &PeerSettings,
-        batch: &wire::Built,
+        batch: &outbox::Built,
     ) -> Result<Vec<Outcome>, FedError> {
         let resp = self
             .client
@@ -694,7 +513,15 @@ impl Federation {
             // Missing parents: fetch those tickets whole from the same source, then retry.
             let deferred: Vec<(String, String)> = outcomes
                 .iter()
-                .filter(|o| matches!(o, Outcome::Deferred { reason, .. } if reason == "missing_parents"))
+                .filter(|o| {
+                    matches!(
+                        o,
+                        Outcome::Deferred {
+                            reason: DeferReason::MissingParents,
+                            ..
+                        }
+                    )
+                })
                 .filter_map(|o| Some((tickets.get(o.id())?.clone(), o.id().to_owned())))
                 .collect();
             let mut still_deferred = false;
@@ -704,7 +531,7 @@ impl Federation {
             let advance = !still_deferred
                 && !outcomes
                     .iter()
-                    .any(|o| matches!(o, Outcome::Deferred { reason, .. } if reason != "missing_parents"));
+                    .any(|o| matches!(o, Outcome::Deferred { reason, .. } if *reason != DeferReason::MissingParents));
             if advance && page.next_after > after {
                 let (db, o, n) = (self.db.clone(), origin.to_string(), page.next_after);
                 blocking(move || peers::set_cursor(&db, &o, n)).await?;
@@ -738,9 +565,15 @@ impl Federation {
         let (inbox, s) = (self.inbox.clone(), source.clone());
         let outcomes =
             blocking(move || Ok(inbox.receive(&s, events, pii, Timestamp::now())?)).await?;
-        if outcomes.iter().any(
-            |o| matches!(o, Outcome::Deferred { reason, .. } if reason == "unknown_origin_keys"),
-        ) {
+        if outcomes.iter().any(|o| {
+            matches!(
+                o,
+                Outcome::Deferred {
+                    reason: DeferReason::UnknownOriginKeys,
+                    ..
+                }
+            )
+        }) {
             for p in &self.settings.peers {
                 let _ = self.fetch_keys(&p.id).await;
             }
@@ -772,18 +605,13 @@ impl Federation {
         blocking(move || {
             let mut conn = db.read()?;
             for (ticket, id) in &events {
-                if !crate::inbox::store::event_exists(&mut conn, ticket, id)? {
+                if !super::store::event_exists(&mut conn, ticket, id)? {
                     return Ok(false);
                 }
             }
             Ok(true)
         })
         .await
-    }
-
-    /// Delivery state of every peer, for operators.
-    pub fn status(&self, now: Timestamp) -> Result<Vec<PeerStatus>, FedError> {
-        peers::status(&self.db, &self.node, &self.settings.peers, now)
     }
 
     /// Runs the delivery workers (one per peer) and the catch-up loop until the task is
@@ -801,7 +629,7 @@ impl Federation {
     }
 
     async fn worker(self, dest: NodeId) {
-        let wake = self.wake.get(&dest).cloned().unwrap_or_default();
+        let wake = self.waker(&dest);
         let idle = Duration::from_millis(500);
         let mut keys_pinned = false;
         loop {
@@ -908,7 +736,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     let bytes = if zstd {
         wire::decompress(&bytes, 256 * 1024 * 1024).map_err(|e| FedError::BadAnswer {
             peer: peer.id.to_string(),
-            cause: e,
+            cause: e.to_string(),
         })?
     } else {
         bytes.to_vec()

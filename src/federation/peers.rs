@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use rand::Rng;
 
 use super::FedError;
-use super::wire::KeyInfo;
+use super::protocol::KeyInfo;
 use crate::config::{FederationSettings, NodeRole, PeerSettings};
 use crate::db::schema::{node_keys, peers, pull_cursors};
 use crate::db::{Db, DbConn};
@@ -338,7 +338,7 @@ pub struct Reason {
 /// transition…) rather than for something an operator can fix (a key not pinned yet, a
 /// database that could not store it).
 fn fixable(code: &str) -> bool {
-    crate::inbox::store::RESOLVABLE.contains(&code)
+    crate::federation::quarantine::RESOLVABLE.contains(&code)
 }
 
 /// The fix for events `peer` refused with `code` (we are `me`).
@@ -385,7 +385,7 @@ pub fn status(
     now: Timestamp,
 ) -> Result<Vec<PeerStatus>, FedError> {
     let mut conn = db.read()?;
-    let quarantined = crate::inbox::store::count_by_sender(&mut conn)?;
+    let quarantined = crate::federation::quarantine::count_by_sender(&mut conn)?;
     let mut out = Vec::with_capacity(list.len());
     for p in list {
         type Row = (i32, i64, Option<i64>, Option<i64>, Option<String>, i64);
@@ -403,11 +403,11 @@ pub fn status(
             .optional()?;
         let (failures, next_attempt_ms, last_contact_ms, last_success_ms, last_error, delivered) =
             row.unwrap_or((0, 0, None, None, None, 0));
-        let q = crate::outbox::store::stats(&mut conn, p.id.as_str())?;
-        let refusals = crate::outbox::store::refusals(&mut conn, p.id.as_str())?;
+        let q = crate::federation::outbox::stats(&mut conn, p.id.as_str())?;
+        let refusals = crate::federation::outbox::refusals(&mut conn, p.id.as_str())?;
         let mut by_code: Vec<Reason> = Vec::new();
         for (stored, events) in refusals {
-            let code = crate::outbox::store::reason_code(&stored).to_owned();
+            let code = crate::federation::outbox::reason_code(&stored).to_owned();
             match by_code.iter_mut().find(|r| r.code == code) {
                 Some(r) => r.events += events,
                 None => by_code.push(Reason {
@@ -424,15 +424,16 @@ pub fn status(
                 }),
             }
         }
-        let quarantine_reasons = crate::inbox::store::reasons_of(&mut conn, p.id.as_str())?
-            .into_iter()
-            .map(|(code, events)| Reason {
-                fix: fix_quarantined(&code, p.id.as_str()),
-                detail: String::new(),
-                code,
-                events,
-            })
-            .collect();
+        let quarantine_reasons =
+            crate::federation::quarantine::reasons_of(&mut conn, p.id.as_str())?
+                .into_iter()
+                .map(|(code, events)| Reason {
+                    fix: fix_quarantined(&code, p.id.as_str()),
+                    detail: String::new(),
+                    code,
+                    events,
+                })
+                .collect();
         out.push(PeerStatus {
             node: p.id.to_string(),
             role: match p.role {

@@ -10,18 +10,14 @@
 //! - `rejected`: refused for a reason; quarantined with the raw event for operators, never
 //!   applied and never acknowledged as applied.
 
-pub mod http;
-pub mod retry;
-pub mod store;
-
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use diesel::Connection;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::metrics::Metrics;
+use super::protocol::{DeferReason, Outcome, PiiPart, RejectReason};
+use super::{quarantine, store};
 use crate::crypto::signing::{self, Keyring, VerifyError};
 use crate::db::{Db, DbConn, DbError};
 use crate::domain::{
@@ -29,84 +25,9 @@ use crate::domain::{
 };
 use crate::event_log::model::EventRow;
 use crate::event_log::store as log;
+use crate::metrics::Metrics;
 use crate::tickets::model::{ContactRow, TicketRow};
 use crate::tickets::store as tickets;
-
-/// The personal-data part of a `created` event, sent beside it to an entitled node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PiiPart {
-    /// The ticket of that event.
-    pub ticket: String,
-    /// The `created` event it belongs to.
-    pub event: String,
-    /// The commitment's salt (hex).
-    pub salt: String,
-    /// The data: `{name?, phone?, email?}`.
-    pub contact: Value,
-}
-
-/// What happened to one received event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
-pub enum Outcome {
-    /// Stored and applied.
-    Accepted {
-        /// Event id.
-        id: String,
-    },
-    /// Already held.
-    Duplicate {
-        /// Event id.
-        id: String,
-    },
-    /// Not judged yet; send again later.
-    Deferred {
-        /// Event id (as claimed).
-        id: String,
-        /// Why: `missing_parents`, `unknown_origin_keys` or `unknown_agency`.
-        reason: String,
-    },
-    /// Refused and quarantined.
-    Rejected {
-        /// Event id (as claimed, may be empty for unreadable input).
-        id: String,
-        /// Machine-readable reason.
-        reason: String,
-        /// Human-readable detail.
-        detail: String,
-    },
-}
-
-impl Outcome {
-    /// The event id the outcome is about.
-    #[must_use]
-    pub fn id(&self) -> &str {
-        match self {
-            Self::Accepted { id }
-            | Self::Duplicate { id }
-            | Self::Deferred { id, .. }
-            | Self::Rejected { id, .. } => id,
-        }
-    }
-
-    /// The result word.
-    #[must_use]
-    pub const fn word(&self) -> &'static str {
-        match self {
-            Self::Accepted { .. } => "accepted",
-            Self::Duplicate { .. } => "duplicate",
-            Self::Deferred { .. } => "deferred",
-            Self::Rejected { .. } => "rejected",
-        }
-    }
-
-    /// Acknowledged: the sender may drop its outbox row.
-    #[must_use]
-    pub const fn acknowledged(&self) -> bool {
-        matches!(self, Self::Accepted { .. } | Self::Duplicate { .. })
-    }
-}
 
 /// A failure of the inbox itself (not of an event).
 #[derive(Debug, thiserror::Error)]
@@ -158,23 +79,27 @@ fn claimed_id(v: &Value) -> String {
         .unwrap_or_default()
 }
 
-fn verify_reason(e: &VerifyError) -> &'static str {
+fn verify_reason(e: &VerifyError) -> RejectReason {
     match e {
-        VerifyError::Wire(crate::event_log::wire::WireError::IdMismatch { .. }) => "id_mismatch",
-        VerifyError::Json(_) | VerifyError::Wire(_) => "malformed",
-        VerifyError::Signature(_) => "malformed_signature",
-        VerifyError::UnknownKey(_) => "unknown_key",
-        VerifyError::KeyNotOwned { .. } => "key_not_owned",
-        VerifyError::KeyNotValidAt { .. } => "key_not_valid_at_event_time",
-        VerifyError::BadSignature(_) => "bad_signature",
+        VerifyError::Wire(crate::event_log::wire::WireError::IdMismatch { .. }) => {
+            RejectReason::IdMismatch
+        }
+        VerifyError::Json(_) | VerifyError::Wire(_) => RejectReason::Malformed,
+        VerifyError::Signature(_) => RejectReason::MalformedSignature,
+        VerifyError::UnknownKey(_) => RejectReason::UnknownKey,
+        VerifyError::KeyNotOwned { .. } => RejectReason::KeyNotOwned,
+        VerifyError::KeyNotValidAt { .. } => RejectReason::KeyNotValidAtEventTime,
+        VerifyError::BadSignature(_) => RejectReason::BadSignature,
     }
 }
 
-fn transition_reason(e: &TransitionError) -> &'static str {
+fn transition_reason(e: &TransitionError) -> RejectReason {
     match e {
-        TransitionError::Authority { .. } => "out_of_authority",
-        TransitionError::Forbidden { .. } | TransitionError::WrongAgency { .. } => "forbidden",
-        _ => "illegal_transition",
+        TransitionError::Authority { .. } => RejectReason::OutOfAuthority,
+        TransitionError::Forbidden { .. } | TransitionError::WrongAgency { .. } => {
+            RejectReason::Forbidden
+        }
+        _ => RejectReason::IllegalTransition,
     }
 }
 
@@ -203,7 +128,7 @@ impl Checked {
 /// The inbox of one node.
 #[derive(Debug, Clone)]
 pub struct Inbox {
-    db: Db,
+    pub(super) db: Db,
     node: NodeId,
     metrics: Arc<Metrics>,
     /// The province of every member (this node and its peers): a `created` event's tracking
@@ -301,7 +226,7 @@ impl Inbox {
                             Err(e) if e.is_content_conflict() => {
                                 let o = Outcome::Rejected {
                                     id: c.claimed_id().unwrap_or_default(),
-                                    reason: "unstorable".into(),
+                                    reason: RejectReason::Unstorable,
                                     detail: format!("refused by a constraint of this node's database: {e}"),
                                 };
                                 out.push(conn.transaction(|tx| ctx.quarantine(tx, o, c.raw()))?);
@@ -316,7 +241,7 @@ impl Inbox {
             if let Ok((out, ..)) = &judged {
                 let held: Vec<&str> =
                     out.iter().filter(|o| o.acknowledged()).map(Outcome::id).collect();
-                store::forget_held(conn, &held)?;
+                quarantine::forget_held(conn, &held)?;
             }
             judged
         })?;
@@ -341,7 +266,7 @@ impl Inbox {
             if let Outcome::Rejected { id, reason, detail } = o {
                 self.metrics.inc(
                     "lapor_federation_rejected_total",
-                    &[("reason", reason.as_str())],
+                    &[("reason", reason.code())],
                     1,
                 );
                 tracing::warn!(from = %from, event = %id, reason = %reason, detail = %detail, "event refused and quarantined");
@@ -369,7 +294,7 @@ fn check_signatures(values: Vec<Value>, keys: &Keyring) -> Vec<Checked> {
                 Checked::Judged(
                     Outcome::Deferred {
                         id: claimed_id(&v),
-                        reason: "unknown_origin_keys".into(),
+                        reason: DeferReason::UnknownOriginKeys,
                     },
                     v,
                 )
@@ -377,7 +302,7 @@ fn check_signatures(values: Vec<Value>, keys: &Keyring) -> Vec<Checked> {
             Err(e) => Checked::Judged(
                 Outcome::Rejected {
                     id: claimed_id(&v),
-                    reason: verify_reason(&e).into(),
+                    reason: verify_reason(&e),
                     detail: e.to_string(),
                 },
                 v,
@@ -403,7 +328,7 @@ struct Context<'a> {
     /// Reporter contacts deleted (erasure, or the ticket handled elsewhere now).
     deleted: std::cell::Cell<usize>,
     /// The sender's quarantine usage, read at its first refusal in this batch.
-    usage: std::cell::Cell<Option<store::Usage>>,
+    usage: std::cell::Cell<Option<quarantine::Usage>>,
     /// Refused events kept as a digest only / not kept at all (over the bounds).
     digests: std::cell::Cell<u64>,
     dropped: std::cell::Cell<u64>,
@@ -422,16 +347,16 @@ impl Context<'_> {
             let seq = raw.get("seq").and_then(Value::as_i64);
             let mut usage = match self.usage.get() {
                 Some(u) => u,
-                None => store::usage(conn, self.from.as_str())?,
+                None => quarantine::usage(conn, self.from.as_str())?,
             };
-            let kept = store::quarantine_bounded(
+            let kept = quarantine::quarantine_bounded(
                 conn,
-                &store::NewQuarantine {
+                &quarantine::NewQuarantine {
                     received_from: self.from.as_str(),
                     event_id: (!id.is_empty()).then_some(id.as_str()),
                     origin,
                     seq,
-                    reason,
+                    reason: reason.code(),
                     detail,
                     raw: &raw.to_string(),
                     received_at_ms: self.now.millis(),
@@ -440,9 +365,9 @@ impl Context<'_> {
             )?;
             self.usage.set(Some(usage));
             match kept {
-                store::Kept::Digest => self.digests.set(self.digests.get() + 1),
-                store::Kept::Dropped => self.dropped.set(self.dropped.get() + 1),
-                store::Kept::Raw | store::Kept::Already => {}
+                quarantine::Kept::Digest => self.digests.set(self.digests.get() + 1),
+                quarantine::Kept::Dropped => self.dropped.set(self.dropped.get() + 1),
+                quarantine::Kept::Raw | quarantine::Kept::Already => {}
             }
         }
         Ok(outcome)
@@ -517,9 +442,9 @@ impl Apply<'_> {
             Checked::Verified(e, raw) => (e, raw),
         };
         let id = event.id.to_string();
-        let reject = |reason: &str, detail: String| Outcome::Rejected {
+        let reject = |reason: RejectReason, detail: String| Outcome::Rejected {
             id: id.clone(),
-            reason: reason.into(),
+            reason,
             detail,
         };
         if self.held.contains(&id) {
@@ -528,7 +453,7 @@ impl Apply<'_> {
         let seq = i64::try_from(event.seq).unwrap_or(i64::MAX);
         if let Some(other) = self.at.get(&(event.origin.to_string(), seq)) {
             let o = reject(
-                "equivocation",
+                RejectReason::Equivocation,
                 format!(
                     "{} already wrote event {other} at seq {}; this is a second event at that place",
                     event.origin, event.seq
@@ -538,7 +463,7 @@ impl Apply<'_> {
         }
         if event.origin == *self.me {
             let o = reject(
-                "unknown_own_event",
+                RejectReason::UnknownOwnEvent,
                 "claims to be this node's event, which this node never wrote".into(),
             );
             return self.quarantine(o, raw);
@@ -547,7 +472,7 @@ impl Apply<'_> {
             let origin_province = self.ctx.provinces.get(event.origin.as_str());
             if !origin_province.is_some_and(|p| report.tracking_code.belongs_to(p)) {
                 let o = reject(
-                    "code_not_of_origin",
+                    RejectReason::CodeNotOfOrigin,
                     match origin_province {
                         Some(p) => format!(
                             "tracking code {} does not carry its origin's province {p}",
@@ -566,7 +491,7 @@ impl Apply<'_> {
             if let Some(prev_id) = self.at.get(&(event.origin.to_string(), seq - 1)) {
                 if event.prev.as_ref().map(ToString::to_string).as_ref() != Some(prev_id) {
                     let o = reject(
-                        "broken_chain",
+                        RejectReason::BrokenChain,
                         format!(
                             "seq {} does not name {prev_id} (seq {}) as prev",
                             event.seq,
@@ -577,7 +502,10 @@ impl Apply<'_> {
                 }
             }
         } else if event.prev.is_some() {
-            let o = reject("broken_chain", "seq 1 must not name a prev".into());
+            let o = reject(
+                RejectReason::BrokenChain,
+                "seq 1 must not name a prev".into(),
+            );
             return self.quarantine(o, raw);
         }
         if let Change::Dispatched { agency, .. } = &event.change {
@@ -588,7 +516,7 @@ impl Apply<'_> {
                 tracing::warn!(event = %id, agency = %agency, "event names an agency unknown here; deferred until it is added");
                 return Ok(Outcome::Deferred {
                     id,
-                    reason: "unknown_agency".into(),
+                    reason: DeferReason::UnknownAgency,
                 });
             }
         }
@@ -598,7 +526,7 @@ impl Apply<'_> {
         if event.parents.iter().any(|p| !known.contains(p)) {
             return Ok(Outcome::Deferred {
                 id,
-                reason: "missing_parents".into(),
+                reason: DeferReason::MissingParents,
             });
         }
         history.push((**event).clone());
@@ -612,7 +540,7 @@ impl Apply<'_> {
             history.pop();
             let o = refused.unwrap_or_else(|| {
                 reject(
-                    "illegal_transition",
+                    RejectReason::IllegalTransition,
                     "the ticket has no valid `created` event".into(),
                 )
             });
@@ -722,7 +650,10 @@ impl Apply<'_> {
     /// projection (once per ticket).
     fn flush(&mut self) -> Result<(), InboxError> {
         log::insert_rows(self.conn, &std::mem::take(&mut self.rows))?;
-        crate::outbox::store::add_participants(self.conn, &std::mem::take(&mut self.participants))?;
+        crate::federation::outbox::add_participants(
+            self.conn,
+            &std::mem::take(&mut self.participants),
+        )?;
         for (ticket, (row, existed)) in std::mem::take(&mut self.projections) {
             if existed {
                 tickets::update(self.conn, &row)?;

@@ -1,29 +1,23 @@
-//! Inbox queries: event lookups, inserts, and the quarantine.
+//! Refused events kept for operators (`docs/PROTOCOL.md`, Quarantine): bounded per sender,
+//! listed with their reasons, forgotten once the event is held after all, and judged again by
+//! `lapor-node quarantine retry` once their cause is fixed (a peer's new key pinned, a missing
+//! agency added, the database repaired).
+//!
+//! Only events kept whole can be retried (a sender over the bounds leaves a digest only). A
+//! retried `created` event comes without its personal-data part, which is never quarantined:
+//! the sender's `peers resend` delivers the event with it instead.
+
+use std::collections::HashMap;
 
 use diesel::prelude::*;
+use serde_json::Value;
 
+use super::inbox::{Inbox, InboxError};
+use super::protocol::{Outcome, RejectReason};
+use super::store::CHUNK;
 use crate::db::DbConn;
-use crate::db::schema::{events, quarantine};
-use crate::event_log::model::EventRow;
-
-/// Whether an event of `ticket` is held.
-pub fn event_exists(conn: &mut DbConn, ticket: &str, id: &str) -> QueryResult<bool> {
-    let n: i64 = events::table
-        .filter(events::ticket.eq(ticket))
-        .filter(events::id.eq(id))
-        .count()
-        .get_result(conn)?;
-    Ok(n > 0)
-}
-
-/// A stored event row of `ticket` by id.
-pub fn event_row(conn: &mut DbConn, ticket: &str, id: &str) -> QueryResult<Option<EventRow>> {
-    events::table
-        .find((ticket, id))
-        .select(EventRow::as_select())
-        .first(conn)
-        .optional()
-}
+use crate::db::schema::quarantine;
+use crate::domain::{NodeId, Timestamp};
 
 /// A refused event to record.
 #[derive(Debug, Clone, Copy)]
@@ -207,69 +201,6 @@ pub fn count_by_sender(conn: &mut DbConn) -> QueryResult<Vec<(String, i64)>> {
         .load(conn)
 }
 
-/// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits.
-const CHUNK: usize = 400;
-
-/// Which of these `(ticket, id)` events are held: their ids.
-pub fn held_ids(
-    conn: &mut DbConn,
-    events: &[(&str, &str)],
-) -> QueryResult<std::collections::HashSet<String>> {
-    let mut held = std::collections::HashSet::new();
-    for chunk in events.chunks(CHUNK / 2) {
-        let tickets: std::collections::BTreeSet<&str> = chunk.iter().map(|(t, _)| *t).collect();
-        let ids: Vec<&str> = chunk.iter().map(|(_, id)| *id).collect();
-        let asked: std::collections::HashSet<(&str, &str)> = chunk.iter().copied().collect();
-        // Looked up through the (ticket, id) key; a pair that only crosses two events (the
-        // ticket of one, the id of another) is filtered out below.
-        let found: Vec<(String, String)> = events::table
-            .filter(events::ticket.eq_any(&tickets))
-            .filter(events::id.eq_any(&ids))
-            .select((events::ticket, events::id))
-            .load(conn)?;
-        held.extend(
-            found
-                .into_iter()
-                .filter(|(t, id)| asked.contains(&(t.as_str(), id.as_str())))
-                .map(|(_, id)| id),
-        );
-    }
-    Ok(held)
-}
-
-/// The held events of `origin` at `seqs`, as `(seq, id)`.
-pub fn ids_at(conn: &mut DbConn, origin: &str, seqs: &[i64]) -> QueryResult<Vec<(i64, String)>> {
-    let mut out = Vec::new();
-    for chunk in seqs.chunks(CHUNK) {
-        let found: Vec<(i64, String)> = events::table
-            .filter(events::origin.eq(origin))
-            .filter(events::seq.eq_any(chunk))
-            .select((events::seq, events::id))
-            .load(conn)?;
-        out.extend(found);
-    }
-    Ok(out)
-}
-
-/// The stored events of `tickets`, each ticket's in log order.
-pub fn for_tickets(conn: &mut DbConn, tickets: &[String]) -> QueryResult<Vec<EventRow>> {
-    let mut out = Vec::new();
-    for chunk in tickets.chunks(CHUNK) {
-        let found: Vec<EventRow> = events::table
-            .filter(events::ticket.eq_any(chunk))
-            .order((
-                events::ticket.asc(),
-                events::stored_at_ms.asc(),
-                events::origin.asc(),
-                events::seq.asc(),
-            ))
-            .select(EventRow::as_select())
-            .load(conn)?;
-        out.extend(found);
-    }
-    Ok(out)
-}
-
 /// The reasons `sender`'s events were quarantined for, with how many each, most frequent first.
 pub fn reasons_of(conn: &mut DbConn, sender: &str) -> QueryResult<Vec<(String, i64)>> {
     let mut rows: Vec<(String, i64)> = quarantine::table
@@ -350,6 +281,12 @@ pub fn clear(conn: &mut DbConn, sender: Option<&str>, reason: Option<&str>) -> Q
 /// content (a forged id, a bad signature, an illegal transition) stay as evidence.
 pub const RESOLVABLE: [&str; 3] = ["unknown_key", "key_not_valid_at_event_time", "unstorable"];
 
+/// Whether refusals with `reason` are [`RESOLVABLE`].
+#[must_use]
+pub fn resolvable(reason: &RejectReason) -> bool {
+    RESOLVABLE.contains(&reason.code())
+}
+
 /// Forgets the [`RESOLVABLE`] quarantine rows of events now held (`ids` were accepted or found
 /// held): a refusal that a later delivery, a pin or a retry resolved no longer shows. Cheap
 /// when the quarantine is empty.
@@ -374,4 +311,117 @@ pub fn forget_held(conn: &mut DbConn, ids: &[&str]) -> QueryResult<usize> {
         .execute(conn)?;
     }
     Ok(n)
+}
+
+/// Quarantined events read per round.
+const PAGE: i64 = 200;
+
+/// What a retry did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retried {
+    /// Quarantined events judged again.
+    pub tried: usize,
+    /// Now stored (or found already held): gone from the quarantine.
+    pub stored: usize,
+    /// Still not judged (e.g. their parents are missing): kept as they were.
+    pub deferred: usize,
+    /// Refused again, by reason (the quarantine keeps them, with that reason).
+    pub refused: Vec<(String, usize)>,
+}
+
+impl Inbox {
+    /// Judges again every quarantined event kept whole — from `sender`, or from every sender
+    /// — that was quarantined before this call, as if `sender` had just sent it.
+    pub fn retry_quarantine(
+        &self,
+        sender: Option<&NodeId>,
+        now: Timestamp,
+    ) -> Result<Retried, InboxError> {
+        let last: Option<i64> = {
+            let mut conn = self.db.read()?;
+            kept_raw(&mut conn, sender.map(NodeId::as_str), 0, i64::MAX)?
+                .last()
+                .map(|r| r.id)
+        };
+        let Some(last) = last else {
+            return Ok(Retried::default());
+        };
+        let mut done = Retried::default();
+        let mut refused: HashMap<String, usize> = HashMap::new();
+        let mut after = 0;
+        loop {
+            let rows: Vec<KeptRaw> = {
+                let mut conn = self.db.read()?;
+                kept_raw(&mut conn, sender.map(NodeId::as_str), after, PAGE)?
+            };
+            let rows: Vec<KeptRaw> = rows.into_iter().filter(|r| r.id <= last).collect();
+            let Some(end) = rows.last().map(|r| r.id) else {
+                break;
+            };
+            after = end;
+            let mut by_sender: Vec<(String, Vec<KeptRaw>)> = Vec::new();
+            for r in rows {
+                match by_sender.iter_mut().find(|(s, _)| *s == r.received_from) {
+                    Some((_, group)) => group.push(r),
+                    None => by_sender.push((r.received_from.clone(), vec![r])),
+                }
+            }
+            for (from, group) in by_sender {
+                let Ok(from) = NodeId::parse(&from) else {
+                    continue;
+                };
+                self.retry_group(&from, group, now, &mut done, &mut refused)?;
+            }
+        }
+        let mut refused: Vec<(String, usize)> = refused.into_iter().collect();
+        refused.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        done.refused = refused;
+        Ok(done)
+    }
+
+    fn retry_group(
+        &self,
+        from: &NodeId,
+        group: Vec<KeptRaw>,
+        now: Timestamp,
+        done: &mut Retried,
+        refused: &mut HashMap<String, usize>,
+    ) -> Result<(), InboxError> {
+        let (rows, values): (Vec<KeptRaw>, Vec<Value>) = group
+            .into_iter()
+            .filter_map(|r| {
+                let v = serde_json::from_str::<Value>(&r.raw).ok()?;
+                Some((r, v))
+            })
+            .unzip();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        done.tried += rows.len();
+        let outcomes = self.receive(from, values, Vec::new(), now)?;
+        let by_id: HashMap<&str, &Outcome> = outcomes.iter().map(|o| (o.id(), o)).collect();
+        let mut forget = Vec::new();
+        for r in &rows {
+            match by_id.get(r.event_id.as_deref().unwrap_or_default()) {
+                Some(o) if o.acknowledged() => {
+                    done.stored += 1;
+                    forget.push(r.id);
+                }
+                Some(Outcome::Rejected { reason, .. }) => {
+                    *refused.entry(reason.code().to_owned()).or_default() += 1;
+                    // Refused for another reason: that refusal is quarantined now; the old
+                    // one no longer holds.
+                    if reason.code() != r.reason {
+                        forget.push(r.id);
+                    }
+                }
+                _ => done.deferred += 1,
+            }
+        }
+        if !forget.is_empty() {
+            self.db
+                .write(move |c| Ok::<_, InboxError>(delete(c, &forget)?))?;
+        }
+        Ok(())
+    }
 }
