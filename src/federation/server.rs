@@ -11,7 +11,7 @@
 //!
 //! Each handler parses, calls the member's inbox or feed, and renders. A refused request is a
 //! [`Refusal`]: its status and `{"error": code, "message": …}` body come from its
-//! `ResponseError` implementation; [`counted`] logs and counts it
+//! `ResponseError` implementation; `counted` logs and counts it
 //! (`lapor_federation_requests_refused_total{reason}`) before it is rendered.
 
 use actix_web::http::StatusCode;
