@@ -23,6 +23,7 @@ use crate::db::{Db, DbConn, DbError};
 use crate::domain::{
     Change, Event, EventId, NodeId, ProvinceCode, TicketId, Timestamp, TransitionError, fold,
 };
+use crate::domain::{chain, replication};
 use crate::event_log::model::EventRow;
 use crate::event_log::store as log;
 use crate::metrics::Metrics;
@@ -131,6 +132,8 @@ pub struct Inbox {
     pub(super) db: Db,
     node: NodeId,
     metrics: Arc<Metrics>,
+    /// Whether this node is the hub (never entitled to personal data).
+    hub: bool,
     /// The province of every member (this node and its peers): a `created` event's tracking
     /// code must carry its origin's province.
     provinces: Arc<HashMap<String, ProvinceCode>>,
@@ -143,12 +146,14 @@ impl Inbox {
     pub fn new(
         db: Db,
         node: NodeId,
+        hub: bool,
         metrics: Arc<Metrics>,
         provinces: HashMap<String, ProvinceCode>,
     ) -> Self {
         Self {
             db,
             node,
+            hub,
             metrics,
             provinces: Arc::new(provinces),
         }
@@ -169,7 +174,8 @@ impl Inbox {
             .map(|p| (p.id.to_string(), p.province.clone()))
             .chain([(me.to_string(), settings.raw.node.province.clone())])
             .collect();
-        Self::new(db, me, metrics, provinces)
+        let hub = settings.raw.node.role == crate::config::NodeRole::Hub;
+        Self::new(db, me, hub, metrics, provinces)
     }
 
     /// Checks, stores and applies `values` received from `from` (the transport peer: the
@@ -189,6 +195,7 @@ impl Inbox {
         };
         let checked = check_signatures(values, &keys);
         let me = self.node.clone();
+        let hub = self.hub;
         let from_c = from.clone();
         let provinces = Arc::clone(&self.provinces);
         let mut pii: HashMap<String, PiiPart> =
@@ -196,6 +203,7 @@ impl Inbox {
         let (outcomes, deleted, over) = self.db.write(move |conn| {
             let ctx = Context {
                 me: &me,
+                hub,
                 from: &from_c,
                 now,
                 provinces: &provinces,
@@ -322,6 +330,8 @@ fn origin_has_keys(v: &Value, keys: &Keyring) -> bool {
 /// provinces.
 struct Context<'a> {
     me: &'a NodeId,
+    /// This node is the hub.
+    hub: bool,
     from: &'a NodeId,
     now: Timestamp,
     provinces: &'a HashMap<String, ProvinceCode>,
@@ -451,14 +461,19 @@ impl Apply<'_> {
             return Ok(Outcome::Duplicate { id });
         }
         let seq = i64::try_from(event.seq).unwrap_or(i64::MAX);
-        if let Some(other) = self.at.get(&(event.origin.to_string(), seq)) {
-            let o = reject(
-                RejectReason::Equivocation,
-                format!(
-                    "{} already wrote event {other} at seq {}; this is a second event at that place",
-                    event.origin, event.seq
-                ),
-            );
+        let named = event.prev.as_ref().map(ToString::to_string);
+        let place = chain::Place {
+            origin: event.origin.as_str(),
+            seq: event.seq,
+            id: &id,
+            prev: named.as_deref(),
+        };
+        if let Some(fault) = self
+            .at
+            .get(&(event.origin.to_string(), seq))
+            .and_then(|held| chain::equivocation_at(held, place))
+        {
+            let o = reject(RejectReason::Equivocation, fault.to_string());
             return self.quarantine(o, raw);
         }
         if event.origin == *self.me {
@@ -487,26 +502,17 @@ impl Apply<'_> {
                 return self.quarantine(o, raw);
             }
         }
-        if event.seq > 1 {
-            if let Some(prev_id) = self.at.get(&(event.origin.to_string(), seq - 1)) {
-                if event.prev.as_ref().map(ToString::to_string).as_ref() != Some(prev_id) {
-                    let o = reject(
-                        RejectReason::BrokenChain,
-                        format!(
-                            "seq {} does not name {prev_id} (seq {}) as prev",
-                            event.seq,
-                            event.seq - 1
-                        ),
-                    );
-                    return self.quarantine(o, raw);
-                }
+        // Only the link to a held predecessor is judged here; a missing one defers the event
+        // (its parents are pulled).
+        let before = self
+            .at
+            .get(&(event.origin.to_string(), seq - 1))
+            .map(|held| (event.seq.saturating_sub(1), held.as_str()));
+        if let Err(fault) = chain::check_place(before, place) {
+            if !fault.is_missing_events() {
+                let o = reject(RejectReason::BrokenChain, fault.to_string());
+                return self.quarantine(o, raw);
             }
-        } else if event.prev.is_some() {
-            let o = reject(
-                RejectReason::BrokenChain,
-                "seq 1 must not name a prev".into(),
-            );
-            return self.quarantine(o, raw);
         }
         if let Change::Dispatched { agency, .. } = &event.change {
             if crate::tickets::agencies::get(self.conn, agency.as_str())?.is_none() {
@@ -577,14 +583,11 @@ impl Apply<'_> {
             .map_or(ticket_exists, |(_, e)| *e);
         self.projections.insert(event.ticket, (ticket_row, existed));
         // Participants change only when a ticket starts or its handler changes.
-        if matches!(
-            event.change,
-            Change::Created(_) | Change::Dispatched { .. } | Change::NotOurAuthority { .. }
-        ) {
-            let t = event.ticket.to_string();
-            self.participants
-                .insert((t.clone(), state.origin.to_string()));
-            self.participants.insert((t, state.handler.to_string()));
+        if replication::changes_participants(&event.change) {
+            for node in replication::participants(&state) {
+                self.participants
+                    .insert((event.ticket.to_string(), node.to_string()));
+            }
         }
         if matches!(event.change, Change::Erased {}) {
             let n = tickets::delete_contact(self.conn, &event.ticket)?;
@@ -592,12 +595,7 @@ impl Apply<'_> {
         }
         // A ticket handled elsewhere now (dispatched on, or returned): this node no longer
         // needs the reporter's contact unless it is the origin.
-        if matches!(
-            event.change,
-            Change::Dispatched { .. } | Change::NotOurAuthority { .. }
-        ) && state.handler != *self.me
-            && state.origin != *self.me
-        {
+        if replication::must_forget_contact(&event.change, self.me, &state) {
             let n = tickets::delete_contact(self.conn, &event.ticket)?;
             self.ctx.deleted.set(self.ctx.deleted.get() + n);
         }
@@ -699,7 +697,12 @@ impl Apply<'_> {
                     None => continue,
                 },
             };
-            let entitled = handler == self.me.as_str() && !anonymous;
+            let entitled = crate::domain::replication::entitled_to_pii(
+                self.me.as_str(),
+                self.ctx.hub,
+                &handler,
+                anonymous,
+            );
             let opens = event
                 .pii
                 .as_deref()

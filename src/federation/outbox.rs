@@ -19,6 +19,7 @@ use serde_json::Value;
 use super::FedError;
 use super::protocol::{Batch, PiiPart, batch_id, compress};
 use crate::db::schema::{events, outbox, ticket_participants};
+use crate::domain::replication;
 use crate::domain::{Change, Event, NodeId, TicketId, TicketState, Timestamp};
 
 /// Adds `node` to a ticket's participants (no-op if present).
@@ -132,10 +133,10 @@ pub fn enqueue_for(
     event: &Event,
 ) -> QueryResult<()> {
     let ticket = &event.ticket;
-    // Participants change only when a ticket starts or its handler changes.
-    if before.is_none_or(|b| b.handler != after.handler) {
-        add_participant(conn, ticket, &after.origin)?;
-        add_participant(conn, ticket, &after.handler)?;
+    if replication::changes_participants(&event.change) {
+        for node in replication::participants(after) {
+            add_participant(conn, ticket, node)?;
+        }
     }
     let id = event.id.to_string();
     let tid = ticket.to_string();
@@ -155,7 +156,13 @@ pub fn enqueue_for(
             .order((events::stored_at_ms.asc(), events::seq.asc()))
             .load(conn)?;
         for (eid, kind) in earlier {
-            let with_pii = !anonymous && !handler_is_hub && kind == "created";
+            let with_pii = kind == "created"
+                && replication::entitled_to_pii(
+                    after.handler.as_str(),
+                    handler_is_hub,
+                    after.handler.as_str(),
+                    anonymous,
+                );
             enqueue_one(conn, after.handler.as_str(), (&tid, &eid), with_pii, now)?;
         }
     }
@@ -166,10 +173,9 @@ pub fn enqueue_for(
         if p == me.as_str() || hub.is_some_and(|h| h.as_str() == p) {
             continue;
         }
-        let with_pii = !anonymous
-            && p == after.handler.as_str()
-            && matches!(event.change, Change::Created(_))
-            && event.pii.is_some();
+        let with_pii = matches!(event.change, Change::Created(_))
+            && event.pii.is_some()
+            && replication::entitled_to_pii(&p, false, after.handler.as_str(), anonymous);
         enqueue_one(conn, &p, key, with_pii, now)?;
     }
     Ok(())
