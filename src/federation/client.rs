@@ -10,69 +10,25 @@
 //! - [`Federation::fetch_keys`] pins a peer's signing keys from `GET /federation/v1/node`.
 //! - [`Federation::run`] runs one delivery worker per peer and the catch-up loop.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::FedError;
 use super::node::Member;
-use super::outbox;
 use super::peers;
-use super::protocol::{self as wire, DeferReason, FeedPage, NodeInfo, Outcome, PiiPart};
+use super::protocol::{self as wire, NodeInfo};
 use crate::config::{PeerSettings, Settings};
 use crate::db::{Db, DbError};
 use crate::domain::{NodeId, Timestamp};
 use crate::metrics::Metrics;
 use crate::tls::config::TlsFiles;
 
-/// What one delivery round did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Delivered {
-    /// Events sent.
-    pub sent: usize,
-    /// Acknowledged (accepted or duplicate) and removed from the outbox.
-    pub acknowledged: usize,
-    /// Deferred by the receiver (kept, sent again).
-    pub deferred: usize,
-    /// Refused by the receiver (kept, marked).
-    pub refused: usize,
-}
-
-/// What one catch-up round did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pulled {
-    /// Events received.
-    pub received: usize,
-    /// Newly applied.
-    pub accepted: usize,
-    /// Refused and quarantined.
-    pub rejected: usize,
-    /// Still waiting for parents or keys.
-    pub deferred: usize,
-}
-
-impl Pulled {
-    fn add(&mut self, outcomes: &[Outcome]) {
-        self.received += outcomes.len();
-        for o in outcomes {
-            match o {
-                Outcome::Accepted { .. } => self.accepted += 1,
-                Outcome::Rejected { .. } => self.rejected += 1,
-                Outcome::Deferred { .. } => self.deferred += 1,
-                Outcome::Duplicate { .. } => {}
-            }
-        }
-    }
-}
-
 /// The federation client of one node: its member state and an mTLS client for its peers
 /// (cheap to clone). Dereferences to the [`Member`].
 #[derive(Debug, Clone)]
 pub struct Federation {
     member: Member,
-    client: reqwest::Client,
+    pub(super) client: reqwest::Client,
 }
 
 impl std::ops::Deref for Federation {
@@ -82,7 +38,7 @@ impl std::ops::Deref for Federation {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, FedError> + Send + 'static,
 ) -> Result<T, FedError> {
     tokio::task::spawn_blocking(f)
@@ -146,19 +102,19 @@ impl Federation {
         &self.member
     }
 
-    fn peer(&self, id: &NodeId) -> Result<&PeerSettings, FedError> {
+    pub(super) fn peer(&self, id: &NodeId) -> Result<&PeerSettings, FedError> {
         self.settings
             .peer(id)
             .ok_or_else(|| FedError::UnknownPeer(id.to_string()))
     }
 
-    fn url(peer: &PeerSettings, path: &str) -> String {
+    pub(super) fn url(peer: &PeerSettings, path: &str) -> String {
         let mut u = peer.url.clone();
         u.set_path(path);
         u.to_string()
     }
 
-    fn unreachable(peer: &PeerSettings, e: &reqwest::Error) -> FedError {
+    pub(super) fn unreachable(peer: &PeerSettings, e: &reqwest::Error) -> FedError {
         FedError::Unreachable {
             peer: peer.id.to_string(),
             cause: error_chain(e),
@@ -242,376 +198,6 @@ impl Federation {
             }
         }
         failed
-    }
-
-    /// One delivery round to `dest`: the outbox rows pending when each batch is built, streamed
-    /// through a window of `in_flight` concurrent batches — as soon as one is answered its rows
-    /// are acknowledged (or marked refused) and the next batch goes out, so neither side waits
-    /// for the slowest batch of a group. Deferred rows stay for the next round. The round stops
-    /// sending at the first transport error, settles the batches still in flight and returns
-    /// that error (the peer's backoff is recorded).
-    #[tracing::instrument(name = "federation.deliver", skip_all, fields(peer = %dest))]
-    pub async fn deliver_once(&self, dest: &NodeId) -> Result<Delivered, FedError> {
-        use futures_util::StreamExt as _;
-        use futures_util::future::BoxFuture;
-        /// What finished in the window.
-        enum Step {
-            /// The next batch was built (or the queue is exhausted, or reading it failed).
-            Built(Result<Vec<outbox::Built>, FedError>),
-            /// A batch was answered (or its sending failed).
-            Answered(outbox::Built, Result<Vec<Outcome>, FedError>),
-            /// A batch's answer was recorded in the outbox.
-            Settled(Result<Delivered, FedError>),
-        }
-        let peer = self.peer(dest)?.clone();
-        let cap = self.settings.batch_max_events;
-        let max_bytes = self.settings.batch_max_bytes;
-        let window = self.settings.in_flight.max(1);
-        let limit = i64::try_from(cap).unwrap_or(i64::MAX);
-        let build = |after: i64| -> BoxFuture<'static, Step> {
-            let (db, d) = (self.db.clone(), dest.to_string());
-            Box::pin(async move {
-                Step::Built(
-                    blocking(move || outbox::build_batches(&db, &d, after, limit, cap, max_bytes))
-                        .await,
-                )
-            })
-        };
-        let mut after = 0i64;
-        let mut building = true;
-        let mut sending = 0usize;
-        let mut exhausted = false;
-        let mut first_err: Option<FedError> = None;
-        let mut report = Delivered::default();
-        let mut steps = futures_util::stream::FuturesUnordered::<BoxFuture<'_, Step>>::new();
-        steps.push(build(after));
-        while let Some(step) = steps.next().await {
-            match step {
-                Step::Built(Ok(mut built)) if !built.is_empty() => {
-                    building = false;
-                    let batch = built.swap_remove(0);
-                    after = batch
-                        .rows
-                        .iter()
-                        .map(|(row, _)| *row)
-                        .max()
-                        .unwrap_or(after);
-                    sending += 1;
-                    let peer = &peer;
-                    steps.push(Box::pin(async move {
-                        let answer = self.send_batch(peer, &batch).await;
-                        Step::Answered(batch, answer)
-                    }));
-                }
-                Step::Built(Ok(_)) => {
-                    building = false;
-                    exhausted = true;
-                }
-                Step::Built(Err(e)) | Step::Settled(Err(e)) => {
-                    building = false;
-                    first_err.get_or_insert(e);
-                }
-                Step::Answered(batch, Ok(results)) => {
-                    sending -= 1;
-                    report.sent += batch.rows.len();
-                    steps.push(Box::pin(async move {
-                        Step::Settled(self.settle_batch(dest, &batch, &results).await)
-                    }));
-                }
-                Step::Answered(_, Err(e)) => {
-                    sending -= 1;
-                    first_err.get_or_insert(e);
-                }
-                Step::Settled(Ok(settled)) => {
-                    report.acknowledged += settled.acknowledged;
-                    report.refused += settled.refused;
-                    report.deferred += settled.deferred;
-                }
-            }
-            // Build the next batch while the window has room: one build at a time (each
-            // starts after the rows the previous one took).
-            if !building && !exhausted && first_err.is_none() && sending < window {
-                building = true;
-                steps.push(build(after));
-            }
-        }
-        drop(steps);
-        let now = Timestamp::now();
-        let (db, d) = (self.db.clone(), dest.clone());
-        let failed = first_err.as_ref().map(ToString::to_string);
-        let settings = self.settings.clone();
-        let delivered = report.acknowledged;
-        if failed.is_some() {
-            self.forget_contact(dest);
-        }
-        if failed.is_some() || report.sent > 0 {
-            blocking(move || match failed {
-                None => peers::success(&db, &d, now, delivered),
-                Some(msg) => peers::failure(&db, &d, now, &msg, &settings),
-            })
-            .await?;
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(report),
-        }
-    }
-
-    /// Applies a peer's answer to one batch: acknowledged rows leave the outbox, refused rows
-    /// are marked with the reason, the rest (deferred or unanswered) stay.
-    async fn settle_batch(
-        &self,
-        dest: &NodeId,
-        batch: &outbox::Built,
-        results: &[Outcome],
-    ) -> Result<Delivered, FedError> {
-        let by_id: HashMap<&str, &Outcome> = results.iter().map(|o| (o.id(), o)).collect();
-        let mut acks = Vec::new();
-        let mut refusals = Vec::new();
-        let mut settled = Delivered::default();
-        for (row, event_id) in &batch.rows {
-            match by_id.get(event_id.as_str()) {
-                Some(o) if o.acknowledged() => acks.push(*row),
-                Some(Outcome::Rejected { reason, detail, .. }) => {
-                    refusals.push((*row, format!("{reason}: {detail}")));
-                }
-                _ => settled.deferred += 1,
-            }
-        }
-        settled.acknowledged = acks.len();
-        settled.refused = refusals.len();
-        let db = self.db.clone();
-        blocking(move || {
-            db.write(move |c| {
-                outbox::acknowledge(c, &acks)?;
-                for (row, reason) in &refusals {
-                    outbox::refuse(c, *row, reason)?;
-                }
-                Ok::<_, FedError>(())
-            })
-        })
-        .await?;
-        self.metrics.inc(
-            "lapor_federation_delivered_total",
-            &[("peer", dest.as_str())],
-            u64::try_from(settled.acknowledged).unwrap_or(0),
-        );
-        if settled.refused > 0 {
-            self.metrics.inc(
-                "lapor_federation_refused_by_peer_total",
-                &[("peer", dest.as_str())],
-                u64::try_from(settled.refused).unwrap_or(0),
-            );
-        }
-        Ok(settled)
-    }
-
-    async fn send_batch(
-        &self,
-        peer: &PeerSettings,
-        batch: &outbox::Built,
-    ) -> Result<Vec<Outcome>, FedError> {
-        let resp = self
-            .client
-            .post(Self::url(peer, "/federation/v1/events"))
-            .header("content-type", "application/json")
-            .header("content-encoding", "zstd")
-            .body(batch.body.clone())
-            .send()
-            .await
-            .map_err(|e| Self::unreachable(peer, &e))?;
-        let answer: wire::BatchAnswer = read_json(peer, resp).await?;
-        if answer.batch != batch.id {
-            return Err(FedError::BadAnswer {
-                peer: peer.id.to_string(),
-                cause: format!(
-                    "answered for batch {} instead of {}",
-                    answer.batch, batch.id
-                ),
-            });
-        }
-        Ok(answer.results)
-    }
-
-    /// Delivers to `dest` until its queue holds nothing more that can be delivered now.
-    /// Returns the total; stops at the first transport error.
-    pub async fn drain(&self, dest: &NodeId) -> Result<Delivered, FedError> {
-        let mut total = Delivered::default();
-        loop {
-            let r = self.deliver_once(dest).await?;
-            total.sent += r.sent;
-            total.acknowledged += r.acknowledged;
-            total.deferred += r.deferred;
-            total.refused += r.refused;
-            if r.acknowledged == 0 {
-                return Ok(total);
-            }
-        }
-    }
-
-    /// One catch-up round: for every origin this node knows (its peers), the events after the
-    /// cursor, from the origin or, failing that, from the hub.
-    #[tracing::instrument(name = "federation.pull", skip_all)]
-    pub async fn pull_once(&self) -> Result<Pulled, FedError> {
-        let mut total = Pulled::default();
-        let hub = self.settings.hub().cloned();
-        for origin in self.settings.peers.iter().map(|p| p.id.clone()) {
-            let mut sources = vec![origin.clone()];
-            if let Some(h) = &hub {
-                if h.id != origin {
-                    sources.push(h.id.clone());
-                }
-            }
-            let mut last_err = None;
-            for source in &sources {
-                match self.pull_origin(source, &origin).await {
-                    Ok(p) => {
-                        total.received += p.received;
-                        total.accepted += p.accepted;
-                        total.rejected += p.rejected;
-                        total.deferred += p.deferred;
-                        last_err = None;
-                        break;
-                    }
-                    Err(e @ FedError::Unreachable { .. }) => last_err = Some(e),
-                    Err(e) => return Err(e),
-                }
-            }
-            if let Some(e) = last_err {
-                tracing::info!(origin = %origin, error = %e, "catch-up: origin and hub unreachable");
-            }
-        }
-        Ok(total)
-    }
-
-    /// Pulls `origin`'s events from `source` from this node's cursor to the source's head.
-    pub async fn pull_origin(&self, source: &NodeId, origin: &NodeId) -> Result<Pulled, FedError> {
-        let peer = self.peer(source)?.clone();
-        let mut total = Pulled::default();
-        loop {
-            let (db, o) = (self.db.clone(), origin.to_string());
-            let after = blocking(move || peers::cursor(&db, &o)).await?;
-            let url = format!(
-                "{}?origin={}&after={after}&limit={}",
-                Self::url(&peer, "/federation/v1/events"),
-                origin,
-                self.settings.batch_max_events
-            );
-            let page: FeedPage = self.get_feed(&peer, &url).await?;
-            let tickets: HashMap<String, String> = page
-                .events
-                .iter()
-                .filter_map(|e| {
-                    Some((
-                        e["id"].as_str()?.to_owned(),
-                        e["ticket"].as_str()?.to_owned(),
-                    ))
-                })
-                .collect();
-            let outcomes = self.apply_page(source, page.events, page.pii).await?;
-            total.add(&outcomes);
-            // Missing parents: fetch those tickets whole from the same source, then retry.
-            let deferred: Vec<(String, String)> = outcomes
-                .iter()
-                .filter(|o| {
-                    matches!(
-                        o,
-                        Outcome::Deferred {
-                            reason: DeferReason::MissingParents,
-                            ..
-                        }
-                    )
-                })
-                .filter_map(|o| Some((tickets.get(o.id())?.clone(), o.id().to_owned())))
-                .collect();
-            let mut still_deferred = false;
-            if !deferred.is_empty() {
-                still_deferred = !self.fill_tickets(&peer, &deferred).await?;
-            }
-            let advance = !still_deferred
-                && !outcomes
-                    .iter()
-                    .any(|o| matches!(o, Outcome::Deferred { reason, .. } if *reason != DeferReason::MissingParents));
-            if advance && page.next_after > after {
-                let (db, o, n) = (self.db.clone(), origin.to_string(), page.next_after);
-                blocking(move || peers::set_cursor(&db, &o, n)).await?;
-            }
-            if !advance || page.next_after >= page.head || page.next_after <= after {
-                break;
-            }
-        }
-        Ok(total)
-    }
-
-    async fn get_feed(&self, peer: &PeerSettings, url: &str) -> Result<FeedPage, FedError> {
-        let resp = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| Self::unreachable(peer, &e))?;
-        read_json(peer, resp).await
-    }
-
-    async fn apply_page(
-        &self,
-        source: &NodeId,
-        events: Vec<Value>,
-        pii: Vec<PiiPart>,
-    ) -> Result<Vec<Outcome>, FedError> {
-        if events.is_empty() {
-            return Ok(vec![]);
-        }
-        let (inbox, s) = (self.inbox.clone(), source.clone());
-        let outcomes =
-            blocking(move || Ok(inbox.receive(&s, events, pii, Timestamp::now())?)).await?;
-        if outcomes.iter().any(|o| {
-            matches!(
-                o,
-                Outcome::Deferred {
-                    reason: DeferReason::UnknownOriginKeys,
-                    ..
-                }
-            )
-        }) {
-            for p in &self.settings.peers {
-                let _ = self.fetch_keys(&p.id).await;
-            }
-        }
-        Ok(outcomes)
-    }
-
-    /// Fetches whole tickets of the deferred events from `peer` and applies them in causal
-    /// order. Returns whether every deferred event is now held.
-    async fn fill_tickets(
-        &self,
-        peer: &PeerSettings,
-        deferred: &[(String, String)],
-    ) -> Result<bool, FedError> {
-        let events = deferred.to_vec();
-        // The deferred events are not stored; ask the source for their tickets whole.
-        let tickets: std::collections::BTreeSet<&str> =
-            events.iter().map(|(t, _)| t.as_str()).collect();
-        for ticket in tickets {
-            let url = format!(
-                "{}?ticket={ticket}",
-                Self::url(peer, "/federation/v1/events")
-            );
-            let page = self.get_feed(peer, &url).await?;
-            let ordered = wire::causal_order(page.events);
-            self.apply_page(&peer.id, ordered, page.pii).await?;
-        }
-        let db = self.db.clone();
-        blocking(move || {
-            let mut conn = db.read()?;
-            for (ticket, id) in &events {
-                if !super::store::event_exists(&mut conn, ticket, id)? {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        })
-        .await
     }
 
     /// Runs the delivery workers (one per peer) and the catch-up loop until the task is
@@ -707,7 +293,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -720,7 +306,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Reads a JSON answer (zstd-decoded when so marked), turning error statuses into
 /// [`FedError::Refused`].
-async fn read_json<T: serde::de::DeserializeOwned>(
+pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
     peer: &PeerSettings,
     resp: reqwest::Response,
 ) -> Result<T, FedError> {

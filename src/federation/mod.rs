@@ -19,10 +19,12 @@
 //! | [`peers`] | per-peer state: persisted backoff, last contact, catch-up cursors, pinned keys, the operator view |
 //! | [`error`] | what can go wrong on the federation side |
 //! | [`node`] | this node as a member: identity, settings, database, inbox, contacts and wake-ups — shared by client and server |
-//! | [`client`] | delivery workers (push) and catch-up (pull) over mTLS |
+//! | [`client`] | the mTLS client: key fetching and pinning, the workers that run push and pull |
+//! | [`push`] | delivery: outbox batches sent, answers settled |
+//! | [`pull`] | catch-up: feeds read from the origin or the hub, gaps filled |
 //! | [`server`] | the mTLS listener's routes: node info, batches in, feed out |
 //! | [`feed`] | what a member may pull: its events after a cursor, or whole tickets |
-//! | [`inbox`] | events received are checked, deduplicated, stored and applied in one transaction |
+//! | [`inbox`] | events received: signatures checked, then judged, stored and applied in one transaction (`judge`) |
 //! | [`store`] | lookups of held events used by the inbox, the feed and the client |
 //! | [`quarantine`] | refused events kept for operators, bounded per sender; retried after a fix |
 
@@ -30,15 +32,20 @@ pub mod client;
 pub mod error;
 pub mod feed;
 pub mod inbox;
+mod judge;
 pub mod node;
 pub mod outbox;
 pub mod peers;
 pub mod protocol;
+pub mod pull;
+pub mod push;
 pub mod quarantine;
 pub mod server;
 pub mod store;
 
-pub use client::{Delivered, Federation, Pulled};
+pub use client::Federation;
 pub use error::FedError;
 pub use node::Member;
 pub use peers::PeerStatus;
+pub use pull::Pulled;
+pub use push::Delivered;
