@@ -93,9 +93,11 @@ async fn round_trip(s: &mut TcpStream) -> Duration {
     t.elapsed()
 }
 
+/// Never faster than the line allows; at most `slack` slower, plus 100 ms for the scheduling
+/// of a loaded machine (other builds share these cores, and timers wake late).
 fn within(got: Duration, ideal: Duration, slack: f64) -> bool {
     let (g, i) = (got.as_secs_f64(), ideal.as_secs_f64());
-    g >= i * 0.97 && g <= i * (1.0 + slack)
+    g >= i * 0.97 && g <= i * (1.0 + slack) + 0.1
 }
 
 /// 1 MB at 4 Mbit/s takes 2 s, on one connection or spread over four: one clock per
@@ -130,15 +132,19 @@ async fn throughput_keeps_to_the_rate_and_parallel_connections_share_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_and_its_answer_take_two_one_way_delays() {
     let echo = echo_server().await;
-    let delay = Duration::from_millis(150);
+    let delay = Duration::from_millis(200);
     let l = link(Shape::new(1_000_000, delay), echo).await;
     let mut s = TcpStream::connect(l.addr()).await.unwrap();
     let first = round_trip(&mut s).await;
     assert!(within(first, delay * 4, 0.15), "first exchange {first:?}");
+    let mut rtts = Vec::new();
     for _ in 0..3 {
-        let rtt = round_trip(&mut s).await;
-        assert!(within(rtt, delay * 2, 0.15), "round trip {rtt:?}");
+        rtts.push(round_trip(&mut s).await);
     }
+    // Every one at least a round trip; the quickest close to it.
+    let best = *rtts.iter().min().unwrap();
+    assert!(rtts.iter().all(|r| within(*r, delay * 2, 0.5)), "{rtts:?}");
+    assert!(within(best, delay * 2, 0.10), "{rtts:?}");
     let c = l.line().counters();
     assert_eq!((c.a_to_b.sent, c.a_to_b.delivered), (16, 16));
     assert_eq!((c.b_to_a.sent, c.b_to_a.delivered), (16, 16));
@@ -238,4 +244,97 @@ async fn a_flapping_line_follows_its_schedule() {
     assert!(!line.is_up());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(line.is_up());
+}
+
+/// `lapor-node linksim` carries connections with the delay asked for, reports its counters
+/// while running and prints the totals on Ctrl-C.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_linksim_command_relays_reports_and_stops_on_ctrl_c() {
+    use std::io::BufRead as _;
+    let echo = echo_server().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        "--rate-kbit",
+        "1000",
+        "--delay-ms",
+        "100",
+        "--report-secs",
+        "1",
+    ];
+    let mut child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_lapor-node"))
+            .args(["linksim", "--listen", &listen, "--to", &echo.to_string()])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = |what: &str| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l.contains(what) => return l,
+                Ok(_) => {}
+                Err(e) => panic!("no line with {what:?}: {e}"),
+            }
+        }
+    };
+    let banner = next("linksim:");
+    assert!(
+        banner.contains("1000 kbit/s each way, 100 ms one way"),
+        "{banner}"
+    );
+    let mut s = TcpStream::connect(&listen).await.unwrap();
+    round_trip(&mut s).await;
+    let rtt = round_trip(&mut s).await;
+    assert!(
+        within(rtt, Duration::from_millis(200), 0.25),
+        "round trip {rtt:?}"
+    );
+    let report = next("delivered 8 B");
+    assert!(report.contains("connections 1"), "{report}");
+    let pid = child.0.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    next("total after");
+    let totals = next("→");
+    assert!(totals.contains("sent 8 B, delivered 8 B"), "{totals}");
+    let status = tokio::task::spawn_blocking(move || child.0.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// A child process killed if the test fails before it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
