@@ -113,7 +113,8 @@ impl Link {
     }
 
     /// Cuts this proxy (not the line's other proxies): open connections close, new ones are
-    /// dropped.
+    /// dropped. The line's queue keeps its clock (other proxies' bytes may be in it): what
+    /// this proxy's connections had queued still occupies the wire until it would have left.
     pub fn cut(&self) {
         self.0.up.store(false, Ordering::SeqCst);
         self.0.generation.send_modify(|g| *g += 1);

@@ -369,8 +369,8 @@ impl Line {
         self.0.up.load(Ordering::SeqCst)
     }
 
-    /// Cuts the line: open connections close (what was in flight is lost), new ones are
-    /// refused.
+    /// Cuts the line: open connections close (what was queued or in flight is lost, and the
+    /// queue is empty when the line returns), new ones are refused.
     pub fn cut(&self) {
         Self::set_up(&self.0, false);
     }
@@ -384,6 +384,12 @@ impl Line {
         let was = inner.up.swap(up, Ordering::SeqCst);
         if was && !up {
             inner.generation.send_modify(|g| *g += 1);
+            // What was queued is lost with its connections: the wire is free again.
+            let now = Instant::now();
+            for p in [&inner.a_to_b, &inner.b_to_a] {
+                let mut c = p.clock();
+                c.free = c.free.min(now);
+            }
         }
     }
 

@@ -212,6 +212,27 @@ async fn a_cut_closes_connections_and_refuses_new_ones_until_restored() {
     assert_eq!(l.connections(), 3);
 }
 
+/// What a cut line had queued is lost with its connections: after the restore, a new
+/// connection does not wait behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_empties_the_queue() {
+    let echo = echo_server().await;
+    let delay = Duration::from_millis(50);
+    // 60 kB queued at 100 kbit/s is 4.8 s of wire time.
+    let l = link(Shape::new(100_000, delay), echo).await;
+    let mut s = TcpStream::connect(l.addr()).await.unwrap();
+    s.write_all(&vec![5u8; 60_000]).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while l.line().counters().a_to_b.sent < 50_000 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    l.line().cut();
+    l.line().restore();
+    let mut s = TcpStream::connect(l.addr()).await.unwrap();
+    let first = round_trip(&mut s).await;
+    assert!(within(first, delay * 4, 0.2), "first exchange {first:?}");
+}
+
 /// Whether the peer closed the connection (end of stream or reset) within the wait.
 async fn closed(s: &mut TcpStream) -> bool {
     let _ = s.write_all(b"x").await;
