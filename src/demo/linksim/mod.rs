@@ -26,7 +26,7 @@
 //! |---|---|
 //! | [`shape`] | what a direction does: rate, delay, jitter, queue; the sides |
 //! | [`pipe`] | one direction's serialisation clock and byte counters |
-//! | [`line`] | the two pipes, up/down state, cuts and flapping, the counters |
+//! | [`line`](mod@line) | the two pipes, up/down state, cuts and flapping, the counters |
 
 pub mod line;
 pub mod pipe;
