@@ -17,7 +17,7 @@ use crate::db::{Db, DbConn};
 use serde_json::Value;
 
 use super::FedError;
-use super::protocol::{Batch, PiiPart, batch_id, compress};
+use super::protocol::{Batch, PiiPart, batch_id, compress_at};
 use crate::db::schema::{events, outbox, ticket_participants};
 use crate::domain::replication;
 use crate::domain::{Change, Event, NodeId, TicketId, TicketState, Timestamp};
@@ -388,38 +388,56 @@ pub struct Built {
     pub body: Vec<u8>,
 }
 
-/// Builds batches for `dest` from its oldest pending outbox rows after row `after`: at most
-/// `max_events` events and about `max_bytes` of JSON each (a single larger event still goes
-/// alone).
+/// How batches are cut and packed.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSpec {
+    /// Rows read (the events of every batch built, together).
+    pub limit: i64,
+    /// Events per batch.
+    pub max_events: usize,
+    /// About this much JSON per batch (a single larger event still goes alone).
+    pub max_bytes: usize,
+    /// Rows waiting after a deferral go when due by then.
+    pub due: Timestamp,
+    /// zstd level.
+    pub level: i32,
+}
+
+/// Builds batches for `dest` from its oldest pending outbox rows after row `after`, as
+/// `spec` says.
 pub fn build_batches(
     db: &Db,
     dest: &str,
     after: i64,
-    limit: i64,
-    max_events: usize,
-    max_bytes: usize,
-    now: Timestamp,
+    spec: BatchSpec,
 ) -> Result<Vec<Built>, FedError> {
+    let BatchSpec {
+        limit,
+        max_events,
+        max_bytes,
+        due,
+        level,
+    } = spec;
     let mut conn = db.read()?;
-    let rows = pending(&mut conn, dest, after, limit, now.millis())?;
+    let rows = pending(&mut conn, dest, after, limit, due.millis())?;
     let mut out = Vec::new();
     let mut cur: Vec<Claimed> = Vec::new();
     let mut bytes = 0usize;
     for r in rows {
         if !cur.is_empty() && (cur.len() >= max_events || bytes + r.raw.len() > max_bytes) {
-            out.push(finish(&mut conn, std::mem::take(&mut cur))?);
+            out.push(finish(&mut conn, std::mem::take(&mut cur), level)?);
             bytes = 0;
         }
         bytes += r.raw.len();
         cur.push(r);
     }
     if !cur.is_empty() {
-        out.push(finish(&mut conn, cur)?);
+        out.push(finish(&mut conn, cur, level)?);
     }
     Ok(out)
 }
 
-fn finish(conn: &mut crate::db::DbConn, rows: Vec<Claimed>) -> Result<Built, FedError> {
+fn finish(conn: &mut crate::db::DbConn, rows: Vec<Claimed>, level: i32) -> Result<Built, FedError> {
     let mut events = Vec::with_capacity(rows.len());
     let mut pii = Vec::new();
     for r in &rows {
@@ -446,7 +464,7 @@ fn finish(conn: &mut crate::db::DbConn, rows: Vec<Claimed>) -> Result<Built, Fed
     Ok(Built {
         id: batch.batch,
         rows: rows.into_iter().map(|r| (r.row, r.event_id)).collect(),
-        body: compress(&json),
+        body: compress_at(&json, level),
     })
 }
 

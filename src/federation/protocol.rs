@@ -341,7 +341,17 @@ pub fn batch_id(events: &[Value]) -> String {
 
 /// zstd-compresses a body.
 pub fn compress(bytes: &[u8]) -> Vec<u8> {
-    zstd::bulk::compress(bytes, 3).unwrap_or_else(|_| bytes.to_vec())
+    compress_at(bytes, FAST)
+}
+
+/// zstd level for fast links: cheap on the CPU.
+pub const FAST: i32 = 3;
+/// zstd level for slow links: a link under 1 MB/s is slower than level 19 compresses.
+pub const THOROUGH: i32 = 19;
+
+/// zstd-compresses a body at `level`.
+pub fn compress_at(bytes: &[u8], level: i32) -> Vec<u8> {
+    zstd::bulk::compress(bytes, level).unwrap_or_else(|_| bytes.to_vec())
 }
 
 /// Why a compressed body cannot be read.

@@ -46,13 +46,21 @@ impl Federation {
         enum Step {
             /// The next batch was built (or the queue is exhausted, or reading it failed).
             Built(Result<Vec<outbox::Built>, FedError>),
-            /// A batch was answered (or its sending failed).
-            Answered(outbox::Built, Result<Vec<Outcome>, FedError>),
+            /// A batch was answered (or its sending failed), after so long.
+            Answered(
+                outbox::Built,
+                Result<Vec<Outcome>, FedError>,
+                std::time::Duration,
+            ),
             /// A batch's answer was recorded in the outbox.
             Settled(Result<Delivered, FedError>),
         }
         let peer = self.peer(dest)?.clone();
-        let cap = self.settings.batch_max_events;
+        let max_events = self.settings.batch_max_events;
+        let cap = self.batch_events(dest, max_events);
+        let level = self.compression_level(dest);
+        let started = std::time::Instant::now();
+        let mut wire_bytes = 0_u64;
         let max_bytes = self.settings.batch_max_bytes;
         let window = self.settings.in_flight.max(1);
         let limit = i64::try_from(cap).unwrap_or(i64::MAX);
@@ -65,13 +73,16 @@ impl Federation {
                             &db,
                             &d,
                             after,
-                            limit,
-                            cap,
-                            max_bytes,
-                            if everything {
-                                Timestamp::from_millis(i64::MAX)
-                            } else {
-                                Timestamp::now()
+                            outbox::BatchSpec {
+                                limit,
+                                max_events: cap,
+                                max_bytes,
+                                due: if everything {
+                                    Timestamp::from_millis(i64::MAX)
+                                } else {
+                                    Timestamp::now()
+                                },
+                                level,
                             },
                         )
                     })
@@ -100,9 +111,11 @@ impl Federation {
                         .unwrap_or(after);
                     sending += 1;
                     let peer = &peer;
+                    wire_bytes += u64::try_from(batch.body.len()).unwrap_or(0);
                     steps.push(Box::pin(async move {
+                        let sent = std::time::Instant::now();
                         let answer = self.send_batch(peer, &batch).await;
-                        Step::Answered(batch, answer)
+                        Step::Answered(batch, answer, sent.elapsed())
                     }));
                 }
                 Step::Built(Ok(_)) => {
@@ -113,15 +126,17 @@ impl Federation {
                     building = false;
                     first_err.get_or_insert(e);
                 }
-                Step::Answered(batch, Ok(results)) => {
+                Step::Answered(batch, Ok(results), took) => {
                     sending -= 1;
+                    self.batch_answered(dest, Some(took), max_events);
                     report.sent += batch.rows.len();
                     steps.push(Box::pin(async move {
                         Step::Settled(self.settle_batch(dest, &batch, &results).await)
                     }));
                 }
-                Step::Answered(_, Err(e)) => {
+                Step::Answered(_, Err(e), _) => {
                     sending -= 1;
+                    self.batch_answered(dest, None, max_events);
                     first_err.get_or_insert(e);
                 }
                 Step::Settled(Ok(settled)) => {
@@ -143,6 +158,13 @@ impl Federation {
         let failed = first_err.as_ref().map(ToString::to_string);
         let settings = self.settings.clone();
         let delivered = report.acknowledged;
+        let secs = started.elapsed().as_secs_f64();
+        self.rate_measured(dest, wire_bytes, secs);
+        let sample = peers::Sample {
+            bytes: wire_bytes,
+            secs,
+            events: u64::try_from(report.sent).unwrap_or(0),
+        };
         if failed.is_some() {
             self.forget_contact(dest);
         }
@@ -151,7 +173,7 @@ impl Federation {
         if failed.is_some() || report.sent > 0 {
             blocking(move || match failed {
                 Some(msg) if delivered == 0 => peers::failure(&db, &d, now, &msg, &settings),
-                _ => peers::success(&db, &d, now, delivered),
+                _ => peers::success(&db, &d, now, delivered, Some(sample)),
             })
             .await?;
         }

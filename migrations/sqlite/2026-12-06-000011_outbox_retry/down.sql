@@ -1,2 +1,0 @@
-ALTER TABLE outbox DROP COLUMN deferrals;
-ALTER TABLE outbox DROP COLUMN retry_at_ms;
