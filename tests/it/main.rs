@@ -23,6 +23,7 @@ mod helpers;
 mod migrations;
 mod operators;
 mod packaging;
+mod protocol;
 mod signed_log;
 mod store;
 mod throttles;
