@@ -162,6 +162,8 @@ fn verify_reason(e: &VerifyError) -> &'static str {
         VerifyError::Wire(crate::event_log::wire::WireError::IdMismatch { .. }) => "id_mismatch",
         VerifyError::Json(_) | VerifyError::Wire(_) => "malformed",
         VerifyError::Signature(_) => "malformed_signature",
+        VerifyError::UnknownSigMember(_) => "unknown_sig_member",
+        VerifyError::GroupPathMismatch => "group_path_mismatch",
         VerifyError::UnknownKey(_) => "unknown_key",
         VerifyError::KeyNotOwned { .. } => "key_not_owned",
         VerifyError::KeyNotValidAt { .. } => "key_not_valid_at_event_time",
