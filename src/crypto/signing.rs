@@ -349,6 +349,7 @@ pub fn verify_many(values: &[Value], keys: &Keyring) -> Result<Vec<Event>, (usiz
     let mut pubkeys = Vec::with_capacity(values.len());
     for (i, value) in values.iter().enumerate() {
         let checked = (|| {
+            wire::check_numbers(value)?;
             let (event, canonical) = wire::from_value_with_canonical(value)?;
             let obj = value
                 .as_object()

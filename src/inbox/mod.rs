@@ -160,6 +160,10 @@ fn claimed_id(v: &Value) -> String {
 fn verify_reason(e: &VerifyError) -> &'static str {
     match e {
         VerifyError::Wire(crate::event_log::wire::WireError::IdMismatch { .. }) => "id_mismatch",
+        VerifyError::Wire(crate::event_log::wire::WireError::IntegerOutOfRange { .. })
+        | VerifyError::Json(crate::crypto::strict_json::StrictJsonError::IntegerOutOfRange {
+            ..
+        }) => "integer_out_of_range",
         VerifyError::Json(_) | VerifyError::Wire(_) => "malformed",
         VerifyError::Signature(_) => "malformed_signature",
         VerifyError::UnknownSigMember(_) => "unknown_sig_member",

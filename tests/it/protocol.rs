@@ -1,6 +1,7 @@
 //! Protocol hardening, from what an independent verifier written from `docs/PROTOCOL.md`
 //! alone found: public keys no signature check should ever meet, signatures that batch
-//! verification would take and strict verification refuses, unsigned members riding in `sig`.
+//! verification would take and strict verification refuses, unsigned members riding in `sig`,
+//! integers beyond what RFC 8785 writes exactly.
 
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use curve25519_dalek::traits::Identity as _;
@@ -8,8 +9,9 @@ use curve25519_dalek::{EdwardsPoint, Scalar};
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use lapor_node::crypto::keys::{self, KeyError, KeyId, NodeKey, UnsafeKey};
 use lapor_node::crypto::signing::{self, Keyring, PublicKey, VerifyError};
+use lapor_node::crypto::strict_json::StrictJsonError;
 use lapor_node::domain::{EventId, NodeId, Timestamp};
-use lapor_node::event_log::wire;
+use lapor_node::event_log::wire::{self, WireError};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
 
@@ -244,6 +246,62 @@ fn unsigned_members_in_sig_and_a_path_that_does_not_fit_are_refused_with_their_r
         v["sig"]["group"]["path"].as_array_mut().unwrap().push(p);
     });
     assert_eq!(e, VerifyError::GroupPathMismatch);
+}
+
+/// Integers are refused beyond ±(2^53 − 1): past it RFC 8785 writes the double nearest the
+/// number, so a writer that prints the digits and one that canonicalises give two ids.
+#[test]
+fn integers_beyond_plus_minus_2_pow_53_minus_1_are_refused() {
+    // The reason: 2^53 + 1 is written as 2^53 by the canonicaliser.
+    assert_eq!(
+        serde_json_canonicalizer::to_string(&json!(9_007_199_254_740_993_u64)).unwrap(),
+        "9007199254740992"
+    );
+    let key = NodeKey::from_signing_key(SigningKey::from_bytes(&[7u8; 32]));
+    let mut ring = Keyring::new();
+    ring.insert(key.id().clone(), ring_entry(key.verifying_key()));
+    let event_with = |n: Value| {
+        let mut v = unsigned(1);
+        // A member a newer node might add: covered by the signature like any other.
+        v["body"]["count"] = n;
+        let canonical = wire::canonical_bytes(&v).unwrap();
+        v["id"] = Value::String(signing::id_of(&v).unwrap().to_string());
+        v["sig"] = signing::sign(&canonical, &key).to_value();
+        v
+    };
+    for n in [
+        json!(9_007_199_254_740_991_i64),
+        json!(-9_007_199_254_740_991_i64),
+    ] {
+        let v = event_with(n);
+        signing::verify(v.to_string().as_bytes(), &ring).unwrap();
+        signing::verify_value(&v, &ring).unwrap();
+    }
+    for n in [
+        json!(9_007_199_254_740_992_i64),
+        json!(-9_007_199_254_740_992_i64),
+        json!(u64::MAX),
+    ] {
+        let v = event_with(n.clone());
+        // As received bytes: the strict reader refuses the number.
+        let e = signing::verify(v.to_string().as_bytes(), &ring).unwrap_err();
+        assert_eq!(
+            e,
+            VerifyError::Json(StrictJsonError::IntegerOutOfRange {
+                text: n.to_string(),
+                path: "$.body.count".into(),
+            })
+        );
+        // As a value built some other way: the verifier refuses it too.
+        let e = signing::verify_value(&v, &ring).unwrap_err();
+        assert_eq!(
+            e,
+            VerifyError::Wire(WireError::IntegerOutOfRange {
+                path: "$.body.count".into(),
+                text: n.to_string(),
+            })
+        );
+    }
 }
 
 /// A small-order key is refused wherever a public key is read: pinning a peer's keys (first
