@@ -409,8 +409,12 @@ pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
             body: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
         });
     }
-    serde_json::from_slice(&bytes).map_err(|e| FedError::BadAnswer {
+    // Strictly, as the listener reads a pushed batch: the events of a feed page are verified
+    // as read, so they must have exactly one reading.
+    let bad = |cause: String| FedError::BadAnswer {
         peer: peer.id.to_string(),
-        cause: e.to_string(),
-    })
+        cause,
+    };
+    let value = crate::crypto::strict_json::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+    serde_json::from_value(value).map_err(|e| bad(e.to_string()))
 }

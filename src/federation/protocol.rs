@@ -100,10 +100,16 @@ reasons! {
     RejectReason {
         /// Not an event: unreadable JSON or wire form.
         Malformed = "malformed",
+        /// An integer beyond ±(2^53 − 1), which canonical JSON cannot carry exactly.
+        IntegerOutOfRange = "integer_out_of_range",
         /// Its id is not the hash of its content.
         IdMismatch = "id_mismatch",
         /// Its signature is not well formed.
         MalformedSignature = "malformed_signature",
+        /// Its `sig` carries a member the protocol does not define (unsigned data).
+        UnknownSigMember = "unknown_sig_member",
+        /// A group signature's Merkle path does not fit its index and size.
+        GroupPathMismatch = "group_path_mismatch",
         /// Signed with a key this node has not pinned.
         UnknownKey = "unknown_key",
         /// Signed with a key pinned for another node.

@@ -26,6 +26,7 @@ mod migrations;
 mod operator_walk;
 mod operators;
 mod packaging;
+mod protocol;
 mod refusals;
 mod signed_log;
 mod store;
