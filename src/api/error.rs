@@ -10,8 +10,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::auth::{AuthError, NotAllowed};
 use crate::db::DbError;
 use crate::tickets::TicketError;
+use crate::tickets::agencies::AgencyError;
 
 /// Seconds a client is asked to wait before retrying after a 503.
 pub const RETRY_AFTER_SECS: u32 = 5;
@@ -219,6 +221,42 @@ impl From<TicketError> for ApiError {
             }
             TicketError::Log(l) => Self::Internal(l.to_string()),
             TicketError::Encode(x) => Self::Internal(x.to_string()),
+        }
+    }
+}
+
+impl From<NotAllowed> for ApiError {
+    fn from(e: NotAllowed) -> Self {
+        Self::Forbidden(e.to_string())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Invalid { field, message } => Self::invalid(field, message),
+            AuthError::UnknownOfficer(_) => Self::NotFound(e.to_string()),
+            AuthError::Db(d) => d.into(),
+            AuthError::BadCredentials
+            | AuthError::Disabled
+            | AuthError::MissingToken
+            | AuthError::InvalidToken
+            | AuthError::Expired
+            | AuthError::Revoked => Self::Unauthorized(e.to_string()),
+        }
+    }
+}
+
+impl From<AgencyError> for ApiError {
+    fn from(e: AgencyError) -> Self {
+        match e {
+            AgencyError::Exists(_) => Self::Conflict(e.to_string()),
+            AgencyError::Unknown(_) => Self::NotFound(e.to_string()),
+            AgencyError::UnknownRegion { .. } => Self::Unprocessable {
+                code: "unknown_region",
+                message: e.to_string(),
+            },
+            AgencyError::Db(d) => d.into(),
         }
     }
 }

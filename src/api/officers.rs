@@ -50,16 +50,6 @@ pub async fn officer(state: &ApiState, req: &HttpRequest) -> Result<Officer, Api
     .await
 }
 
-pub(crate) fn require(officer: &Officer, roles: &[Role], what: &str) -> Result<(), ApiError> {
-    if roles.contains(&officer.role) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            format!("role {:?} may not {what}", officer.role).to_lowercase(),
-        ))
-    }
-}
-
 /// Log in.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "officers", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
@@ -103,7 +93,7 @@ pub async fn logout(
 
 /// The inbox filter an officer may use: a liaison is held to their agency.
 fn scoped_filter(officer: &Officer, q: &TicketQuery) -> Result<Filter, ApiError> {
-    require(officer, &[Role::Verifier, Role::Liaison], "read tickets")?;
+    officer.require(&[Role::Verifier, Role::Liaison], "read tickets")?;
     if let Some(s) = &q.status {
         if Status::parse(s).is_none() {
             return Err(ApiError::invalid("status", format!("unknown status {s:?}")));
@@ -190,7 +180,7 @@ async fn visible_ticket(
     officer: &Officer,
     id: &str,
 ) -> Result<TicketRow, ApiError> {
-    require(officer, &[Role::Verifier, Role::Liaison], "read tickets")?;
+    officer.require(&[Role::Verifier, Role::Liaison], "read tickets")?;
     let not_found = || ApiError::NotFound(format!("no ticket {id}"));
     let tid = TicketId::parse(id).map_err(|_| not_found())?;
     let db = state.tickets.db().clone();
@@ -302,7 +292,7 @@ pub async fn act(
     responses((status = 200, body = Stats), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn stats(state: web::Data<ApiState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let officer = officer(&state, &req).await?;
-    require(&officer, &[Role::Analyst, Role::Admin], "read statistics")?;
+    officer.require(&[Role::Analyst, Role::Admin], "read statistics")?;
     let db = state.tickets.db().clone();
     let stats = block(move || {
         let mut c = db.read()?;
@@ -382,7 +372,7 @@ pub async fn erase(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let officer = officer(&state, &req).await?;
-    require(&officer, &[Role::Admin], "erase personal data")?;
+    officer.require(&[Role::Admin], "erase personal data")?;
     let code = crate::domain::TrackingCode::parse(&path)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let tickets = state.tickets.clone();
