@@ -4,7 +4,7 @@
 //! queues the outbox rows in one write transaction: on any error nothing is written.
 //! (Filing a report is `intake`.)
 
-use super::error::{TicketError, invalid};
+use super::error::{TicketError, Unavailability};
 use super::handle::Tickets;
 use super::input::Action;
 use super::model::TicketRow;
@@ -91,9 +91,7 @@ impl Tickets {
         now: Timestamp,
     ) -> Result<(Event, TicketState), TicketError> {
         let next = state.apply_from(&self.node, actor, &change, now)?;
-        let parents = vec![
-            crate::domain::EventId::parse(&row.head).map_err(|e| invalid("head", e.to_string()))?,
-        ];
+        let parents = vec![crate::domain::EventId::parse(&row.head).map_err(TicketError::Stored)?];
         let draft = Draft {
             ticket: *ticket,
             parents,
@@ -133,24 +131,18 @@ impl Tickets {
                 if a.disabled {
                     return Err(TicketError::AgencyUnavailable {
                         agency: a.code,
-                        reason: "is disabled on this node; choose another agency (an admin \
-                                 enables it with `lapor-node agencies enable`)"
-                            .into(),
+                        why: Unavailability::Disabled,
                     });
                 }
                 if !self.members.contains(&a.owner_node) {
                     return Err(TicketError::AgencyUnavailable {
                         agency: a.code,
-                        reason: format!(
-                            "is handled by node {}, which is not a member of this node's \
-                             federation (not among [[federation.peers]]); the ticket would \
-                             never reach it",
-                            a.owner_node
-                        ),
+                        why: Unavailability::NotAMember {
+                            owner: a.owner_node,
+                        },
                     });
                 }
-                let handler = NodeId::parse(&a.owner_node)
-                    .map_err(|e| invalid("agency.owner_node", e.to_string()))?;
+                let handler = NodeId::parse(&a.owner_node).map_err(TicketError::Stored)?;
                 Change::Dispatched {
                     agency,
                     handler,

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::error::{TicketError, invalid};
+use super::error::{Problem, TicketError, invalid};
 use crate::config::LimitSettings;
 use crate::domain::event::ArchiveReason;
 use crate::domain::{AgencyCode, Category, Channel, Privacy, RegionCode, ReportKind};
@@ -49,17 +49,14 @@ impl Contact {
             if let Some(v) = v {
                 check_controls(field, v, false)?;
                 if v.trim().is_empty() || v.chars().count() > max {
-                    return Err(invalid(field, format!("must be 1 to {max} characters")));
+                    return Err(invalid(field, Problem::Length { max }));
                 }
             }
         }
         if let Some(p) = &self.phone {
             let digits = p.trim_start_matches('+');
             if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(invalid(
-                    "contact.phone",
-                    "must be digits, optionally starting with +",
-                ));
+                return Err(invalid("contact.phone", Problem::NotPhone));
             }
         }
         if let Some(e) = &self.email {
@@ -67,7 +64,7 @@ impl Contact {
                 .split_once('@')
                 .is_some_and(|(a, d)| !a.is_empty() && d.contains('.'))
             {
-                return Err(invalid("contact.email", "is not an e-mail address"));
+                return Err(invalid("contact.email", Problem::NotEmail));
             }
         }
         Ok(())
@@ -120,11 +117,7 @@ impl NewReport {
         // A report whose reporter is not hidden names its reporter: without a contact there
         // is no one to name, and the flag would promise something the report cannot keep.
         if !self.privacy.anonymous && !self.contact.as_ref().is_some_and(Contact::is_given) {
-            return Err(invalid(
-                "reporter",
-                "a report that is not anonymous needs the reporter's name, phone or e-mail; \
-                 give one, or file the report as anonymous",
-            ));
+            return Err(invalid("reporter", Problem::NoReporter));
         }
         Ok(())
     }
@@ -203,7 +196,7 @@ impl Action {
             | Self::Reply { message }
             | Self::Reopen { message } => check_text("message", message, max, true),
             Self::Rate { rating } if !(1..=5).contains(rating) => {
-                Err(invalid("rating", "must be between 1 and 5"))
+                Err(invalid("rating", Problem::OutOfRange { min: 1, max: 5 }))
             }
             _ => Ok(()),
         }
@@ -228,14 +221,11 @@ fn check_text(
 ) -> Result<(), TicketError> {
     check_controls(field, text, multiline)?;
     if text.trim().is_empty() {
-        return Err(invalid(field, "must not be empty"));
+        return Err(invalid(field, Problem::Empty));
     }
     let len = text.chars().count();
     if len > max {
-        return Err(invalid(
-            field,
-            format!("is {len} characters; the limit is {max}"),
-        ));
+        return Err(invalid(field, Problem::TooLong { len, max }));
     }
     Ok(())
 }
@@ -251,16 +241,67 @@ fn check_controls(field: &'static str, text: &str, multiline: bool) -> Result<()
         None => Ok(()),
         Some((at, c)) => Err(invalid(
             field,
-            format!(
-                "contains the control character U+{:04X} at character {}; {}",
-                u32::from(c),
-                at + 1,
-                if multiline {
-                    "only line breaks and tabs are allowed"
-                } else {
-                    "this field is one line of text"
-                }
-            ),
+            Problem::Control {
+                code: u32::from(c),
+                at: at + 1,
+                multiline,
+            },
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(r: Result<(), TicketError>) -> (&'static str, Problem) {
+        match r {
+            Err(TicketError::Invalid { field, problem }) => (field, problem),
+            other => panic!("expected a refused field, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn text_is_checked_for_controls_then_blankness_then_length() {
+        assert_eq!(
+            problem(check_text("title", "a\tb", 10, false)),
+            (
+                "title",
+                Problem::Control {
+                    code: 9,
+                    at: 2,
+                    multiline: false
+                }
+            )
+        );
+        assert!(check_text("body", "a\tb\r\nc", 10, true).is_ok());
+        assert_eq!(
+            problem(check_text("body", "\u{1b}", 10, true)).1,
+            Problem::Control {
+                code: 0x1b,
+                at: 1,
+                multiline: true
+            }
+        );
+        assert_eq!(
+            problem(check_text("body", " \n", 10, true)).1,
+            Problem::Empty
+        );
+        assert_eq!(
+            problem(check_text("body", "ééé", 2, true)).1,
+            Problem::TooLong { len: 3, max: 2 }
+        );
+    }
+
+    #[test]
+    fn a_rating_outside_one_to_five_is_refused_before_the_state_machine() {
+        let limits = LimitSettings::default();
+        for rating in [0, 6] {
+            assert_eq!(
+                problem(Action::Rate { rating }.check(&limits)),
+                ("rating", Problem::OutOfRange { min: 1, max: 5 })
+            );
+        }
+        assert!(Action::Rate { rating: 5 }.check(&limits).is_ok());
     }
 }

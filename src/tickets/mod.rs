@@ -13,7 +13,7 @@
 //! |---|---|
 //! | `handle` | [`Tickets`], the handle every channel holds (database, key, settings, queue) |
 //! | `input` | what the wing accepts (report, contact, action) and its checks |
-//! | `error` | [`TicketError`]: what the caller did wrong, and what went wrong inside |
+//! | `error` | [`TicketError`]: typed refusals (a field's problem, an unavailable agency, …) and faults |
 //! | `intake` | filing reports, grouped into one writer transaction per burst (decisions 24, 25) |
 //! | `commands` | actions, erasure, SLA sweep |
 //! | `store` | diesel queries on the projection tables, and rebuild |
@@ -33,7 +33,7 @@ pub mod model;
 pub mod store;
 
 pub use commands::Swept;
-pub use error::TicketError;
+pub use error::{Problem, TicketError, Unavailability};
 pub use handle::Tickets;
 pub use input::{Action, Contact, NewReport, contact_value, hash_token};
 pub use intake::{IntakeStats, Submitted};
