@@ -25,9 +25,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use super::reports::TOKEN_HEADER;
 use crate::auth::{AuthError, NotAllowed};
 use crate::db::DbError;
 use crate::domain::{Status, TransitionError};
+use crate::event_log::keys::KeysError;
 use crate::event_log::store::LogError;
 use crate::tickets::TicketError;
 use crate::tickets::agencies::AgencyError;
@@ -195,6 +197,15 @@ impl From<LogError> for ApiError {
     }
 }
 
+impl From<KeysError> for ApiError {
+    fn from(e: KeysError) -> Self {
+        match e {
+            KeysError::Db(d) => d.into(),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<TicketError> for ApiError {
     fn from(e: TicketError) -> Self {
         match e {
@@ -202,7 +213,17 @@ impl From<TicketError> for ApiError {
                 code: problem.code(),
                 message: format!("{field}: {problem}"),
             },
-            TicketError::NotFound => Self::NotFound(e.to_string()),
+            TicketError::NotFound | TicketError::NoSuchTicket(_) | TicketError::NotFiledHere(_) => {
+                Self::NotFound(e.to_string())
+            }
+            TicketError::ReportHidden => Self::NotFound(format!(
+                "no report with this tracking code that this request may see (a confidential \
+                 report needs its {TOKEN_HEADER}, and a follow-up needs the right one)"
+            )),
+            TicketError::TokenRequired => {
+                Self::Unauthorized(format!("this action needs the {TOKEN_HEADER} header"))
+            }
+            TicketError::BadTrackingCode(id) => Self::BadRequest(id.to_string()),
             TicketError::UnknownRegion(r) => Self::Unprocessable {
                 code: "unknown_region",
                 message: format!("region: unknown region {r}"),
@@ -215,10 +236,13 @@ impl From<TicketError> for ApiError {
                 code: "agency_unavailable",
                 message: format!("agency: {agency} {why}"),
             },
+            TicketError::NotAllowed(n) => n.into(),
+            TicketError::OutOfScope(s) => Self::Forbidden(s.to_string()),
             TicketError::Transition(t) => t.into(),
             TicketError::NotHandler(_) => Self::Conflict(e.to_string()),
             TicketError::Db(d) => d.into(),
             TicketError::Log(l) => l.into(),
+            TicketError::Keys(k) => k.into(),
             TicketError::Stored(_) | TicketError::Encode(_) => Self::Internal(e.to_string()),
         }
     }
@@ -291,8 +315,9 @@ impl From<actix_web::error::BlockingError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::NotAllowed;
     use crate::domain::{Role, TrackingCode};
-    use crate::tickets::{Problem, Unavailability};
+    use crate::tickets::{OutOfScope, Problem, Unavailability};
 
     fn answer(e: impl Into<ApiError>) -> (u16, &'static str, String) {
         let e = e.into();
@@ -314,6 +339,19 @@ mod tests {
             (field(Problem::Empty), 422, "invalid_field"),
             (field(Problem::Length { max: 32 }), 422, "invalid_field"),
             (TicketError::NotFound, 404, "not_found"),
+            (TicketError::NoSuchTicket("x".into()), 404, "not_found"),
+            (
+                TicketError::NotFiledHere(TrackingCode::parse("31-AAAA-AAAA").unwrap()),
+                404,
+                "not_found",
+            ),
+            (TicketError::ReportHidden, 404, "not_found"),
+            (TicketError::TokenRequired, 401, "unauthorized"),
+            (
+                TicketError::BadTrackingCode(TrackingCode::parse("x").unwrap_err()),
+                400,
+                "bad_request",
+            ),
             (
                 TicketError::UnknownRegion("9901".into()),
                 422,
@@ -331,6 +369,19 @@ mod tests {
                 },
                 422,
                 "agency_unavailable",
+            ),
+            (
+                TicketError::NotAllowed(NotAllowed {
+                    role: Role::Analyst,
+                    what: "read tickets",
+                }),
+                403,
+                "forbidden",
+            ),
+            (
+                TicketError::OutOfScope(OutOfScope::OtherAgencyTicket),
+                403,
+                "forbidden",
             ),
             (
                 TicketError::Transition(TransitionError::IllegalStatus {
@@ -383,6 +434,10 @@ mod tests {
             problem: Problem::TooLong { len: 201, max: 200 },
         });
         assert_eq!(m, "title: is 201 characters; the limit is 200");
+        let (_, _, m) = answer(TicketError::ReportHidden);
+        assert!(m.contains(TOKEN_HEADER), "{m}");
+        let (_, _, m) = answer(TicketError::TokenRequired);
+        assert_eq!(m, format!("this action needs the {TOKEN_HEADER} header"));
         let (_, _, m) = answer(TicketError::Transition(TransitionError::IllegalStatus {
             change: "verify",
             status: "archived",

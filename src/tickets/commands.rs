@@ -8,9 +8,12 @@ use super::error::{TicketError, Unavailability};
 use super::handle::Tickets;
 use super::input::Action;
 use super::model::TicketRow;
+use super::queries::{ReportView, row_id};
 use super::store;
+use crate::auth::Officer;
 use crate::db::DbConn;
 use crate::domain::event::{CloseReason, SlaStep};
+use crate::domain::visibility::Audience;
 use crate::domain::{Actor, Change, Event, NodeId, Role, TicketId, TicketState, Timestamp};
 use crate::event_log::store::{self as log, Draft};
 
@@ -74,6 +77,66 @@ impl Tickets {
             tracing::error!(error = %e, "erased data may remain on disk until the next checkpoint or VACUUM");
         }
         Ok(event)
+    }
+
+    /// A citizen's follow-up (reply, rating, reopen) on the report with tracking code `code`,
+    /// with its follow-up token: the report is found by [`Tickets::find_report`]'s rules (a
+    /// missing token is refused before the code is looked up), the action is taken as the
+    /// citizen, and the citizen's view of the report after it is returned.
+    pub fn follow_up(
+        &self,
+        code: &str,
+        token: Option<&str>,
+        action: Action,
+        now: Timestamp,
+    ) -> Result<(Event, ReportView), TicketError> {
+        let found = self.find_report(code, token, true)?;
+        let id = row_id(&found.ticket)?;
+        let (event, _) = self.act(&id, &Actor::citizen(), action, now)?;
+        Ok((event, self.report_view(&id, Audience::Citizen)?))
+    }
+
+    /// An officer's lifecycle action on the ticket with id `id`: refused as reading it would
+    /// be ([`Tickets::ticket_detail`]), then taken as that officer.
+    pub fn officer_action(
+        &self,
+        officer: &Officer,
+        id: &str,
+        action: Action,
+        now: Timestamp,
+    ) -> Result<Event, TicketError> {
+        let row = self.visible_row(officer, id)?;
+        let actor = Actor {
+            role: officer.role,
+            officer: Some(officer.username.clone()),
+            agency: officer.agency.clone(),
+        };
+        let (event, _) = self.act(&row_id(&row)?, &actor, action, now)?;
+        Ok(event)
+    }
+
+    /// An admin's erasure of the personal data of the report with tracking code `code`, filed
+    /// at this node (see [`Tickets::erase`]).
+    pub fn erase_report(
+        &self,
+        officer: &Officer,
+        code: &str,
+        now: Timestamp,
+    ) -> Result<Event, TicketError> {
+        officer.require(&[Role::Admin], "erase personal data")?;
+        let code =
+            crate::domain::TrackingCode::parse(code).map_err(TicketError::BadTrackingCode)?;
+        let row = {
+            let mut c = self.db.read()?;
+            self.filed_here(&mut c, &code)?
+        }
+        .ok_or(TicketError::NotFiledHere(code))?;
+        let actor = Actor {
+            role: Role::Admin,
+            officer: Some(officer.username.clone()),
+            agency: None,
+        };
+        self.erase(&row_id(&row)?, &actor, now)
     }
 
     #[expect(

@@ -1,12 +1,16 @@
-//! Why a tickets operation was refused or failed: one enum for the whole wing.
+//! Why a tickets operation was refused or failed: one enum for the whole wing, commands and
+//! queries alike.
 //!
 //! The first group of [`TicketError`] is the caller's fault and carries its reason as a value
-//! ([`Problem`], [`Unavailability`], the state machine's [`TransitionError`]), so a channel decides what to answer by matching variants, never by
+//! ([`Problem`], [`Unavailability`], [`OutOfScope`], the state machine's
+//! [`TransitionError`]), so a channel decides what to answer by matching variants, never by
 //! reading a message. The rest are the node's own faults. How each becomes an HTTP answer is
 //! written in one place, `api::error`.
 
+use crate::auth::NotAllowed;
 use crate::db::DbError;
-use crate::domain::{IdError, TransitionError};
+use crate::domain::{IdError, TrackingCode, TransitionError};
+use crate::event_log::keys::KeysError;
 use crate::event_log::store::LogError;
 
 /// A refused or failed tickets operation.
@@ -23,6 +27,23 @@ pub enum TicketError {
     /// No such ticket (a command on a ticket id).
     #[error("ticket not found")]
     NotFound,
+    /// No ticket with this id (an officer reading a ticket).
+    #[error("no ticket {0}")]
+    NoSuchTicket(String),
+    /// The text given as a tracking code is not one.
+    #[error(transparent)]
+    BadTrackingCode(IdError),
+    /// A citizen's follow-up came without the follow-up token.
+    #[error("this action needs the follow-up token")]
+    TokenRequired,
+    /// No report with this tracking code that the caller may see. One refusal for an unknown
+    /// code, a confidential report asked for without its token, and a wrong token, so no
+    /// answer tells whether a hidden report exists.
+    #[error("no report with this tracking code that this request may see")]
+    ReportHidden,
+    /// No report with this tracking code was filed at this node.
+    #[error("no report with tracking code {0} filed here")]
+    NotFiledHere(TrackingCode),
     /// The region is not in the reference data.
     #[error("unknown region {0}")]
     UnknownRegion(String),
@@ -37,6 +58,12 @@ pub enum TicketError {
         /// Why, and what to do.
         why: Unavailability,
     },
+    /// The officer's role may not do this at all.
+    #[error(transparent)]
+    NotAllowed(#[from] NotAllowed),
+    /// A liaison officer reached outside their agency.
+    #[error("{0}")]
+    OutOfScope(OutOfScope),
     /// The state machine refused the change.
     #[error(transparent)]
     Transition(#[from] TransitionError),
@@ -52,6 +79,9 @@ pub enum TicketError {
     /// Event log failure.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// The key table could not be read.
+    #[error(transparent)]
+    Keys(#[from] KeysError),
     /// Could not encode or decode the projection.
     #[error("cannot encode ticket state: {0}")]
     Encode(#[from] serde_json::Error),
@@ -113,6 +143,15 @@ pub enum Problem {
         /// Largest allowed.
         max: i64,
     },
+    /// A value that is not one of the known ones.
+    Unknown {
+        /// What kind of value (`status`, `kind`).
+        what: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// Not a cursor this listing returned.
+    NotACursor,
     /// Not a well-formed identifier or code.
     Malformed(IdError),
 }
@@ -154,6 +193,8 @@ impl std::fmt::Display for Problem {
                  give one, or file the report as anonymous",
             ),
             Self::OutOfRange { min, max } => write!(f, "must be between {min} and {max}"),
+            Self::Unknown { what, value } => write!(f, "unknown {what} {value:?}"),
+            Self::NotACursor => f.write_str("is not a cursor returned by this endpoint"),
             Self::Malformed(e) => e.fmt(f),
         }
     }
@@ -187,6 +228,24 @@ impl std::fmt::Display for Unavailability {
     }
 }
 
+/// Where a liaison officer reached outside their agency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutOfScope {
+    /// Listed another agency's tickets.
+    OtherAgencyList,
+    /// Read or acted on a ticket not dispatched to their agency.
+    OtherAgencyTicket,
+}
+
+impl std::fmt::Display for OutOfScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::OtherAgencyList => "a liaison officer may only list their own agency's tickets",
+            Self::OtherAgencyTicket => "this ticket is not dispatched to your agency",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +258,7 @@ mod tests {
             Problem::Length { max: 32 },
             Problem::NotPhone,
             Problem::OutOfRange { min: 1, max: 5 },
+            Problem::NotACursor,
         ] {
             assert_eq!(p.code(), "invalid_field", "{p}");
         }
@@ -221,5 +281,13 @@ mod tests {
             "title: contains the control character U+001B at character 3; this field is one \
              line of text"
         );
+        let e = invalid(
+            "status",
+            Problem::Unknown {
+                what: "status",
+                value: "lost".into(),
+            },
+        );
+        assert_eq!(e.to_string(), "status: unknown status \"lost\"");
     }
 }

@@ -1,7 +1,7 @@
 //! What the tickets wing accepts, and the checks every input passes whatever the channel
-//! (API, web form, SMS, Open311): a citizen's report and contact, an action on a ticket.
-
-use serde::Deserialize;
+//! (API, web form, SMS, Open311): a citizen's report and contact, an action on a ticket, an
+//! officer's inbox query. These types know no wire format; each channel parses its own
+//! (the API's bodies are `api::dto`) and converts into them.
 
 use super::error::{Problem, TicketError, invalid};
 use crate::config::LimitSettings;
@@ -9,8 +9,7 @@ use crate::domain::event::ArchiveReason;
 use crate::domain::{AgencyCode, Category, Channel, Privacy, RegionCode, ReportKind};
 
 /// Reporter contact: personal data, stored apart from the report and never put in an event.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Contact {
     /// Name.
     pub name: Option<String>,
@@ -123,18 +122,15 @@ impl NewReport {
     }
 }
 
-/// An action on a ticket: the officers' lifecycle actions (the body of
-/// `POST /api/v1/tickets/{id}/actions`) and the citizen's follow-ups. Who may take which is the
-/// state machine's decision (`TicketState::apply`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+/// An action on a ticket: the officers' lifecycle actions and the citizen's follow-ups. Who
+/// may take which is the state machine's decision (`TicketState::apply`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Verify.
     Verify,
     /// Dispatch to an agency.
     Dispatch {
         /// The agency.
-        #[schema(value_type = String)]
         agency: AgencyCode,
     },
     /// Postpone (*tunda*).
@@ -144,8 +140,7 @@ pub enum Action {
     },
     /// Archive.
     Archive {
-        /// Why: `spam`, `unclear`, `out_of_scope` or `duplicate`.
-        #[schema(value_type = String)]
+        /// Why.
         reason: ArchiveReason,
     },
     /// Not our authority (*bukan wewenang*).
@@ -201,6 +196,28 @@ impl Action {
             _ => Ok(()),
         }
     }
+}
+
+/// An officer's inbox query: filters, a cursor and a page size, as given (checked by
+/// [`super::queries::Queries::inbox`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboxQuery {
+    /// Status.
+    pub status: Option<String>,
+    /// Agency code.
+    pub agency: Option<String>,
+    /// Only tickets with a breached deadline.
+    pub overdue: Option<bool>,
+    /// Report kind.
+    pub kind: Option<String>,
+    /// Region code (province codes match their regencies too).
+    pub region: Option<String>,
+    /// Text search in title and body.
+    pub text: Option<String>,
+    /// The cursor a previous page returned.
+    pub cursor: Option<String>,
+    /// Page size, 1–100 (default 50).
+    pub limit: Option<u32>,
 }
 
 /// SHA-256 (hex) of a follow-up token, as stored.

@@ -1,21 +1,24 @@
-//! Tickets: the commands every channel (HTTP API today; web console, SMS, Open311 later) uses
-//! on reports and tickets, and their projection.
+//! Tickets: everything a channel (HTTP API today; web console, SMS, Open311 and the hub's
+//! statistics later) does with reports and tickets, without knowing the channel.
 //!
 //! ```text
 //!   channel ── input ──► intake ───┐   (file a report: grouped writer transactions)
-//!                        commands ─┤   (act, erase, SLA sweep: one transaction each)
-//!                                  ▼
-//!                     domain (state machine) → event_log + store (projection) + outbox
+//!      │                 commands ─┤   (act, erase, SLA sweep: one transaction each)
+//!      │                           ▼
+//!      │              domain (state machine) → event_log + store (projection) + outbox
+//!      │
+//!      └──────────────── queries ◄── store + event_log  (read models; who sees what)
 //!   refusals of all of them: error::TicketError
 //! ```
 //!
 //! | module | role |
 //! |---|---|
 //! | `handle` | [`Tickets`], the handle every channel holds (database, key, settings, queue) |
-//! | `input` | what the wing accepts (report, contact, action) and its checks |
-//! | `error` | [`TicketError`]: typed refusals (a field's problem, an unavailable agency, …) and faults |
+//! | `input` | what the wing accepts (report, contact, action, inbox query) and its checks |
+//! | `error` | [`TicketError`]: typed refusals (field problems, scope, hidden report, …) and faults |
 //! | `intake` | filing reports, grouped into one writer transaction per burst (decisions 24, 25) |
-//! | `commands` | actions, erasure, SLA sweep |
+//! | `commands` | actions (officer, citizen follow-up), erasure, SLA sweep |
+//! | `queries` | the read side: timelines, find by tracking code, inbox, ticket detail, statistics |
 //! | `store` | diesel queries on the projection tables, and rebuild |
 //! | `model` | row types |
 //! | `codes` | tracking codes drawn from a counter through a keyed permutation |
@@ -30,10 +33,12 @@ pub mod handle;
 pub mod input;
 pub mod intake;
 pub mod model;
+pub mod queries;
 pub mod store;
 
 pub use commands::Swept;
-pub use error::{Problem, TicketError, Unavailability};
+pub use error::{OutOfScope, Problem, TicketError, Unavailability};
 pub use handle::Tickets;
-pub use input::{Action, Contact, NewReport, contact_value, hash_token};
+pub use input::{Action, Contact, InboxQuery, NewReport, contact_value, hash_token};
 pub use intake::{IntakeStats, Submitted};
+pub use queries::{Detail, Found, InboxPage, ReportView, Statistics, Step};

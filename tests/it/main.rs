@@ -23,6 +23,7 @@ mod helpers;
 mod migrations;
 mod operators;
 mod packaging;
+mod queries;
 mod signed_log;
 mod store;
 mod throttles;
