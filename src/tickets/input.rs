@@ -199,7 +199,7 @@ impl Action {
 }
 
 /// An officer's inbox query: filters, a cursor and a page size, as given (checked by
-/// [`super::queries::Queries::inbox`]).
+/// [`super::Tickets::inbox`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InboxQuery {
     /// Status.

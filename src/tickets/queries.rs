@@ -315,9 +315,12 @@ impl Tickets {
         Ok(row)
     }
 
-    /// Ticket `id` as `officer` may see it (refused as [`Tickets::visible_row`] says): its
-    /// timeline, the reporter where [`may_see_reporter`] allows, and the actions the officer
-    /// may take now.
+    /// Ticket `id` as `officer` may see it: its timeline, the reporter where
+    /// [`may_see_reporter`] allows, and the actions the officer may take now. Refused with
+    /// [`TicketError::NotAllowed`] for a role that does not read tickets,
+    /// [`TicketError::NoSuchTicket`] when it does not exist, and
+    /// [`OutOfScope::OtherAgencyTicket`] for a liaison's reach outside their agency (the
+    /// ticket id is not secret among officers).
     pub fn ticket_detail(&self, officer: &Officer, id: &str) -> Result<Detail, TicketError> {
         let ticket = self.visible_row(officer, id)?;
         let tid = row_id(&ticket)?;
