@@ -75,7 +75,7 @@ fn main() -> anyhow::Result<()> {
         // The raw baseline: the very bodies delivery would send, to the no-op route.
         let s = ntt.settings().clone();
         let limit = i64::try_from(events).unwrap_or(i64::MAX);
-        let batches = lapor_node::delivery::wire::build_batches(
+        let batches = lapor_node::federation::outbox::build_batches(
             ntt.db(),
             JAKARTA,
             0,

@@ -15,12 +15,12 @@ use actix_web::dev::Server;
 use actix_web::{App as ActixApp, HttpServer, web};
 
 use crate::api::limits::Limits;
-use crate::api::metrics::Metrics;
 use crate::api::{self, ApiState};
 use crate::auth::Auth;
 use crate::config::Settings;
 use crate::db::{Db, migrations};
 use crate::domain::Timestamp;
+use crate::metrics::Metrics;
 use crate::tickets::Tickets;
 use crate::tickets::store as ticket_store;
 
@@ -96,7 +96,7 @@ pub enum Stop {
 pub struct App {
     port: u16,
     server: Server,
-    federation: Option<(crate::delivery::Federation, Server, u16)>,
+    federation: Option<(crate::federation::Federation, Server, u16)>,
     state: ApiState,
     sweep_every: Duration,
 }
@@ -116,7 +116,7 @@ impl App {
         let key =
             crate::event_log::keys::load_or_create(&db, settings.node_id(), &settings.key_path())?;
         let metrics = std::sync::Arc::new(Metrics::new());
-        let federation = crate::delivery::Federation::new(settings, db.clone(), metrics.clone())
+        let federation = crate::federation::Federation::new(settings, db.clone(), metrics.clone())
             .map_err(|e| StartError::Federation(e.to_string()))?;
         let state = ApiState {
             auth: Auth::new(db.clone(), settings.raw.auth.token_ttl_minutes),
@@ -150,7 +150,7 @@ impl App {
                 .app_data(api::json_config(limit, metrics.clone()))
                 .app_data(api::query_config(metrics.clone()))
                 .app_data(web::PayloadConfig::new(limit))
-                .wrap(actix_web::middleware::from_fn(api::metrics::track))
+                .wrap(actix_web::middleware::from_fn(crate::metrics::track))
                 .wrap(api::security_headers())
                 .configure(api::routes)
         })
@@ -186,7 +186,7 @@ impl App {
 
     /// The federation side, when federated (tests drive delivery through it).
     #[must_use]
-    pub fn federation(&self) -> Option<&crate::delivery::Federation> {
+    pub fn federation(&self) -> Option<&crate::federation::Federation> {
         self.federation.as_ref().map(|f| &f.0)
     }
 
@@ -274,8 +274,8 @@ impl App {
 /// federation CA, the peer's node id taken from it on connect, `TCP_NODELAY` set on every accepted connection
 /// (in [`crate::tls::identity::on_connect`]).
 fn federation_server(
-    fed: crate::delivery::Federation,
-) -> Result<(crate::delivery::Federation, Server, u16), StartError> {
+    fed: crate::federation::Federation,
+) -> Result<(crate::federation::Federation, Server, u16), StartError> {
     let s = fed.settings().clone();
     let files = crate::tls::config::TlsFiles {
         ca: s.ca_file.clone(),
@@ -290,12 +290,12 @@ fn federation_server(
     };
     let listener = TcpListener::bind(s.listen).map_err(bind_err)?;
     let port = listener.local_addr().map_err(bind_err)?.port();
-    let data = web::Data::new(fed.clone());
+    let data = web::Data::new(fed.member().clone());
     let server = HttpServer::new(move || {
         ActixApp::new()
             .app_data(data.clone())
             .wrap(api::security_headers())
-            .configure(crate::inbox::http::routes)
+            .configure(crate::federation::server::routes)
     })
     .on_connect(crate::tls::identity::on_connect)
     .shutdown_timeout(5)

@@ -90,11 +90,13 @@ pub enum Command {
         command: CertsCommand,
     },
     /// Federation peers: reachable or not, last contact, outbox depth and oldest undelivered
-    /// age, refusals, quarantine count (`peers`); pin a peer's new signing key (`peers pin`).
+    /// age, refusals and quarantined events with their reasons and fixes (`peers`); pin a
+    /// peer's new signing key (`peers pin`); offer a peer the events it refused again
+    /// (`peers resend`).
     Peers {
         /// What to do (default: list).
         #[command(subcommand)]
-        command: Option<PeersCommand>,
+        command: Option<crate::ops::federation::PeersCommand>,
     },
     /// Agencies (instansi) and the node that handles each: `agencies list`, `agencies add CODE
     /// --name … --region … [--level …] [--owner NODE]`, `agencies import FILE.csv`,
@@ -104,13 +106,15 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::tickets::agencies_cli::AgenciesCommand,
     },
-    /// Events refused by this node's inbox: `quarantine list`.
+    /// Events refused by this node's inbox: `quarantine list`, `quarantine retry [--from
+    /// PEER]` after their cause is fixed, `quarantine clear --from PEER|--reason CODE|--all`.
     Quarantine {
         /// What to do.
         #[command(subcommand)]
-        command: QuarantineCommand,
+        command: crate::ops::federation::QuarantineCommand,
     },
-    /// Configuration: `config check` checks it and the files it names without starting.
+    /// Configuration: `config check` checks it and the files it names without starting;
+    /// `config example [--hub]` prints the documented example.
     Config {
         /// What to do.
         #[command(subcommand)]
@@ -215,29 +219,6 @@ pub enum CertsCommand {
     },
 }
 
-/// `peers` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum PeersCommand {
-    /// Pin a peer's signing key that automatic pinning refused (a key rotation), after
-    /// checking the key id with the peer's operators (`lapor-node keys list` on their node).
-    /// The key is fetched from the peer over mTLS.
-    Pin {
-        /// The peer's node id.
-        #[arg(long)]
-        peer: String,
-        /// The key id, e.g. `ed25519:…`.
-        #[arg(long)]
-        key: String,
-    },
-}
-
-/// `quarantine` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum QuarantineCommand {
-    /// The latest refused events with their reasons.
-    List,
-}
-
 /// `audit` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -297,63 +278,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Certs { command } => certs(command),
-        Command::Peers {
-            command: Some(PeersCommand::Pin { peer, key }),
-        } => {
+        Command::Peers { command } => {
             let settings = load(cli.config.as_deref())?;
             let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
-            let metrics = std::sync::Arc::new(crate::api::metrics::Metrics::default());
-            let Some(fed) = crate::delivery::Federation::new(&settings, db, metrics)? else {
-                anyhow::bail!("this node is not federated: [federation] is not configured");
-            };
-            let peer = crate::domain::NodeId::parse(&peer)?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let (k, added) = rt.block_on(fed.pin_peer_key(&peer, &key))?;
-            if added {
-                say(&format!(
-                    "pinned key {} for {peer} (valid from {})",
-                    k.id,
-                    crate::domain::Timestamp::from_millis(k.valid_from_ms)
-                ));
-            } else {
-                say(&format!("key {} was already pinned for {peer}", k.id));
-            }
-            Ok(())
-        }
-        Command::Peers { command: None } => {
-            let settings = load(cli.config.as_deref())?;
-            let _log = crate::telemetry::init(&settings.raw.log);
-            let db = app::open_database(&settings)?;
-            let Some(fed) = settings.raw.federation.as_ref() else {
-                anyhow::bail!("this node is not federated: [federation] is not configured");
-            };
-            let now = crate::domain::Timestamp::now();
-            let list = crate::delivery::peers::status(&db, &fed.peers, now)?;
-            say(
-                "PEER                           ROLE      REACHABLE  LAST CONTACT               OUTBOX  OLDEST(s)  REFUSED  QUARANTINED",
-            );
-            for p in list {
-                say(&format!(
-                    "{:<30} {:<9} {:<10} {:<26} {:>6}  {:>9}  {:>7}  {:>11}",
-                    p.node,
-                    p.role,
-                    if p.reachable { "yes" } else { "no" },
-                    p.last_contact_ms.map_or_else(
-                        || "never".to_owned(),
-                        |t| crate::domain::Timestamp::from_millis(t).to_string()
-                    ),
-                    p.outbox_depth,
-                    p.oldest_undelivered_age_ms
-                        .map_or_else(|| "-".to_owned(), |a| (a / 1000).to_string()),
-                    p.refused,
-                    p.quarantined,
-                ));
-                if let Some(e) = p.last_error {
-                    say(&format!("    last error: {e}"));
-                }
+            for line in crate::ops::federation::run_peers(&settings, db, command)? {
+                say(&line);
             }
             Ok(())
         }
@@ -366,29 +296,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Quarantine {
-            command: QuarantineCommand::List,
-        } => {
+        Command::Quarantine { command } => {
             let settings = load(cli.config.as_deref())?;
             let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
-            let mut conn = db.read()?;
-            let rows = crate::inbox::store::list(&mut conn, 500)?;
-            say(&format!(
-                "{} quarantined event(s) (latest first)",
-                rows.len()
-            ));
-            for q in rows {
-                say(&format!(
-                    "{}  from {}  event {} ({}#{})  {}: {}",
-                    crate::domain::Timestamp::from_millis(q.received_at_ms),
-                    q.received_from,
-                    q.event_id.as_deref().unwrap_or("?"),
-                    q.origin.as_deref().unwrap_or("?"),
-                    q.seq.map_or_else(|| "?".to_owned(), |s| s.to_string()),
-                    q.reason,
-                    q.detail
-                ));
+            for line in crate::ops::federation::run_quarantine(&settings, db, command)? {
+                say(&line);
             }
             Ok(())
         }
@@ -701,7 +614,7 @@ fn init(
     };
     let text = format!(
         "# lapor-node configuration for {node_id} (written by `lapor-node init`).\n\
-         # Every key is documented in config/prov-31.example.toml of the source tree.\n\n\
+         # Every key is documented in `lapor-node config example` (`--hub` for the hub's).\n\n\
          [node]\nid = \"{node_id}\"\nrole = \"{role}\"\nprovince = \"{province}\"\n\
          data_dir = {data_dir}\n\n[http]\nlisten = \"{listen}\"\n\n\
          [calendar]\n# National holidays and cuti bersama, YYYY-MM-DD.\nholidays = []\n",

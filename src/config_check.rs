@@ -31,7 +31,19 @@ pub enum ConfigCommand {
     /// data directory, signing key, database file, TLS files, peers. Prints one line per check
     /// and exits non-zero when one fails. Run it as the node's user.
     Check,
+    /// Print the documented example configuration (every key, its default and what it does)
+    /// of a province node, or of the hub with `--hub`.
+    Example {
+        /// The hub's example instead of a province's.
+        #[arg(long)]
+        hub: bool,
+    },
 }
+
+/// The documented example configurations, built into the binary so that an installed node has
+/// them without the source tree.
+const PROVINCE_EXAMPLE: &str = include_str!("../config/prov-31.example.toml");
+const HUB_EXAMPLE: &str = include_str!("../config/hub.example.toml");
 
 /// The result of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +114,10 @@ pub fn run(config: Option<&Path>, command: &ConfigCommand) -> anyhow::Result<()>
                 anyhow::bail!("{failed} of {} checks failed", checks.len());
             }
             say(&format!("all {} checks passed", checks.len()));
+            Ok(())
+        }
+        ConfigCommand::Example { hub } => {
+            say(if *hub { HUB_EXAMPLE } else { PROVINCE_EXAMPLE }.trim_end());
             Ok(())
         }
     }

@@ -5,11 +5,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::error::{ApiError, ErrorBody};
 use super::officers::officer;
 use super::{ApiState, block};
-use crate::delivery::PeerStatus;
 use crate::domain::{Role, Timestamp};
-use crate::inbox::store::QuarantineRow;
+use crate::federation::PeerStatus;
+use crate::federation::quarantine::QuarantineRow;
 
-fn federation(state: &ApiState) -> Result<crate::delivery::Federation, ApiError> {
+fn federation(state: &ApiState) -> Result<crate::federation::Federation, ApiError> {
     state.federation.clone().ok_or_else(|| {
         ApiError::NotFound("this node is not federated ([federation] is not configured)".into())
     })
@@ -45,7 +45,7 @@ pub async fn quarantine(
     let fed = federation(&state)?;
     let rows = block(move || {
         let mut c = fed.db().read()?;
-        Ok(crate::inbox::store::list(&mut c, 500)?)
+        Ok(crate::federation::quarantine::list(&mut c, 500)?)
     })
     .await?;
     Ok(HttpResponse::Ok().json(rows))

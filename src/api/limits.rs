@@ -27,13 +27,13 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use super::forwarded::{ClientAddresses, Source};
-use super::metrics::Metrics;
 use super::ratelimit::RateLimiter;
 use super::reports::TOKEN_HEADER;
 use crate::auth::AuthError;
 use crate::auth::gate::{self, HashGate};
 use crate::auth::lockout::Lockout;
 use crate::config::Settings;
+use crate::metrics::Metrics;
 
 /// Which limit refused a request (the `limit` label of the metric).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,8 +11,9 @@
 //! - `reports`: citizen endpoints (no account; follow-up token);
 //! - `officers`: login, inbox, detail, actions, statistics (bearer token);
 //! - `admin`: node administration (agencies as managed data);
-//! - `ops`: `/healthz`, `/readyz`, `/metrics`, `/api-docs/openapi.json`;
-//! - `metrics`: Prometheus registry and request-metrics middleware;
+//! - `ops`: `/healthz`, `/readyz`, `/metrics` (the registry is [`crate::metrics`]),
+//!   `/api-docs/openapi.json`;
+//! - `federation`: operator routes for the federation (peers, quarantine);
 //! - `limits`: every per-client limit (intake, lookups, refused follow-up tokens, logins) and
 //!   the login lockout and hash gate, as route middleware and a login wrapper;
 //! - `forwarded`: the client address (from trusted reverse proxies' headers);
@@ -24,7 +25,6 @@ pub mod error;
 pub mod federation;
 pub mod forwarded;
 pub mod limits;
-pub mod metrics;
 pub mod officers;
 pub mod ops;
 pub mod ratelimit;
@@ -38,8 +38,8 @@ use actix_web::{HttpRequest, web};
 
 use self::error::ApiError;
 use self::limits::Limits;
-use self::metrics::Metrics;
 use crate::auth::Auth;
+use crate::metrics::Metrics;
 use crate::tickets::Tickets;
 
 /// Shared state of the handlers.
@@ -54,7 +54,7 @@ pub struct ApiState {
     /// Per-client limits and login throttles.
     pub limits: Arc<Limits>,
     /// The federation side, when `[federation]` is configured.
-    pub federation: Option<crate::delivery::Federation>,
+    pub federation: Option<crate::federation::Federation>,
 }
 
 /// Runs blocking (database) work off the async executor.

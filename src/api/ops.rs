@@ -4,11 +4,11 @@ use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
 
 use super::error::{ApiError, ErrorBody};
-use super::metrics::Gauge;
 use super::{ApiState, block};
 use crate::db::migrations;
 use crate::domain::Status;
 use crate::domain::event::SlaStep;
+use crate::metrics::Gauge;
 use crate::tickets::store::{self, GroupColumn};
 
 /// Liveness: the process answers.
@@ -52,8 +52,8 @@ pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
     }
 }
 
-fn peer_gauges(peers: &[crate::delivery::PeerStatus]) -> Vec<Gauge> {
-    let per = |name, help, f: &dyn Fn(&crate::delivery::PeerStatus) -> f64| Gauge {
+fn peer_gauges(peers: &[crate::federation::PeerStatus]) -> Vec<Gauge> {
+    let per = |name, help, f: &dyn Fn(&crate::federation::PeerStatus) -> f64| Gauge {
         name,
         help,
         samples: peers

@@ -11,8 +11,8 @@ use super::link::Link;
 use crate::api::ApiState;
 use crate::app::{App, Stop};
 use crate::config::{NodeRole, Settings};
-use crate::delivery::{Delivered, FedError, Federation, Pulled};
 use crate::domain::NodeId;
+use crate::federation::{Delivered, FedError, Federation, Pulled};
 use crate::tls::certs::{self, Validity};
 
 /// One node to start.

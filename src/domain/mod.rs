@@ -5,6 +5,7 @@ pub mod event;
 pub mod fold;
 pub mod ids;
 pub mod reference;
+pub mod replication;
 pub mod report;
 pub mod sla;
 pub mod ticket;

@@ -1,5 +1,6 @@
 //! Operator commands that act on a node's files as a whole: the node lock (is the node
-//! running?), backup and restore.
+//! running?), backup and restore, and the federation state (`peers`, `quarantine`).
 
 pub mod backup;
+pub mod federation;
 pub mod lock;

@@ -166,7 +166,7 @@ impl Tickets {
         let event = log::append(conn, &self.node, self.key.as_ref(), draft, now)?;
         store::update(conn, &TicketRow::from_state(ticket, &next, &event.id)?)?;
         if self.federated {
-            crate::outbox::enqueue_for(
+            crate::federation::outbox::enqueue_for(
                 conn,
                 &self.node,
                 self.hub.as_ref(),

@@ -1,10 +1,10 @@
 //! The binary: `init` then `serve` answers `/healthz`; bad configuration fails naming the field.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_lapor-node");
+use crate::bin::BIN;
 
 fn http_get(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -51,27 +51,7 @@ fn init_then_serve_answers_health_and_readiness() {
     let again = init(&node_dir, &[]);
     assert!(!again.status.success());
 
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("LAPOR__LOG__FORMAT", "json")
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut port = None;
-    for line in lines.by_ref().take(50) {
-        let line = line.unwrap();
-        if line.contains("node listening") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            port = v["fields"]["port"].as_u64();
-            break;
-        }
-    }
-    // Keep draining the log so the node never writes into a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    let port = u16::try_from(port.expect("no 'node listening' log line")).unwrap();
+    let (mut child, port) = crate::bin::serve(&config);
     let health = http_get(port, "/healthz");
     let ready = http_get(port, "/readyz");
     child.kill().unwrap();
@@ -158,6 +138,33 @@ fn example_configurations_are_valid() {
             lapor_node::config::Settings::from_toml(text).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(s.provinces.len(), 38, "{name}");
     }
+}
+
+#[test]
+fn an_installed_node_has_the_documented_configuration_without_the_source_tree() {
+    for (args, file) in [
+        (
+            &["config", "example"][..],
+            include_str!("../../config/prov-31.example.toml"),
+        ),
+        (
+            &["config", "example", "--hub"][..],
+            include_str!("../../config/hub.example.toml"),
+        ),
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let printed = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(printed.trim_end(), file.trim_end(), "{args:?}");
+        lapor_node::config::Settings::from_toml(&printed).unwrap();
+    }
+    // The config `init` writes points at that command, not at a file of the source tree.
+    let dir = tempfile::tempdir().unwrap();
+    let node_dir = dir.path().join("n72");
+    assert!(init(&node_dir, &[]).status.success());
+    let written = std::fs::read_to_string(node_dir.join("config.toml")).unwrap();
+    assert!(written.contains("lapor-node config example"), "{written}");
+    assert!(!written.contains("source tree"), "{written}");
 }
 
 #[test]

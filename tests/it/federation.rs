@@ -242,7 +242,7 @@ pub(crate) fn signed(mut v: Value, key: &NodeKey) -> Value {
 }
 
 pub(crate) fn batch(events: Vec<Value>) -> Vec<u8> {
-    let id = lapor_node::delivery::wire::batch_id(&events);
+    let id = lapor_node::federation::protocol::batch_id(&events);
     let events = Value::Array(events);
     serde_json::to_vec(&json!({"batch": id, "events": events})).unwrap()
 }
@@ -370,7 +370,7 @@ async fn bad_federation_input_is_refused_quarantined_and_changes_nothing() {
         (413, Some("batch_too_large")),
         "{v}"
     );
-    let bomb = lapor_node::delivery::compress(&vec![b' '; 20 * 1024 * 1024]);
+    let bomb = lapor_node::federation::protocol::compress(&vec![b' '; 20 * 1024 * 1024]);
     assert!(bomb.len() < 64 * 1024);
     let (st, v) = post(&client, &base, bomb, true).await;
     assert_eq!(
@@ -462,7 +462,7 @@ async fn bad_federation_input_is_refused_quarantined_and_changes_nothing() {
         let (st, v) = post(
             &client,
             &base,
-            lapor_node::delivery::compress(&replay),
+            lapor_node::federation::protocol::compress(&replay),
             true,
         )
         .await;
@@ -624,7 +624,7 @@ async fn erasure_reaches_the_handler_and_a_late_personal_data_part_does_not_undo
     let part = {
         let mut conn = node(&c, NTT).federation.db().read().unwrap();
         let id = created["id"].as_str().unwrap();
-        lapor_node::delivery::wire::pii_part(&mut conn, &ticket, id)
+        lapor_node::federation::outbox::pii_part(&mut conn, &ticket, id)
             .unwrap()
             .expect("the origin holds the part")
     };
@@ -646,7 +646,7 @@ async fn erasure_reaches_the_handler_and_a_late_personal_data_part_does_not_undo
 
     let events = vec![created];
     let body = serde_json::to_vec(&json!({
-        "batch": lapor_node::delivery::wire::batch_id(&events),
+        "batch": lapor_node::federation::protocol::batch_id(&events),
         "events": events,
         "pii": [part],
     }))
@@ -703,7 +703,7 @@ async fn a_rotated_peer_key_is_refused_until_an_operator_pins_it() {
     let (_, again) = jkt.pin_peer_key(&ntt_id, &new.to_string()).await.unwrap();
     assert!(!again);
     jkt.fetch_keys(&ntt_id).await.unwrap();
-    let e = lapor_node::delivery::peers::pin_by_operator(
+    let e = lapor_node::federation::peers::pin_by_operator(
         jkt.db(),
         &lapor_node::domain::NodeId::parse(HUB).unwrap(),
         &k,
@@ -806,7 +806,7 @@ async fn events_signed_as_a_group_are_relayed_and_each_verifies_alone() {
                 .is_some_and(|v| v.as_bytes() == b"zstd");
             let mut body = r.bytes().await.unwrap().to_vec();
             if zstd {
-                body = lapor_node::delivery::wire::decompress(&body, 1 << 24).unwrap();
+                body = lapor_node::federation::protocol::decompress(&body, 1 << 24).unwrap();
             }
             (st, serde_json::from_slice::<Value>(&body).unwrap())
         }

@@ -517,7 +517,7 @@ async fn answers_are_not_cached_or_sniffed_and_bodies_keep_line_breaks() {
 /// keeps raw events up to its bounds per sender, then a digest and the reason, and counts it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quarantine_is_bounded_per_sender() {
-    use lapor_node::inbox::store::{QUARANTINE_RAW_BYTES, QUARANTINE_RAW_EVENTS};
+    use lapor_node::federation::quarantine::{QUARANTINE_RAW_BYTES, QUARANTINE_RAW_EVENTS};
     let dir = tempfile::tempdir().unwrap();
     let c = cluster(dir.path(), None).await;
     let jkt = node(&c, JAKARTA);
@@ -531,7 +531,7 @@ async fn the_quarantine_is_bounded_per_sender() {
                 json!({"id": format!("{n:064x}"), "origin": NTT, "pad": pad})
             })
             .collect();
-        let body = lapor_node::delivery::compress(&batch(events));
+        let body = lapor_node::federation::protocol::compress(&batch(events));
         let (st, v) = post(&client, &base, body, true).await;
         assert_eq!(st, 200, "{v}");
         assert!(results(&v).iter().all(|r| r == "malformed"), "{v}");

@@ -83,7 +83,8 @@ fn events_keyed_by_ticket_keep_their_outbox_rows_and_row_numbers_both_ways() {
         let newest = after.iter().map(|r| r.id).max().unwrap();
         assert!(newest > 3, "{}: row number {newest} given again", db.name);
         let mut c = t.db().read().unwrap();
-        let pending = lapor_node::outbox::store::pending(&mut c, "hub.lapor.test", 0, 10).unwrap();
+        let pending =
+            lapor_node::federation::outbox::pending(&mut c, "hub.lapor.test", 0, 10).unwrap();
         let ids: Vec<&str> = pending.iter().map(|p| p.event_id.as_str()).collect();
         let expected: Vec<&str> = before.iter().map(|r| r.event_id.as_str()).collect();
         assert_eq!(ids, expected, "{}", db.name);

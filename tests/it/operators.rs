@@ -2,11 +2,10 @@
 //! rotated under it; no command but `init` and a new node's first `serve` makes a key), backup
 //! and restore, certificate signing requests, and quarantine handling.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lapor-node");
+use crate::bin::{BIN, text};
 
 /// `lapor-node init` of a province-31 node into `dir`; returns its config path.
 fn init(dir: &Path) -> PathBuf {
@@ -37,36 +36,9 @@ fn run(config: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// Standard output and error together.
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// `serve` until its "node listening" line; returns the child (its log drained).
 fn serve(config: &Path) -> Child {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("LAPOR__LOG__FORMAT", "json")
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut up = false;
-    for line in lines.by_ref().take(50) {
-        if line.unwrap().contains("node listening") {
-            up = true;
-            break;
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    assert!(up, "serve did not start");
-    child
+    crate::bin::serve(config).0
 }
 
 #[test]

@@ -134,7 +134,7 @@ impl Tickets {
             row.head = event.id.to_string();
             ticket_rows.push(row);
             if self.federated {
-                crate::outbox::enqueue_for(
+                crate::federation::outbox::enqueue_for(
                     conn,
                     &self.node,
                     self.hub.as_ref(),

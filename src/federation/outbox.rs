@@ -1,9 +1,25 @@
-//! Outbox and participant queries.
+//! The outbox: per-destination queues of events still to be acknowledged, written in the same
+//! transaction as the event itself (invariant 5).
+//!
+//! Who receives what (invariant 6, `docs/PROTOCOL.md`):
+//! - the hub: every event this node writes (events carry no personal data, only a commitment);
+//! - a ticket's participants — its origin and every node that has handled it — its events;
+//!   a node that becomes the handler also gets the ticket's earlier events;
+//! - the personal-data part (salt + contact) rides with the `created` event only to the
+//!   handling node, only when the report is not anonymous, never to the hub.
+//!
+//! A row leaves the outbox only when its destination acknowledged the event (`accepted` or
+//! `duplicate`); a refused event stays, marked with the destination's reason, for operators.
 
 use diesel::prelude::*;
 
-use crate::db::DbConn;
+use crate::db::{Db, DbConn};
+use serde_json::Value;
+
+use super::FedError;
+use super::protocol::{Batch, PiiPart, batch_id, compress};
 use crate::db::schema::{events, outbox, ticket_participants};
+use crate::domain::replication;
 use crate::domain::{Change, Event, NodeId, TicketId, TicketState, Timestamp};
 
 /// Adds `node` to a ticket's participants (no-op if present).
@@ -117,10 +133,10 @@ pub fn enqueue_for(
     event: &Event,
 ) -> QueryResult<()> {
     let ticket = &event.ticket;
-    // Participants change only when a ticket starts or its handler changes.
-    if before.is_none_or(|b| b.handler != after.handler) {
-        add_participant(conn, ticket, &after.origin)?;
-        add_participant(conn, ticket, &after.handler)?;
+    if replication::changes_participants(&event.change) {
+        for node in replication::participants(after) {
+            add_participant(conn, ticket, node)?;
+        }
     }
     let id = event.id.to_string();
     let tid = ticket.to_string();
@@ -140,7 +156,13 @@ pub fn enqueue_for(
             .order((events::stored_at_ms.asc(), events::seq.asc()))
             .load(conn)?;
         for (eid, kind) in earlier {
-            let with_pii = !anonymous && !handler_is_hub && kind == "created";
+            let with_pii = kind == "created"
+                && replication::entitled_to_pii(
+                    after.handler.as_str(),
+                    handler_is_hub,
+                    after.handler.as_str(),
+                    anonymous,
+                );
             enqueue_one(conn, after.handler.as_str(), (&tid, &eid), with_pii, now)?;
         }
     }
@@ -151,10 +173,9 @@ pub fn enqueue_for(
         if p == me.as_str() || hub.is_some_and(|h| h.as_str() == p) {
             continue;
         }
-        let with_pii = !anonymous
-            && p == after.handler.as_str()
-            && matches!(event.change, Change::Created(_))
-            && event.pii.is_some();
+        let with_pii = matches!(event.change, Change::Created(_))
+            && event.pii.is_some()
+            && replication::entitled_to_pii(&p, false, after.handler.as_str(), anonymous);
         enqueue_one(conn, &p, key, with_pii, now)?;
     }
     Ok(())
@@ -262,4 +283,148 @@ pub fn stats(conn: &mut DbConn, destination: &str) -> QueryResult<OutboxStats> {
         refused,
         oldest_ms,
     })
+}
+
+/// The reasons `destination` gave for the rows it refused, with how many rows each, most
+/// frequent first. A reason is stored as `code: detail`; rows are grouped by the whole text.
+pub fn refusals(conn: &mut DbConn, destination: &str) -> QueryResult<Vec<(String, i64)>> {
+    let mut rows: Vec<(Option<String>, i64)> = outbox::table
+        .filter(outbox::destination.eq(destination))
+        .filter(outbox::refused_reason.is_not_null())
+        .group_by(outbox::refused_reason)
+        .select((outbox::refused_reason, diesel::dsl::count_star()))
+        .load(conn)?;
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(rows
+        .into_iter()
+        .map(|(r, n)| (r.unwrap_or_default(), n))
+        .collect())
+}
+
+/// Offers `destination` its refused rows again (all of them, or those whose reason code is
+/// `code`): they become pending, in their original order. Returns how many.
+pub fn resend(conn: &mut DbConn, destination: &str, code: Option<&str>) -> QueryResult<usize> {
+    let refused: Vec<(i64, Option<String>)> = outbox::table
+        .filter(outbox::destination.eq(destination))
+        .filter(outbox::refused_reason.is_not_null())
+        .select((outbox::id, outbox::refused_reason))
+        .load(conn)?;
+    let rows: Vec<i64> = refused
+        .into_iter()
+        .filter(|(_, reason)| code.is_none_or(|c| reason.as_deref().map(reason_code) == Some(c)))
+        .map(|(row, _)| row)
+        .collect();
+    let mut n = 0;
+    for chunk in rows.chunks(500) {
+        n += diesel::update(outbox::table.filter(outbox::id.eq_any(chunk)))
+            .set(outbox::refused_reason.eq(None::<String>))
+            .execute(conn)?;
+    }
+    Ok(n)
+}
+
+/// The code of a stored refusal (`code: detail`).
+#[must_use]
+pub fn reason_code(stored: &str) -> &str {
+    stored.split_once(':').map_or(stored, |(c, _)| c).trim()
+}
+
+/// A batch ready to send.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// Batch id.
+    pub id: String,
+    /// (outbox row, event id) per event.
+    pub rows: Vec<(i64, String)>,
+    /// The zstd-compressed JSON body.
+    pub body: Vec<u8>,
+}
+
+/// Builds batches for `dest` from its oldest pending outbox rows after row `after`: at most
+/// `max_events` events and about `max_bytes` of JSON each (a single larger event still goes
+/// alone).
+pub fn build_batches(
+    db: &Db,
+    dest: &str,
+    after: i64,
+    limit: i64,
+    max_events: usize,
+    max_bytes: usize,
+) -> Result<Vec<Built>, FedError> {
+    let mut conn = db.read()?;
+    let rows = pending(&mut conn, dest, after, limit)?;
+    let mut out = Vec::new();
+    let mut cur: Vec<Claimed> = Vec::new();
+    let mut bytes = 0usize;
+    for r in rows {
+        if !cur.is_empty() && (cur.len() >= max_events || bytes + r.raw.len() > max_bytes) {
+            out.push(finish(&mut conn, std::mem::take(&mut cur))?);
+            bytes = 0;
+        }
+        bytes += r.raw.len();
+        cur.push(r);
+    }
+    if !cur.is_empty() {
+        out.push(finish(&mut conn, cur)?);
+    }
+    Ok(out)
+}
+
+fn finish(conn: &mut crate::db::DbConn, rows: Vec<Claimed>) -> Result<Built, FedError> {
+    let mut events = Vec::with_capacity(rows.len());
+    let mut pii = Vec::new();
+    for r in &rows {
+        let v: Value = serde_json::from_str(&r.raw).map_err(|e| FedError::BadAnswer {
+            peer: "local outbox".into(),
+            cause: format!("stored event {} unreadable: {e}", r.event_id),
+        })?;
+        events.push(v);
+        if r.with_pii {
+            if let Some(p) = pii_part(conn, &r.ticket, &r.event_id)? {
+                pii.push(p);
+            }
+        }
+    }
+    let batch = Batch {
+        batch: batch_id(&events),
+        events,
+        pii,
+    };
+    let json = serde_json::to_vec(&batch).map_err(|e| FedError::BadAnswer {
+        peer: "local outbox".into(),
+        cause: e.to_string(),
+    })?;
+    Ok(Built {
+        id: batch.batch,
+        rows: rows.into_iter().map(|r| (r.row, r.event_id)).collect(),
+        body: compress(&json),
+    })
+}
+
+/// The personal-data part of a ticket's `created` event, when this node holds it.
+pub fn pii_part(
+    conn: &mut crate::db::DbConn,
+    ticket: &str,
+    event_id: &str,
+) -> Result<Option<PiiPart>, FedError> {
+    let Ok(tid) = crate::domain::TicketId::parse(ticket) else {
+        return Ok(None);
+    };
+    let Some(c) = crate::tickets::store::contact(conn, &tid)? else {
+        return Ok(None);
+    };
+    let Some(salt) = c.salt.clone() else {
+        return Ok(None);
+    };
+    let contact = crate::tickets::contact_value(&crate::tickets::Contact {
+        name: c.name,
+        phone: c.phone,
+        email: c.email,
+    });
+    Ok(Some(PiiPart {
+        ticket: ticket.to_owned(),
+        event: event_id.to_owned(),
+        salt,
+        contact,
+    }))
 }

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use rand::Rng;
 
 use super::FedError;
-use super::wire::KeyInfo;
+use super::protocol::KeyInfo;
 use crate::config::{FederationSettings, NodeRole, PeerSettings};
 use crate::db::schema::{node_keys, peers, pull_cursors};
 use crate::db::{Db, DbConn};
@@ -99,7 +99,8 @@ pub fn record_error(db: &Db, peer: &NodeId, error: &str) -> Result<(), FedError>
     })
 }
 
-/// The peer contacted us: last contact now, backoff reset. Returns whether a backoff was
+/// The peer contacted us: last contact now, backoff reset, and the error of a failed exchange
+/// cleared (a refused key change stays until it is pinned). Returns whether a backoff was
 /// cleared (the worker should wake).
 pub fn contact(db: &Db, peer: &NodeId, now: Timestamp) -> Result<bool, FedError> {
     let p = peer.to_string();
@@ -113,6 +114,11 @@ pub fn contact(db: &Db, peer: &NodeId, now: Timestamp) -> Result<bool, FedError>
                 peers::next_attempt_ms.eq(0_i64),
             ))
             .execute(c)?;
+        if failures > 0 {
+            diesel::update(peers::table.find(&p))
+                .set(peers::last_error.eq(None::<String>))
+                .execute(c)?;
+        }
         Ok(failures > 0)
     })
 }
@@ -212,8 +218,10 @@ pub fn pin_keys(db: &Db, peer: &NodeId, keys: &[KeyInfo]) -> Result<usize, FedEr
                     return Err(FedError::KeyChange {
                         peer: p.to_string(),
                         message: format!(
-                            "offers new key {} that no pinned key vouches for; refused until an operator pins it",
-                            k.id
+                            "offers new key {id} that no pinned key vouches for; refused until an operator pins it: \
+                             check it with {p}'s operator (`lapor-node keys list` there), then \
+                             `lapor-node peers pin --peer {p} --key {id}` and `lapor-node quarantine retry --from {p}`",
+                            id = k.id
                         ),
                     });
                 }
@@ -307,12 +315,77 @@ pub struct PeerStatus {
     pub quarantined: i64,
     /// Events delivered to it in total.
     pub delivered: i64,
+    /// Why it refused our events, and what fixes it (most frequent first).
+    pub refusals: Vec<Reason>,
+    /// Why this node quarantined its events, and what fixes it (most frequent first).
+    pub quarantine_reasons: Vec<Reason>,
 }
 
-/// The operator view of every configured peer.
-pub fn status(db: &Db, list: &[PeerSettings], now: Timestamp) -> Result<Vec<PeerStatus>, FedError> {
+/// One reason for refused or quarantined events, with the operator's fix.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Reason {
+    /// Reason code, e.g. `unknown_key`.
+    pub code: String,
+    /// Events.
+    pub events: i64,
+    /// The detail of one of them.
+    pub detail: String,
+    /// What the operator does about it.
+    pub fix: String,
+}
+
+/// Whether `code` refuses an event for what it says (a forged id, a bad signature, an illegal
+/// transition…) rather than for something an operator can fix (a key not pinned yet, a
+/// database that could not store it).
+fn fixable(code: &str) -> bool {
+    crate::federation::quarantine::RESOLVABLE.contains(&code)
+}
+
+/// The fix for events `peer` refused with `code` (we are `me`).
+fn fix_refused(code: &str, peer: &str, me: &str) -> String {
+    match code {
+        "unknown_key" | "key_not_valid_at_event_time" => format!(
+            "{peer} does not hold our signing key: its operator checks it against `lapor-node keys list` here and runs \
+             `lapor-node peers pin --peer {me} --key <id>` (or `quarantine retry --from {me}`); then here \
+             `lapor-node peers resend --peer {peer}`"
+        ),
+        "unstorable" => format!(
+            "{peer}'s database could not store them: its operator reads its log; then here `lapor-node peers resend --peer {peer}`"
+        ),
+        _ => format!(
+            "refused for their content, which will not change: not sent again; report to {peer}'s and the hub's operators \
+             (`lapor-node audit verify` here)"
+        ),
+    }
+}
+
+/// The fix for events of `peer` quarantined here with `code`.
+fn fix_quarantined(code: &str, peer: &str) -> String {
+    match code {
+        "unknown_key" | "key_not_valid_at_event_time" => format!(
+            "signed with a key not pinned here: check it with {peer}'s operator (`lapor-node keys list` there), then \
+             `lapor-node peers pin --peer {peer} --key <id>` and `lapor-node quarantine retry --from {peer}`"
+        ),
+        "unstorable" => format!(
+            "this node's database refused them: fix the cause in this node's log, then `lapor-node quarantine retry --from {peer}`"
+        ),
+        _ if fixable(code) => format!("`lapor-node quarantine retry --from {peer}`"),
+        _ => format!(
+            "kept as evidence (`lapor-node quarantine list`); report to {peer}'s operator; once reviewed \
+             `lapor-node quarantine clear --from {peer} --reason {code}`"
+        ),
+    }
+}
+
+/// The operator view of every configured peer, as seen by node `me`.
+pub fn status(
+    db: &Db,
+    me: &NodeId,
+    list: &[PeerSettings],
+    now: Timestamp,
+) -> Result<Vec<PeerStatus>, FedError> {
     let mut conn = db.read()?;
-    let quarantined = crate::inbox::store::count_by_sender(&mut conn)?;
+    let quarantined = crate::federation::quarantine::count_by_sender(&mut conn)?;
     let mut out = Vec::with_capacity(list.len());
     for p in list {
         type Row = (i32, i64, Option<i64>, Option<i64>, Option<String>, i64);
@@ -330,7 +403,37 @@ pub fn status(db: &Db, list: &[PeerSettings], now: Timestamp) -> Result<Vec<Peer
             .optional()?;
         let (failures, next_attempt_ms, last_contact_ms, last_success_ms, last_error, delivered) =
             row.unwrap_or((0, 0, None, None, None, 0));
-        let q = crate::outbox::store::stats(&mut conn, p.id.as_str())?;
+        let q = crate::federation::outbox::stats(&mut conn, p.id.as_str())?;
+        let refusals = crate::federation::outbox::refusals(&mut conn, p.id.as_str())?;
+        let mut by_code: Vec<Reason> = Vec::new();
+        for (stored, events) in refusals {
+            let code = crate::federation::outbox::reason_code(&stored).to_owned();
+            match by_code.iter_mut().find(|r| r.code == code) {
+                Some(r) => r.events += events,
+                None => by_code.push(Reason {
+                    fix: fix_refused(&code, p.id.as_str(), me.as_str()),
+                    detail: stored
+                        .split_once(':')
+                        .map_or("", |(_, d)| d)
+                        .trim()
+                        .chars()
+                        .take(300)
+                        .collect(),
+                    code,
+                    events,
+                }),
+            }
+        }
+        let quarantine_reasons =
+            crate::federation::quarantine::reasons_of(&mut conn, p.id.as_str())?
+                .into_iter()
+                .map(|(code, events)| Reason {
+                    fix: fix_quarantined(&code, p.id.as_str()),
+                    detail: String::new(),
+                    code,
+                    events,
+                })
+                .collect();
         out.push(PeerStatus {
             node: p.id.to_string(),
             role: match p.role {
@@ -351,6 +454,8 @@ pub fn status(db: &Db, list: &[PeerSettings], now: Timestamp) -> Result<Vec<Peer
                 .find(|(n, _)| n == p.id.as_str())
                 .map_or(0, |(_, c)| *c),
             delivered,
+            refusals: by_code,
+            quarantine_reasons,
         });
     }
     Ok(out)

@@ -1,0 +1,341 @@
+//! The federation client: delivery (push) and catch-up (pull) over mTLS.
+//!
+//! - [`Federation::deliver_once`] sends one round of a destination's outbox: capped batches
+//!   (events and bytes), zstd-compressed, several in flight, over mTLS; acknowledged rows leave
+//!   the outbox, refused rows stay marked with the reason, deferred rows are sent again later.
+//!   A failed round persists exponential backoff with jitter (capped) in `peers`.
+//! - [`Federation::pull_once`] catches up: for each known origin, the events after this
+//!   node's cursor, from the origin itself or, when it cannot be reached, from the hub; each is
+//!   verified by its signature like a pushed one.
+//! - [`Federation::fetch_keys`] pins a peer's signing keys from `GET /federation/v1/node`.
+//! - [`Federation::run`] runs one delivery worker per peer and the catch-up loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::FedError;
+use super::node::Member;
+use super::peers;
+use super::protocol::{self as wire, NodeInfo};
+use crate::config::{PeerSettings, Settings};
+use crate::db::{Db, DbError};
+use crate::domain::{NodeId, Timestamp};
+use crate::metrics::Metrics;
+use crate::tls::config::TlsFiles;
+
+/// The federation client of one node: its member state and an mTLS client for its peers
+/// (cheap to clone). Dereferences to the [`Member`].
+#[derive(Debug, Clone)]
+pub struct Federation {
+    member: Member,
+    pub(super) client: reqwest::Client,
+}
+
+impl std::ops::Deref for Federation {
+    type Target = Member;
+    fn deref(&self) -> &Member {
+        &self.member
+    }
+}
+
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, FedError> + Send + 'static,
+) -> Result<T, FedError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| FedError::Db(DbError::Unavailable(format!("blocking task failed: {e}"))))?
+}
+
+impl Federation {
+    /// The federation side of a node, when `[federation]` is configured: its member state
+    /// and an mTLS client for its peers.
+    pub fn new(
+        settings: &Settings,
+        db: Db,
+        metrics: Arc<Metrics>,
+    ) -> Result<Option<Self>, FedError> {
+        let Some(member) = Member::new(settings, db, metrics) else {
+            return Ok(None);
+        };
+        let fed = member.settings();
+        let files = TlsFiles {
+            ca: fed.ca_file.clone(),
+            cert: fed.cert_file.clone(),
+            key: fed.key_file.clone(),
+        };
+        let resolve: Vec<(String, std::net::SocketAddr)> = fed
+            .peers
+            .iter()
+            .filter_map(|p| p.address.map(|a| (p.id.to_string(), a)))
+            .collect();
+        let client = crate::tls::config::client(
+            &files,
+            &resolve,
+            Duration::from_secs(fed.request_timeout_secs),
+        )?;
+        // The server asks for a peer's keys when its events arrive unjudgeable; the client
+        // fetches them at once (holding the member weakly: it holds this callback).
+        let (weak, c) = (member.downgrade(), client.clone());
+        member.on_keys_wanted(move |peer| {
+            let Some(member) = weak.upgrade() else {
+                return;
+            };
+            let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let fed = Self {
+                member,
+                client: c.clone(),
+            };
+            rt.spawn(async move {
+                if let Err(e) = fed.fetch_keys(&peer).await {
+                    tracing::warn!(peer = %peer, error = %e, "key fetch after unknown-key events failed");
+                }
+            });
+        });
+        Ok(Some(Self { member, client }))
+    }
+
+    /// This node's federation state (what the server shares).
+    #[must_use]
+    pub fn member(&self) -> &Member {
+        &self.member
+    }
+
+    pub(super) fn peer(&self, id: &NodeId) -> Result<&PeerSettings, FedError> {
+        self.settings
+            .peer(id)
+            .ok_or_else(|| FedError::UnknownPeer(id.to_string()))
+    }
+
+    pub(super) fn url(peer: &PeerSettings, path: &str) -> String {
+        let mut u = peer.url.clone();
+        u.set_path(path);
+        u.to_string()
+    }
+
+    pub(super) fn unreachable(peer: &PeerSettings, e: &reqwest::Error) -> FedError {
+        FedError::Unreachable {
+            peer: peer.id.to_string(),
+            cause: error_chain(e),
+        }
+    }
+
+    /// Fetches `peer`'s node information over mTLS and pins its signing keys: unknown keys of
+    /// a peer with no pinned keys yet are pinned; a known key id with other key material, or a
+    /// new key while others are pinned, is refused and reported (a rotation is pinned by the
+    /// operator, see `docs/PROTOCOL.md`). Returns the number of keys newly pinned.
+    #[tracing::instrument(name = "federation.fetch_keys", skip_all, fields(peer = %peer_id))]
+    pub async fn fetch_keys(&self, peer_id: &NodeId) -> Result<usize, FedError> {
+        let (peer, info) = self.node_info_of(peer_id).await?;
+        let this = self.clone();
+        let result = blocking(move || peers::pin_keys(&this.db, &peer.id, &info.keys)).await;
+        if let Err(FedError::KeyChange { message, .. }) = &result {
+            self.metrics.inc(
+                "lapor_federation_key_changes_refused_total",
+                &[("peer", peer_id.as_str())],
+                1,
+            );
+            tracing::error!(peer = %peer_id, %message, "signing key change refused");
+            let (db, p, m) = (self.db.clone(), peer_id.clone(), message.clone());
+            let _ = blocking(move || peers::record_error(&db, &p, &m)).await;
+        }
+        result
+    }
+
+    /// `GET /federation/v1/node` of a configured peer, checked to answer as that peer.
+    async fn node_info_of(&self, peer_id: &NodeId) -> Result<(PeerSettings, NodeInfo), FedError> {
+        let peer = self.peer(peer_id)?.clone();
+        let resp = self
+            .client
+            .get(Self::url(&peer, "/federation/v1/node"))
+            .send()
+            .await
+            .map_err(|e| Self::unreachable(&peer, &e))?;
+        let info: NodeInfo = read_json(&peer, resp).await?;
+        if info.id != peer.id.as_str() {
+            return Err(FedError::BadAnswer {
+                peer: peer.id.to_string(),
+                cause: format!("answered as {}", info.id),
+            });
+        }
+        Ok((peer, info))
+    }
+
+    /// An operator accepts `key_id` for `peer_id`: the peer is asked for its keys over mTLS
+    /// (its certificate proves who answers) and the one with that id is pinned, whatever the
+    /// automatic pinning would say — for a rotation the operator has checked with the peer's
+    /// operators. Returns the key and whether it was newly pinned.
+    pub async fn pin_peer_key(
+        &self,
+        peer_id: &NodeId,
+        key_id: &str,
+    ) -> Result<(wire::KeyInfo, bool), FedError> {
+        let (peer, info) = self.node_info_of(peer_id).await?;
+        let Some(key) = info.keys.iter().find(|k| k.id == key_id).cloned() else {
+            let offered: Vec<&str> = info.keys.iter().map(|k| k.id.as_str()).collect();
+            return Err(FedError::KeyChange {
+                peer: peer.id.to_string(),
+                message: format!(
+                    "does not offer key {key_id} (it offers: {})",
+                    offered.join(", ")
+                ),
+            });
+        };
+        let (db, p, k) = (self.db.clone(), peer.id.clone(), key.clone());
+        let added = blocking(move || peers::pin_by_operator(&db, &p, &k)).await?;
+        tracing::warn!(peer = %peer.id, key = %key.id, added, "signing key pinned by an operator");
+        Ok((key, added))
+    }
+
+    /// Fetches and pins the keys of every configured peer; returns the peers that could not
+    /// be reached or whose keys were refused, with the reason.
+    pub async fn fetch_all_keys(&self) -> Vec<(NodeId, String)> {
+        let mut failed = Vec::new();
+        for p in &self.settings.peers {
+            if let Err(e) = self.fetch_keys(&p.id).await {
+                failed.push((p.id.clone(), e.to_string()));
+            }
+        }
+        failed
+    }
+
+    /// Runs the delivery workers (one per peer) and the catch-up loop until the task is
+    /// dropped.
+    pub async fn run(self) {
+        let mut tasks = Vec::new();
+        for p in &self.settings.peers {
+            let (this, id) = (self.clone(), p.id.clone());
+            tasks.push(tokio::spawn(async move { this.worker(id).await }));
+        }
+        let this = self.clone();
+        tasks.push(tokio::spawn(async move { this.puller().await }));
+        let _guard = AbortOnDrop(tasks);
+        std::future::pending::<()>().await;
+    }
+
+    async fn worker(self, dest: NodeId) {
+        let wake = self.waker(&dest);
+        let idle = Duration::from_millis(500);
+        let mut keys_pinned = false;
+        loop {
+            let now = Timestamp::now();
+            let (db, d) = (self.db.clone(), dest.clone());
+            let wait_ms = blocking(move || peers::wait_ms(&db, &d, now))
+                .await
+                .unwrap_or(1000);
+            if wait_ms > 0 {
+                let sleep = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(1000));
+                tokio::select! {
+                    () = tokio::time::sleep(sleep) => {}
+                    () = wake.notified() => {}
+                }
+                continue;
+            }
+            if !keys_pinned {
+                match self.fetch_keys(&dest).await {
+                    Ok(_) => keys_pinned = true,
+                    Err(e @ FedError::Unreachable { .. }) => {
+                        self.forget_contact(&dest);
+                        let (db, d, s, m) = (
+                            self.db.clone(),
+                            dest.clone(),
+                            self.settings.clone(),
+                            e.to_string(),
+                        );
+                        let _ = blocking(move || peers::failure(&db, &d, Timestamp::now(), &m, &s))
+                            .await;
+                        continue;
+                    }
+                    Err(e) => tracing::warn!(peer = %dest, error = %e, "key fetch failed"),
+                }
+            }
+            match self.deliver_once(&dest).await {
+                Ok(r) if r.acknowledged > 0 => {}
+                Ok(_) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(idle) => {}
+                        () = wake.notified() => {}
+                    }
+                }
+                Err(e) => tracing::info!(peer = %dest, error = %e, "delivery failed; backing off"),
+            }
+        }
+    }
+
+    async fn puller(self) {
+        let every = Duration::from_secs(self.settings.pull_interval_secs);
+        loop {
+            match self.pull_once().await {
+                Ok(p) if p.accepted > 0 => {
+                    tracing::info!(
+                        accepted = p.accepted,
+                        rejected = p.rejected,
+                        deferred = p.deferred,
+                        "caught up"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "catch-up failed"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+}
+
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Reads a JSON answer (zstd-decoded when so marked), turning error statuses into
+/// [`FedError::Refused`].
+pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
+    peer: &PeerSettings,
+    resp: reqwest::Response,
+) -> Result<T, FedError> {
+    let status = resp.status();
+    let zstd = resp
+        .headers()
+        .get("content-encoding")
+        .is_some_and(|v| v.as_bytes() == b"zstd");
+    let bytes = resp.bytes().await.map_err(|e| FedError::Unreachable {
+        peer: peer.id.to_string(),
+        cause: error_chain(&e),
+    })?;
+    let bytes = if zstd {
+        wire::decompress(&bytes, 256 * 1024 * 1024).map_err(|e| FedError::BadAnswer {
+            peer: peer.id.to_string(),
+            cause: e.to_string(),
+        })?
+    } else {
+        bytes.to_vec()
+    };
+    if !status.is_success() {
+        return Err(FedError::Refused {
+            peer: peer.id.to_string(),
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+        });
+    }
+    serde_json::from_slice(&bytes).map_err(|e| FedError::BadAnswer {
+        peer: peer.id.to_string(),
+        cause: e.to_string(),
+    })
+}

@@ -1,0 +1,231 @@
+//! Delivery (push): a destination's outbox sent in capped, compressed batches, several in
+//! flight; acknowledged rows leave the outbox, refused rows stay marked with the reason,
+//! deferred rows are sent again later. A failed round persists the peer's backoff.
+
+use std::collections::HashMap;
+
+use super::client::{Federation, blocking, read_json};
+use super::protocol::{BatchAnswer, Outcome};
+use super::{FedError, outbox, peers};
+use crate::config::PeerSettings;
+use crate::domain::{NodeId, Timestamp};
+
+/// What one delivery round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Events sent.
+    pub sent: usize,
+    /// Acknowledged (accepted or duplicate) and removed from the outbox.
+    pub acknowledged: usize,
+    /// Deferred by the receiver (kept, sent again).
+    pub deferred: usize,
+    /// Refused by the receiver (kept, marked).
+    pub refused: usize,
+}
+
+impl Federation {
+    /// One delivery round to `dest`: the outbox rows pending when each batch is built, streamed
+    /// through a window of `in_flight` concurrent batches — as soon as one is answered its rows
+    /// are acknowledged (or marked refused) and the next batch goes out, so neither side waits
+    /// for the slowest batch of a group. Deferred rows stay for the next round. The round stops
+    /// sending at the first transport error, settles the batches still in flight and returns
+    /// that error (the peer's backoff is recorded).
+    #[tracing::instrument(name = "federation.deliver", skip_all, fields(peer = %dest))]
+    pub async fn deliver_once(&self, dest: &NodeId) -> Result<Delivered, FedError> {
+        use futures_util::StreamExt as _;
+        use futures_util::future::BoxFuture;
+        /// What finished in the window.
+        enum Step {
+            /// The next batch was built (or the queue is exhausted, or reading it failed).
+            Built(Result<Vec<outbox::Built>, FedError>),
+            /// A batch was answered (or its sending failed).
+            Answered(outbox::Built, Result<Vec<Outcome>, FedError>),
+            /// A batch's answer was recorded in the outbox.
+            Settled(Result<Delivered, FedError>),
+        }
+        let peer = self.peer(dest)?.clone();
+        let cap = self.settings.batch_max_events;
+        let max_bytes = self.settings.batch_max_bytes;
+        let window = self.settings.in_flight.max(1);
+        let limit = i64::try_from(cap).unwrap_or(i64::MAX);
+        let build = |after: i64| -> BoxFuture<'static, Step> {
+            let (db, d) = (self.db.clone(), dest.to_string());
+            Box::pin(async move {
+                Step::Built(
+                    blocking(move || outbox::build_batches(&db, &d, after, limit, cap, max_bytes))
+                        .await,
+                )
+            })
+        };
+        let mut after = 0i64;
+        let mut building = true;
+        let mut sending = 0usize;
+        let mut exhausted = false;
+        let mut first_err: Option<FedError> = None;
+        let mut report = Delivered::default();
+        let mut steps = futures_util::stream::FuturesUnordered::<BoxFuture<'_, Step>>::new();
+        steps.push(build(after));
+        while let Some(step) = steps.next().await {
+            match step {
+                Step::Built(Ok(mut built)) if !built.is_empty() => {
+                    building = false;
+                    let batch = built.swap_remove(0);
+                    after = batch
+                        .rows
+                        .iter()
+                        .map(|(row, _)| *row)
+                        .max()
+                        .unwrap_or(after);
+                    sending += 1;
+                    let peer = &peer;
+                    steps.push(Box::pin(async move {
+                        let answer = self.send_batch(peer, &batch).await;
+                        Step::Answered(batch, answer)
+                    }));
+                }
+                Step::Built(Ok(_)) => {
+                    building = false;
+                    exhausted = true;
+                }
+                Step::Built(Err(e)) | Step::Settled(Err(e)) => {
+                    building = false;
+                    first_err.get_or_insert(e);
+                }
+                Step::Answered(batch, Ok(results)) => {
+                    sending -= 1;
+                    report.sent += batch.rows.len();
+                    steps.push(Box::pin(async move {
+                        Step::Settled(self.settle_batch(dest, &batch, &results).await)
+                    }));
+                }
+                Step::Answered(_, Err(e)) => {
+                    sending -= 1;
+                    first_err.get_or_insert(e);
+                }
+                Step::Settled(Ok(settled)) => {
+                    report.acknowledged += settled.acknowledged;
+                    report.refused += settled.refused;
+                    report.deferred += settled.deferred;
+                }
+            }
+            // Build the next batch while the window has room: one build at a time (each
+            // starts after the rows the previous one took).
+            if !building && !exhausted && first_err.is_none() && sending < window {
+                building = true;
+                steps.push(build(after));
+            }
+        }
+        drop(steps);
+        let now = Timestamp::now();
+        let (db, d) = (self.db.clone(), dest.clone());
+        let failed = first_err.as_ref().map(ToString::to_string);
+        let settings = self.settings.clone();
+        let delivered = report.acknowledged;
+        if failed.is_some() {
+            self.forget_contact(dest);
+        }
+        if failed.is_some() || report.sent > 0 {
+            blocking(move || match failed {
+                None => peers::success(&db, &d, now, delivered),
+                Some(msg) => peers::failure(&db, &d, now, &msg, &settings),
+            })
+            .await?;
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    /// Applies a peer's answer to one batch: acknowledged rows leave the outbox, refused rows
+    /// are marked with the reason, the rest (deferred or unanswered) stay.
+    async fn settle_batch(
+        &self,
+        dest: &NodeId,
+        batch: &outbox::Built,
+        results: &[Outcome],
+    ) -> Result<Delivered, FedError> {
+        let by_id: HashMap<&str, &Outcome> = results.iter().map(|o| (o.id(), o)).collect();
+        let mut acks = Vec::new();
+        let mut refusals = Vec::new();
+        let mut settled = Delivered::default();
+        for (row, event_id) in &batch.rows {
+            match by_id.get(event_id.as_str()) {
+                Some(o) if o.acknowledged() => acks.push(*row),
+                Some(Outcome::Rejected { reason, detail, .. }) => {
+                    refusals.push((*row, format!("{reason}: {detail}")));
+                }
+                _ => settled.deferred += 1,
+            }
+        }
+        settled.acknowledged = acks.len();
+        settled.refused = refusals.len();
+        let db = self.db.clone();
+        blocking(move || {
+            db.write(move |c| {
+                outbox::acknowledge(c, &acks)?;
+                for (row, reason) in &refusals {
+                    outbox::refuse(c, *row, reason)?;
+                }
+                Ok::<_, FedError>(())
+            })
+        })
+        .await?;
+        self.metrics.inc(
+            "lapor_federation_delivered_total",
+            &[("peer", dest.as_str())],
+            u64::try_from(settled.acknowledged).unwrap_or(0),
+        );
+        if settled.refused > 0 {
+            self.metrics.inc(
+                "lapor_federation_refused_by_peer_total",
+                &[("peer", dest.as_str())],
+                u64::try_from(settled.refused).unwrap_or(0),
+            );
+        }
+        Ok(settled)
+    }
+
+    async fn send_batch(
+        &self,
+        peer: &PeerSettings,
+        batch: &outbox::Built,
+    ) -> Result<Vec<Outcome>, FedError> {
+        let resp = self
+            .client
+            .post(Self::url(peer, "/federation/v1/events"))
+            .header("content-type", "application/json")
+            .header("content-encoding", "zstd")
+            .body(batch.body.clone())
+            .send()
+            .await
+            .map_err(|e| Self::unreachable(peer, &e))?;
+        let answer: BatchAnswer = read_json(peer, resp).await?;
+        if answer.batch != batch.id {
+            return Err(FedError::BadAnswer {
+                peer: peer.id.to_string(),
+                cause: format!(
+                    "answered for batch {} instead of {}",
+                    answer.batch, batch.id
+                ),
+            });
+        }
+        Ok(answer.results)
+    }
+
+    /// Delivers to `dest` until its queue holds nothing more that can be delivered now.
+    /// Returns the total; stops at the first transport error.
+    pub async fn drain(&self, dest: &NodeId) -> Result<Delivered, FedError> {
+        let mut total = Delivered::default();
+        loop {
+            let r = self.deliver_once(dest).await?;
+            total.sent += r.sent;
+            total.acknowledged += r.acknowledged;
+            total.deferred += r.deferred;
+            total.refused += r.refused;
+            if r.acknowledged == 0 {
+                return Ok(total);
+            }
+        }
+    }
+}

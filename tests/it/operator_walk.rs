@@ -1,0 +1,424 @@
+//! The provincial IT officer's walk, with the installed binary and nothing else, in the order
+//! and with the commands of README and `certs/README.md`: a new province node (72, Sulawesi
+//! Tengah) and a hub from `init`; certificates from a signing request; the province's agency
+//! added on both; officers; a complaint handled end to end over the HTTP API and replicated to
+//! the hub; a backup restored into a fresh directory; a key rotation tried with the node
+//! running (refused), done with it stopped, refused by the hub until its operator pins the key,
+//! then retried and resent until nothing is left refused or quarantined.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::bin::{lapor, serve, text};
+
+const P72: &str = "prov-72.lapor.test";
+const HUB: &str = "hub.lapor.test";
+const AGENCY: &str = "SULTENG-DINKES";
+
+/// `lapor-node ARGS…`, succeeding; its output.
+fn ok(args: &[&str]) -> String {
+    let out = lapor(args);
+    assert!(out.status.success(), "{args:?}: {}", text(&out));
+    text(&out)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A node the walk runs: its config and, while serving, its process and API base URL.
+struct Node {
+    config: PathBuf,
+    fed_port: u16,
+    child: Option<Child>,
+    api: String,
+}
+
+impl Node {
+    fn cfg(&self) -> &str {
+        s(&self.config)
+    }
+
+    /// `lapor-node --config CONFIG ARGS…`, succeeding.
+    fn ok(&self, args: &[&str]) -> String {
+        let mut all = vec!["--config", self.cfg()];
+        all.extend_from_slice(args);
+        ok(&all)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--config", self.cfg()];
+        all.extend_from_slice(args);
+        lapor(&all)
+    }
+
+    /// `serve`, until the node says it listens.
+    fn serve(&mut self) {
+        let (child, port) = serve(&self.config);
+        self.api = format!("http://127.0.0.1:{port}");
+        self.child = Some(child);
+    }
+
+    /// Stops the node as systemd does (SIGTERM), waiting for it to exit.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let term = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(term.success());
+            let t = Instant::now();
+            while c.try_wait().unwrap().is_none() {
+                assert!(t.elapsed() < Duration::from_secs(30), "did not stop");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// README, Create and run a node; Joining the federation step 1 (key and CSR on the node,
+/// signed at the CA) and step 2 (the `[federation]` section).
+fn make_node(walk: &Path, id: &str, province: &str, role: &str) -> Node {
+    let dir = walk.join(id);
+    let said = ok(&[
+        "init",
+        "--node-id",
+        id,
+        "--province",
+        province,
+        "--role",
+        role,
+        "--dir",
+        s(&dir),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(said.contains("signing key: ed25519:"), "{said}");
+    let tls = dir.join("tls");
+    ok(&["certs", "csr", "--node-id", id, "--out", s(&tls)]);
+    let csr = tls.join("node.csr");
+    ok(&[
+        "certs",
+        "issue",
+        "--ca",
+        s(&walk.join("ca")),
+        "--csr",
+        s(&csr),
+        "--node-id",
+        id,
+        "--out",
+        s(&tls),
+    ]);
+    Node {
+        config: dir.join("config.toml"),
+        fed_port: free_port(),
+        child: None,
+        api: String::new(),
+    }
+}
+
+fn federate(n: &Node, peer_id: &str, peer: &Node, peer_role: &str, peer_province: &str) {
+    let tls = n.config.parent().unwrap().join("tls");
+    let q = |p: PathBuf| toml::Value::String(s(&p).to_owned()).to_string();
+    let section = format!(
+        "\n[federation]\nlisten = \"127.0.0.1:{port}\"\nca_file = {ca}\ncert_file = {cert}\nkey_file = {key}\n\
+         backoff_base_ms = 200\nbackoff_cap_ms = 2000\npull_interval_secs = 2\n\n\
+         [[federation.peers]]\nid = \"{peer_id}\"\nurl = \"https://{peer_id}:{pport}\"\nrole = \"{peer_role}\"\n\
+         province = \"{peer_province}\"\naddress = \"127.0.0.1:{pport}\"\n",
+        port = n.fed_port,
+        ca = q(tls.join("ca.pem")),
+        cert = q(tls.join("node.pem")),
+        key = q(tls.join("node.key")),
+        pport = peer.fed_port,
+    );
+    let mut text = std::fs::read_to_string(&n.config).unwrap();
+    text.push_str(&section);
+    std::fs::write(&n.config, text).unwrap();
+}
+
+fn password(said: &str) -> String {
+    said.lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .unwrap_or_else(|| panic!("no password in {said}"))
+        .to_owned()
+}
+
+async fn call(
+    c: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = c.request(method, url);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let st = resp.status().as_u16();
+    (st, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn login(c: &reqwest::Client, n: &Node, user: &str, pass: &str) -> String {
+    let (st, v) = call(
+        c,
+        reqwest::Method::POST,
+        format!("{}/api/v1/auth/login", n.api),
+        None,
+        Some(json!({"username": user, "password": pass})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    v["token"].as_str().unwrap().to_owned()
+}
+
+async fn act(c: &reqwest::Client, n: &Node, token: &str, ticket: &str, action: Value) -> Value {
+    let (st, v) = call(
+        c,
+        reqwest::Method::POST,
+        format!("{}/api/v1/tickets/{ticket}/actions", n.api),
+        Some(token),
+        Some(action.clone()),
+    )
+    .await;
+    assert_eq!(st, 200, "{action}: {v}");
+    v
+}
+
+async fn file(c: &reqwest::Client, n: &Node, title: &str) -> (String, String) {
+    let (st, v) = call(
+        c,
+        reqwest::Method::POST,
+        format!("{}/api/v1/reports", n.api),
+        None,
+        Some(json!({
+            "kind": "pengaduan", "title": title,
+            "body": "Puskesmas di Kecamatan Palu Barat tutup pada jam layanan.",
+            "category": "kesehatan", "region": "7271", "agency": AGENCY, "channel": "web",
+            "anonymous": false, "confidential": false,
+            "reporter": {"name": "Rahmat", "phone": "+6281234500072"}
+        })),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    (
+        v["tracking_code"].as_str().unwrap().to_owned(),
+        v["follow_up_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Waits until `check` holds for `n`'s `lapor-node peers` output (at most 60 s).
+fn wait_peers(n: &Node, what: &str, check: impl Fn(&str) -> bool) -> String {
+    let t = Instant::now();
+    loop {
+        let said = n.ok(&["peers"]);
+        if check(&said) {
+            return said;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "{what}: {said}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The row of `peer` in a `peers` table: (outbox, refused, quarantined).
+fn figures(said: &str, peer: &str) -> (i64, i64, i64) {
+    let row = said
+        .lines()
+        .find(|l| l.starts_with(peer))
+        .unwrap_or_else(|| panic!("{peer} not in {said}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    let n = |i: usize| cols[cols.len() - i].parse::<i64>().unwrap();
+    (n(4), n(2), n(1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_province_follows_the_docs_from_init_to_a_rotated_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let walk = dir.path();
+    let http = reqwest::Client::new();
+
+    // The hub operator runs the federation CA (certs/README.md).
+    ok(&["certs", "ca", "--out", s(&walk.join("ca"))]);
+    let mut p72 = make_node(walk, P72, "72", "province");
+    let mut hub = make_node(walk, HUB, "31", "hub");
+    federate(&p72, HUB, &hub, "hub", "31");
+    federate(&hub, P72, &p72, "province", "72");
+
+    // Agencies: the province's own, added here and at the hub that receives its tickets.
+    let add = [
+        "agencies",
+        "add",
+        AGENCY,
+        "--name",
+        "Dinas Kesehatan Provinsi Sulawesi Tengah",
+        "--region",
+        "72",
+    ];
+    p72.ok(&add);
+    hub.ok(&[&add[..], &["--owner", P72]].concat());
+    assert!(p72.ok(&["agencies", "list"]).contains(AGENCY));
+    for n in [&p72, &hub] {
+        let said = n.ok(&["config", "check"]);
+        assert!(said.contains("checks passed"), "{said}");
+    }
+
+    // Officers.
+    let verifier = password(&p72.ok(&["officer", "add", "verif72", "--role", "verifier"]));
+    let liaison = password(&p72.ok(&[
+        "officer", "add", "dinkes72", "--role", "liaison", "--agency", AGENCY,
+    ]));
+
+    // Step 4: start and check.
+    hub.serve();
+    p72.serve();
+
+    // A complaint end to end at the province.
+    let (code, token) = file(&http, &p72, "Puskesmas tutup").await;
+    assert!(code.starts_with("72-"), "{code}");
+    let vt = login(&http, &p72, "verif72", &verifier).await;
+    let lt = login(&http, &p72, "dinkes72", &liaison).await;
+    let (st, list) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{}/api/v1/tickets?status=submitted", p72.api),
+        Some(&vt),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{list}");
+    let ticket = list["items"][0]["id"].as_str().unwrap().to_owned();
+    act(&http, &p72, &vt, &ticket, json!({"action": "verify"})).await;
+    act(
+        &http,
+        &p72,
+        &vt,
+        &ticket,
+        json!({"action": "dispatch", "agency": AGENCY}),
+    )
+    .await;
+    act(&http, &p72, &lt, &ticket, json!({"action": "start"})).await;
+    act(
+        &http,
+        &p72,
+        &lt,
+        &ticket,
+        json!({"action": "respond", "message": "Jam layanan sudah kami tertibkan."}),
+    )
+    .await;
+    let (st, seen) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{}/api/v1/reports/{code}", p72.api),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{seen}");
+    assert_eq!(seen["status"], "responded", "{seen}");
+    let rate = http
+        .post(format!("{}/api/v1/reports/{code}/replies", p72.api))
+        .header("X-Follow-Up-Token", &token)
+        .json(&json!({"message": "Terima kasih."}))
+        .send()
+        .await
+        .unwrap();
+    assert!(rate.status().is_success(), "{}", rate.text().await.unwrap());
+
+    // Replicated to the hub: the province's outbox drains, nothing refused.
+    let said = wait_peers(&p72, "delivered to the hub", |t| {
+        figures(t, HUB) == (0, 0, 0)
+    });
+    assert!(!said.contains("last error"), "{said}");
+
+    // Backup while running, restored into a fresh directory that audits clean.
+    let backup = walk.join("backups").join("p72");
+    p72.ok(&["backup", "--out", s(&backup)]);
+    let restored = walk.join("restored").join(P72);
+    let said = ok(&["restore", "--from", s(&backup), "--dir", s(&restored)]);
+    assert!(said.contains(" 0 fault(s)"), "{said}");
+    let said = ok(&[
+        "--config",
+        s(&restored.join("config.toml")),
+        "audit",
+        "verify",
+    ]);
+    assert!(said.contains("verified"), "{said}");
+
+    // Key rotation: refused while the node runs…
+    let refused = p72.run(&["keys", "rotate"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("stop it first"),
+        "{}",
+        text(&refused)
+    );
+    // …done with it stopped, then started again.
+    p72.stop();
+    let said = p72.ok(&["keys", "rotate"]);
+    assert!(said.contains("rotated:"), "{said}");
+    let keys = p72.ok(&["keys", "list"]);
+    let new_key = keys
+        .lines()
+        .last()
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("ed25519:")))
+        .unwrap()
+        .to_owned();
+    p72.serve();
+    let _ = file(&http, &p72, "Jalan berlubang").await;
+
+    // The hub refuses events signed with a key it has not pinned; both sides say why and what
+    // to do.
+    let said = wait_peers(&p72, "refused by the hub", |t| figures(t, HUB).1 > 0);
+    assert!(
+        said.contains("refused by it:") && said.contains("unknown_key"),
+        "{said}"
+    );
+    assert!(said.contains(&format!("peers pin --peer {P72}")), "{said}");
+    let at_hub = wait_peers(&hub, "quarantined at the hub", |t| figures(t, P72).2 > 0);
+    assert!(at_hub.contains("quarantined here:"), "{at_hub}");
+    assert!(
+        at_hub.contains(&format!("quarantine retry --from {P72}")),
+        "{at_hub}"
+    );
+
+    // The hub operator pins the key (after checking its id with the province), retries.
+    let said = hub.ok(&["peers", "pin", "--peer", P72, "--key", &new_key]);
+    assert!(said.contains("pinned key"), "{said}");
+    let said = hub.ok(&["quarantine", "retry", "--from", P72]);
+    assert!(said.contains("0 refused again"), "{said}");
+    // The province offers the refused events again; all settle.
+    let said = p72.ok(&["peers", "resend", "--peer", HUB]);
+    assert!(said.contains("offered to"), "{said}");
+    wait_peers(&p72, "resent events delivered", |t| {
+        figures(t, HUB) == (0, 0, 0)
+    });
+    let at_hub = wait_peers(&hub, "quarantine emptied", |t| figures(t, P72).2 == 0);
+    assert!(!at_hub.contains("quarantined here:"), "{at_hub}");
+    p72.stop();
+    hub.stop();
+    let said = hub.ok(&["audit", "verify"]);
+    assert!(said.contains("verified"), "{said}");
+}
