@@ -82,6 +82,7 @@ fn main() -> anyhow::Result<()> {
             limit,
             s.batch_max_events,
             s.batch_max_bytes,
+            lapor_node::domain::Timestamp::now(),
         )?;
         let bytes: usize = batches.iter().map(|b| b.body.len()).sum();
         let files = lapor_node::tls::config::TlsFiles {

@@ -299,6 +299,12 @@ fn federation_server(
     })
     .on_connect(crate::tls::identity::on_connect)
     .shutdown_timeout(5)
+    // Behind a slow link a full queue delays the handshake, the request head and the next
+    // request on a kept-alive connection by many seconds: these fit the slowest link.
+    .keep_alive(Duration::from_secs(s.link_timeout_secs))
+    .tls_handshake_timeout(Duration::from_secs(s.link_timeout_secs))
+    .client_request_timeout(Duration::from_secs(s.link_timeout_secs))
+    .client_disconnect_timeout(Duration::from_secs(5))
     .listen_rustls_0_23(listener, tls)
     .map_err(bind_err)?
     .disable_signals()

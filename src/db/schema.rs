@@ -135,6 +135,8 @@ diesel::table! {
         enqueued_at_ms -> BigInt,
         refused_reason -> Nullable<Text>,
         ticket -> Text,
+        retry_at_ms -> Nullable<BigInt>,
+        deferrals -> Integer,
     }
 }
 

@@ -108,6 +108,8 @@ fn enqueue_one(
         .count()
         .get_result(conn)?;
     if present == 0 {
+        // The destination's worker wakes once this commits.
+        crate::db::writer::notice_after_commit();
         diesel::insert_into(outbox::table)
             .values((
                 outbox::destination.eq(destination),
@@ -196,12 +198,14 @@ pub struct Claimed {
     pub raw: String,
 }
 
-/// The oldest `limit` pending (not refused) rows for `destination` after row `after`.
+/// The oldest `limit` pending rows for `destination` after row `after`: not refused, and not
+/// waiting after a deferral (due at `now_ms`).
 pub fn pending(
     conn: &mut DbConn,
     destination: &str,
     after: i64,
     limit: i64,
+    now_ms: i64,
 ) -> QueryResult<Vec<Claimed>> {
     let rows: Vec<(i64, String, String, bool, String)> = outbox::table
         .inner_join(
@@ -212,6 +216,11 @@ pub fn pending(
         .filter(outbox::destination.eq(destination))
         .filter(outbox::id.gt(after))
         .filter(outbox::refused_reason.is_null())
+        .filter(
+            outbox::retry_at_ms
+                .is_null()
+                .or(outbox::retry_at_ms.le(now_ms)),
+        )
         .order(outbox::id.asc())
         .limit(limit)
         .select((
@@ -241,6 +250,45 @@ pub fn acknowledge(conn: &mut DbConn, rows: &[i64]) -> QueryResult<usize> {
         n += diesel::delete(outbox::table.filter(outbox::id.eq_any(chunk))).execute(conn)?;
     }
     Ok(n)
+}
+
+/// The wait after a row's `n`-th deferral: 1 s, doubling, at most 10 minutes.
+#[must_use]
+pub fn deferral_wait_ms(n: i32) -> i64 {
+    let exp = u32::try_from(n.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+    (1_000_i64 << exp).min(600_000)
+}
+
+/// Rows their destination deferred: each waits [`deferral_wait_ms`] of its deferrals before it
+/// is sent again.
+pub fn defer(conn: &mut DbConn, rows: &[i64], now_ms: i64) -> QueryResult<usize> {
+    let mut n = 0;
+    for chunk in rows.chunks(500) {
+        let current: Vec<(i64, i32)> = outbox::table
+            .filter(outbox::id.eq_any(chunk))
+            .select((outbox::id, outbox::deferrals))
+            .load(conn)?;
+        for (row, deferrals) in current {
+            let deferrals = deferrals.saturating_add(1);
+            n += diesel::update(outbox::table.find(row))
+                .set((
+                    outbox::deferrals.eq(deferrals),
+                    outbox::retry_at_ms
+                        .eq(Some(now_ms.saturating_add(deferral_wait_ms(deferrals)))),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(n)
+}
+
+/// When the first row for `destination` waiting after a deferral comes due (ms).
+pub fn next_retry(conn: &mut DbConn, destination: &str) -> QueryResult<Option<i64>> {
+    outbox::table
+        .filter(outbox::destination.eq(destination))
+        .filter(outbox::refused_reason.is_null())
+        .select(diesel::dsl::min(outbox::retry_at_ms))
+        .first(conn)
 }
 
 /// Marks a row refused by its destination (it stays, for operators).
@@ -350,9 +398,10 @@ pub fn build_batches(
     limit: i64,
     max_events: usize,
     max_bytes: usize,
+    now: Timestamp,
 ) -> Result<Vec<Built>, FedError> {
     let mut conn = db.read()?;
-    let rows = pending(&mut conn, dest, after, limit)?;
+    let rows = pending(&mut conn, dest, after, limit, now.millis())?;
     let mut out = Vec::new();
     let mut cur: Vec<Claimed> = Vec::new();
     let mut bytes = 0usize;

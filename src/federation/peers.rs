@@ -99,6 +99,18 @@ pub fn record_error(db: &Db, peer: &NodeId, error: &str) -> Result<(), FedError>
     })
 }
 
+/// A backing-off peer answers again (a TCP probe): the next attempt is due now. The failure
+/// count stays, so an attempt that fails all the same backs off further.
+pub fn retry_now(db: &Db, peer: &NodeId) -> Result<(), FedError> {
+    let p = peer.to_string();
+    db.write(move |c| {
+        diesel::update(peers::table.find(&p))
+            .set(peers::next_attempt_ms.eq(0_i64))
+            .execute(c)?;
+        Ok(())
+    })
+}
+
 /// The peer contacted us: last contact now, backoff reset, and the error of a failed exchange
 /// cleared (a refused key change stays until it is pinned). Returns whether a backoff was
 /// cleared (the worker should wake).

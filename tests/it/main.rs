@@ -21,6 +21,7 @@ mod fixtures;
 mod fold_props;
 mod hardening;
 mod helpers;
+mod links;
 mod migrations;
 mod operator_walk;
 mod operators;
