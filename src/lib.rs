@@ -8,13 +8,19 @@
 //!  citizen (web / SMS / Open311)          officer (API)
 //!           │                                  │
 //!           ▼                                  ▼
-//!       intake ─────────────► tickets ◄──── handling actions      tickets::service
-//!                               │  (domain: state machine, SLA)   domain::{ticket, sla}
-//!                               ▼
-//!                          event_log   event + chain head +        event_log::store
-//!                               │      projection, one tx
-//!                               ▼
+//!     api::reports ──── parse → call → render ──── api::officers        (api::views)
+//!           │                                  │
+//!           ▼                                  ▼
+//!   tickets::intake ─────────► tickets ◄──── tickets::commands   input: tickets::input
+//!                                │ (domain: state machine, SLA)   refusals: tickets::error
+//!                                ▼
+//!                           event_log   event + chain head +        event_log::store
+//!                                │      projection, one tx
+//!                                ▼
 //!                 (outbox → delivery → network → inbox: federation, later issues)
+//!
+//!   reads, for every channel: tickets::queries (timelines, by tracking code, inbox, detail,
+//!   statistics); who sees what: domain::visibility, domain::report::may_see_reporter
 //! ```
 //!
 //! | module | stage |
@@ -22,11 +28,12 @@
 //! | [`config`] | layered settings: defaults → TOML → `LAPOR__…` environment |
 //! | [`config_check`] | `config check`: the configuration and the files it names, checked without starting |
 //! | [`telemetry`] | tracing subscriber (text or JSON) |
-//! | [`domain`] | pure types and rules: ids, reports, the ticket state machine, fold, SLA calendar |
+//! | [`domain`] | pure types and rules: ids, reports, the ticket state machine, fold, SLA calendar, who sees what (`visibility`, `report::may_see_reporter`) |
 //! | [`db`] | SQLite/PostgreSQL connection, pool, single writer, embedded migrations, schema |
 //! | [`crypto`] | node signing keys, strict JSON for received events, event signatures |
 //! | [`event_log`] | the append-only signed log: wire form, canonical bytes, ids, chain heads, keys |
-//! | [`tickets`] | commands (submit, act, SLA sweep), projection store, rebuild |
+//! | [`tickets`] | the wing every channel uses: `input` (what it accepts, checked), `error` (typed refusals), `intake` (grouped filing), `commands` (act, erase, SLA sweep), `queries` (read models: timelines, find by tracking code, inbox, detail with the contact gate, statistics), `store` (projection queries, rebuild) |
+//! | [`api`] | the HTTP API: handlers parse, call `tickets`, render (`views`); `dto` wire bodies and their OpenAPI schemas; `error` the one mapping of every error to a status and code |
 //! | [`app`] | builds and runs the node: listeners, background jobs |
 //! | [`ops`] | operator commands on the node's files: the node lock, backup and restore |
 //! | [`cli`] | `serve`, `migrate`, `rebuild`, `init` |

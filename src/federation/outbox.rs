@@ -483,7 +483,7 @@ pub fn pii_part(
     let Some(salt) = c.salt.clone() else {
         return Ok(None);
     };
-    let contact = crate::tickets::service::contact_value(&crate::tickets::service::Contact {
+    let contact = crate::tickets::contact_value(&crate::tickets::Contact {
         name: c.name,
         phone: c.phone,
         email: c.email,

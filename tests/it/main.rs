@@ -27,6 +27,7 @@ mod operator_walk;
 mod operators;
 mod packaging;
 mod protocol;
+mod queries;
 mod refusals;
 mod signed_log;
 mod store;
