@@ -250,10 +250,25 @@ impl App {
             if let Some(w) = stop_workers {
                 w.abort();
             }
+            // A graceful stop waits for requests in flight, never longer than this: then the
+            // listeners stop at once (a request stuck on a dead peer or a blocked task must not
+            // hold the node up).
+            let bounded = |h: actix_web::dev::ServerHandle| async move {
+                if tokio::time::timeout(STOP_GRACE, h.stop(graceful))
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        secs = STOP_GRACE.as_secs(),
+                        "graceful stop took too long; stopping at once"
+                    );
+                    h.stop(false).await;
+                }
+            };
             if let Some(h) = fed_handle {
-                h.stop(graceful).await;
+                bounded(h).await;
             }
-            handle.stop(graceful).await;
+            bounded(handle).await;
         };
         let fed_run = async move {
             match fed_server {
@@ -312,6 +327,9 @@ fn federation_server(
     tracing::info!(node = %fed.node(), port, "federation listener (mTLS)");
     Ok((fed, server, port))
 }
+
+/// The longest a graceful stop waits for requests in flight.
+const STOP_GRACE: Duration = Duration::from_secs(15);
 
 async fn shutdown_signal() -> std::io::Result<()> {
     #[cfg(unix)]
