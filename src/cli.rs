@@ -81,6 +81,11 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         backlog: usize,
     },
+    /// Emulate a slow link in front of a node: a TCP proxy from `--listen` to `--to` with a
+    /// bandwidth shared by every connection in each direction, one-way delay, jitter, a bounded
+    /// queue and optional flapping; prints the bytes it carried every `--report-secs` and on
+    /// Ctrl-C.
+    Linksim(crate::demo::linksim_cli::LinksimArgs),
     /// Federation certificates: `certs ca --out DIR` creates a federation CA; `certs issue
     /// --ca DIR --node-id ID --out DIR` issues a node certificate (DNS SAN = node id, server
     /// and client use). Private keys are written 0600 and never overwritten.
@@ -256,6 +261,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             force,
         } => init(&node_id, &province, &dir, role.into(), &listen, force),
         Command::Demo { exit, backlog } => demo(exit, backlog),
+        Command::Linksim(args) => crate::demo::linksim_cli::run(&args, &mut |l| say(l)),
         Command::Config { command } => crate::config_check::run(cli.config.as_deref(), &command),
         Command::Backup { out, no_database } => {
             let settings = load(cli.config.as_deref())?;

@@ -1,6 +1,9 @@
 //! A whole federation in one process, on loopback: a dev CA, a certificate per node, one
 //! SQLite (or PostgreSQL) database per node, and a cuttable [`Link`] for every direction
-//! between two nodes. `lapor-node demo` and the federation tests run on it.
+//! between two nodes. The two links between a pair of nodes ride one emulated [`Line`] (shaped
+//! by [`Options::link`]), so a node's requests and its peer's answers share the line's
+//! bandwidth in each direction. `lapor-node demo`, the federation tests and the benchmarks run
+//! on it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::link::Link;
+use super::linksim::{Line, Shape, Side, Traffic};
 use crate::api::ApiState;
 use crate::app::{App, Stop};
 use crate::config::{NodeRole, Settings};
@@ -52,6 +56,11 @@ pub struct Options {
     pub extra_toml: String,
     /// Extra keys of every node's `[federation]` table (e.g. `batch_max_events = 5`).
     pub federation_toml: String,
+    /// The shape of every line between two nodes (default: no limit, no delay).
+    pub link: Shape,
+    /// Short retry delays and request timeout (backoff 200 ms to 3 s, requests 20 s), as tests
+    /// want; `false`: the node's own defaults.
+    pub fast_retries: bool,
 }
 
 impl Default for Options {
@@ -61,6 +70,8 @@ impl Default for Options {
             pull_interval_secs: 2,
             extra_toml: String::new(),
             federation_toml: String::new(),
+            link: Shape::default(),
+            fast_retries: true,
         }
     }
 }
@@ -91,6 +102,17 @@ pub struct Cluster {
     pub dir: PathBuf,
     nodes: BTreeMap<String, ClusterNode>,
     links: BTreeMap<(String, String), Link>,
+    /// One line per pair of nodes, keyed by the pair in order (the first is side A).
+    lines: BTreeMap<(String, String), Line>,
+}
+
+/// The key of the line between `a` and `b`, and the side `a` sits at.
+fn line_key(a: &str, b: &str) -> ((String, String), Side) {
+    if a <= b {
+        ((a.to_owned(), b.to_owned()), Side::A)
+    } else {
+        ((b.to_owned(), a.to_owned()), Side::B)
+    }
 }
 
 fn node_toml(
@@ -121,14 +143,16 @@ fn node_toml(
     }
     t.push_str(&format!(
         "[federation]\nlisten = \"127.0.0.1:0\"\nca_file = {}\ncert_file = {}\nkey_file = {}\n\
-         workers = {}\npull_interval_secs = {}\nbackoff_base_ms = 200\nbackoff_cap_ms = 3000\n\
-         request_timeout_secs = 20\n",
+         workers = {}\npull_interval_secs = {}\n",
         q(&tls.join(certs::CA_CERT)),
         q(&tls.join(certs::NODE_CERT)),
         q(&tls.join(certs::NODE_KEY)),
         opts.workers,
         opts.pull_interval_secs,
     ));
+    if opts.fast_retries {
+        t.push_str("backoff_base_ms = 200\nbackoff_cap_ms = 3000\nrequest_timeout_secs = 20\n");
+    }
     if !opts.federation_toml.is_empty() {
         t.push_str(&opts.federation_toml);
         t.push('\n');
@@ -155,6 +179,7 @@ impl Cluster {
         let ca_dir = dir.join("ca");
         certs::create_ca(&ca_dir, "LAPOR! development federation CA", 30)?;
         let mut links = BTreeMap::new();
+        let mut lines = BTreeMap::new();
         for a in specs {
             let id = NodeId::parse(&a.id)?;
             certs::issue(
@@ -164,7 +189,15 @@ impl Cluster {
                 Validity::days(30),
             )?;
             for b in specs.iter().filter(|b| b.id != a.id) {
-                links.insert((a.id.clone(), b.id.clone()), Link::start().await?);
+                let (key, side) = line_key(&a.id, &b.id);
+                let line = lines
+                    .entry(key)
+                    .or_insert_with(|| Line::new(opts.link))
+                    .clone();
+                links.insert(
+                    (a.id.clone(), b.id.clone()),
+                    Link::start_on(&line, side).await?,
+                );
             }
         }
         let mut nodes = BTreeMap::new();
@@ -188,6 +221,7 @@ impl Cluster {
             dir: dir.to_owned(),
             nodes,
             links,
+            lines,
         };
         cluster.connect_links().await;
         for n in cluster.nodes.values() {
@@ -249,6 +283,19 @@ impl Cluster {
     #[must_use]
     pub fn link(&self, from: &str, to: &str) -> Option<&Link> {
         self.links.get(&(from.to_owned(), to.to_owned()))
+    }
+
+    /// The line between `a` and `b` (either order): reshape, cut or flap it.
+    #[must_use]
+    pub fn line(&self, a: &str, b: &str) -> Option<&Line> {
+        self.lines.get(&line_key(a, b).0)
+    }
+
+    /// What the line between them has carried from `from` towards `to` so far.
+    #[must_use]
+    pub fn traffic(&self, from: &str, to: &str) -> Option<Traffic> {
+        let (key, side) = line_key(from, to);
+        self.lines.get(&key).map(|l| l.counters().from(side))
     }
 
     /// Cuts every link to and from `id`.

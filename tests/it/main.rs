@@ -22,6 +22,7 @@ mod fold_props;
 mod hardening;
 mod helpers;
 mod links;
+mod linksim;
 mod migrations;
 mod operator_walk;
 mod operators;
