@@ -79,9 +79,13 @@ fn main() -> anyhow::Result<()> {
             ntt.db(),
             JAKARTA,
             0,
-            limit,
-            s.batch_max_events,
-            s.batch_max_bytes,
+            lapor_node::federation::outbox::BatchSpec {
+                limit,
+                max_events: s.batch_max_events,
+                max_bytes: s.batch_max_bytes,
+                due: lapor_node::domain::Timestamp::now(),
+                level: lapor_node::federation::protocol::FAST,
+            },
         )?;
         let bytes: usize = batches.iter().map(|b| b.body.len()).sum();
         let files = lapor_node::tls::config::TlsFiles {

@@ -250,10 +250,25 @@ impl App {
             if let Some(w) = stop_workers {
                 w.abort();
             }
+            // A graceful stop waits for requests in flight, never longer than this: then the
+            // listeners stop at once (a request stuck on a dead peer or a blocked task must not
+            // hold the node up).
+            let bounded = |h: actix_web::dev::ServerHandle| async move {
+                if tokio::time::timeout(STOP_GRACE, h.stop(graceful))
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        secs = STOP_GRACE.as_secs(),
+                        "graceful stop took too long; stopping at once"
+                    );
+                    h.stop(false).await;
+                }
+            };
             if let Some(h) = fed_handle {
-                h.stop(graceful).await;
+                bounded(h).await;
             }
-            handle.stop(graceful).await;
+            bounded(handle).await;
         };
         let fed_run = async move {
             match fed_server {
@@ -299,6 +314,12 @@ fn federation_server(
     })
     .on_connect(crate::tls::identity::on_connect)
     .shutdown_timeout(5)
+    // Behind a slow link a full queue delays the handshake, the request head and the next
+    // request on a kept-alive connection by many seconds: these fit the slowest link.
+    .keep_alive(Duration::from_secs(s.link_timeout_secs))
+    .tls_handshake_timeout(Duration::from_secs(s.link_timeout_secs))
+    .client_request_timeout(Duration::from_secs(s.link_timeout_secs))
+    .client_disconnect_timeout(Duration::from_secs(5))
     .listen_rustls_0_23(listener, tls)
     .map_err(bind_err)?
     .disable_signals()
@@ -306,6 +327,9 @@ fn federation_server(
     tracing::info!(node = %fed.node(), port, "federation listener (mTLS)");
     Ok((fed, server, port))
 }
+
+/// The longest a graceful stop waits for requests in flight.
+const STOP_GRACE: Duration = Duration::from_secs(15);
 
 async fn shutdown_signal() -> std::io::Result<()> {
     #[cfg(unix)]

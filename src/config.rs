@@ -52,7 +52,9 @@
 //! | `federation.in_flight` | `4` | batches in flight per destination |
 //! | `federation.backoff_base_ms` / `backoff_cap_ms` | `1000` / `900000` | retry delays (jittered) |
 //! | `federation.pull_interval_secs` | `60` | catch-up period |
-//! | `federation.request_timeout_secs` | `60` | one federation request |
+//! | `federation.request_timeout_secs` | `60` | one federation request, plus the time its bytes take at `min_link_kbit` |
+//! | `federation.min_link_kbit` | `8` | the slowest link a request's timeout allows for (kbit/s) |
+//! | `federation.link_timeout_secs` | `120` | the listener's keep-alive, TLS handshake and request-head timeouts (a full queue on a slow link delays them) |
 //! | `federation.workers` | `true` | run delivery and catch-up in the background |
 
 use std::net::{IpAddr, SocketAddr};
@@ -531,6 +533,13 @@ pub struct FederationSettings {
     /// Timeout of one federation request.
     #[serde(default = "d_request_timeout")]
     pub request_timeout_secs: u64,
+    /// The slowest link a request's timeout allows for (kbit/s): a request may take
+    /// `request_timeout_secs` plus its bytes at this rate.
+    #[serde(default = "d_min_link_kbit")]
+    pub min_link_kbit: u64,
+    /// The federation listener's keep-alive, TLS handshake and request-head timeouts.
+    #[serde(default = "d_link_timeout")]
+    pub link_timeout_secs: u64,
     /// Run the delivery and catch-up workers (tests drive them by hand with `false`).
     #[serde(default = "d_true")]
     pub workers: bool,
@@ -559,6 +568,12 @@ const fn d_backoff_cap() -> u64 {
 }
 const fn d_pull_interval() -> u64 {
     60
+}
+const fn d_min_link_kbit() -> u64 {
+    8
+}
+const fn d_link_timeout() -> u64 {
+    120
 }
 const fn d_request_timeout() -> u64 {
     60
@@ -630,6 +645,12 @@ impl FederationSettings {
             return Err(invalid(
                 "federation.backoff_cap_ms",
                 "backoff_base_ms must be at least 1 and backoff_cap_ms at least backoff_base_ms",
+            ));
+        }
+        if self.min_link_kbit == 0 || self.link_timeout_secs == 0 {
+            return Err(invalid(
+                "federation.min_link_kbit",
+                "min_link_kbit and link_timeout_secs must be at least 1",
             ));
         }
         if self.pull_interval_secs == 0 || self.request_timeout_secs == 0 {

@@ -2,34 +2,45 @@
 //!
 //! One node of the federated LAPOR! complaint system: a province node owns the complaints
 //! filed in its region and keeps working with every link down; the national hub aggregates
-//! and relays. This crate is the whole node; its modules follow the data flow.
+//! and relays. This crate is the whole node; its folders follow the data flow.
+//!
+//! ## Layout
+//!
+//! One report, from the citizen to a peer's inbox, by folder (`docs/ARCHITECTURE.md` has the
+//! same map with every file):
 //!
 //! ```text
-//!  citizen (web / SMS / Open311)          officer (API)
-//!           │                                  │
-//!           ▼                                  ▼
-//!       intake ─────────────► tickets ◄──── handling actions      tickets::service
-//!                               │  (domain: state machine, SLA)   domain::{ticket, sla}
-//!                               ▼
-//!                          event_log   event + chain head +        event_log::store
-//!                               │      projection, one tx
-//!                               ▼
-//!                 (outbox → delivery → network → inbox: federation, later issues)
+//!  citizen / officer (HTTP)                        peer node (mTLS)
+//!         │                                               │
+//!         ▼                                               ▼
+//!    api (parse, call, render)               federation::server ──► federation::inbox
+//!         │                                                             │ judge, store,
+//!         ▼                                                             │ apply (one tx)
+//!    tickets::{intake, commands, queries} ──► domain (rules, no IO)     ▼
+//!         │ one write transaction                            event_log + tickets::store
+//!         ▼
+//!    event_log::store (signed, chained) + tickets::store + federation::outbox
+//!         │ the commit wakes the delivery worker
+//!         ▼
+//!    federation::push ══ mTLS ══► peer          federation::pull ◄══ peer's federation::feed
 //! ```
 //!
-//! | module | stage |
+//! | module | role |
 //! |---|---|
-//! | [`config`] | layered settings: defaults → TOML → `LAPOR__…` environment |
-//! | [`config_check`] | `config check`: the configuration and the files it names, checked without starting |
-//! | [`telemetry`] | tracing subscriber (text or JSON) |
-//! | [`domain`] | pure types and rules: ids, reports, the ticket state machine, fold, SLA calendar |
-//! | [`db`] | SQLite/PostgreSQL connection, pool, single writer, embedded migrations, schema |
-//! | [`crypto`] | node signing keys, strict JSON for received events, event signatures |
-//! | [`event_log`] | the append-only signed log: wire form, canonical bytes, ids, chain heads, keys |
-//! | [`tickets`] | commands (submit, act, SLA sweep), projection store, rebuild |
-//! | [`app`] | builds and runs the node: listeners, background jobs |
-//! | [`ops`] | operator commands on the node's files: the node lock, backup and restore |
-//! | [`cli`] | `serve`, `migrate`, `rebuild`, `init` |
+//! | [`config`], [`config_check`] | layered settings (defaults → TOML → `LAPOR__…` environment); `config check`, `config example` |
+//! | [`telemetry`], [`metrics`] | tracing subscriber (text or JSON); the Prometheus registry both wings count into |
+//! | [`domain`] | pure types and rules: ids, reports, events, the ticket state machine and fold, SLA calendar, chain rules, who receives what (`replication`), who sees what (`visibility`, `report::may_see_reporter`) |
+//! | [`db`] | SQLite/PostgreSQL connection, pool, the single writer (group commit, reconnect, commit notices), migrations, schema |
+//! | [`crypto`] | node signing keys, strict JSON, event signatures (alone or grouped under a Merkle root), personal-data commitments |
+//! | [`event_log`] | the append-only signed log: wire form, canonical bytes, ids, chain heads, keys, audit |
+//! | [`tickets`] | the wing every channel uses: `input` (what it accepts, checked), `error` (typed refusals), `intake` (grouped filing), `commands` (act, erase, SLA sweep), `queries` (read models: timelines, find by tracking code, inbox, detail with the contact gate, statistics), `store` (projection queries, rebuild) |
+//! | [`api`] | the HTTP API: handlers parse, call `tickets`, render (`views`); `dto` wire bodies and their OpenAPI schemas; `error` the one mapping of every error to a status and code |
+//! | [`auth`] | officer accounts, sessions, the role rule, login throttles |
+//! | [`federation`] | the federation wing: `protocol` at the bottom; `client` (with `push`, `pull`) and `server` (with `feed`, `inbox`, `judge`) over the shared `node::Member`; `outbox`, `peers`, `quarantine`, `store` |
+//! | [`tls`] | rustls for the mTLS listener and client, peer identity, the development CA |
+//! | [`ops`] | operator commands on the node's files: the node lock, backup and restore, `peers` and `quarantine` |
+//! | [`demo`] | the in-process cluster for tests, benchmarks and `demo`; cuttable links over an emulated line (bandwidth, delay, queue, flapping: `demo::linksim`) |
+//! | [`app`], [`cli`] | builds and runs the node (listeners, workers, jobs); the command line |
 
 pub mod api;
 pub mod app;

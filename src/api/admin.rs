@@ -5,25 +5,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::error::{ApiError, ErrorBody};
-use super::officers::{officer, require};
+use super::officers::officer;
 use super::{ApiState, block};
 use crate::domain::reference::{Agency, AgencyLevel};
 use crate::domain::{AgencyCode, NodeId, RegionCode, Role};
-use crate::tickets::agencies::{self, AgencyError, AgencyInfo};
-
-impl From<AgencyError> for ApiError {
-    fn from(e: AgencyError) -> Self {
-        match e {
-            AgencyError::Exists(_) => Self::Conflict(e.to_string()),
-            AgencyError::Unknown(_) => Self::NotFound(e.to_string()),
-            AgencyError::UnknownRegion { .. } => Self::Unprocessable {
-                code: "unknown_region",
-                message: e.to_string(),
-            },
-            AgencyError::Db(d) => d.into(),
-        }
-    }
-}
+use crate::tickets::agencies::{self, AgencyInfo};
 
 /// Every agency (admin and verifiers: the dispatch picker).
 #[utoipa::path(get, path = "/api/v1/admin/agencies", tag = "admin", security(("bearer" = [])),
@@ -33,7 +19,7 @@ pub async fn list_agencies(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let o = officer(&state, &req).await?;
-    require(&o, &[Role::Admin, Role::Verifier], "list agencies")?;
+    o.require(&[Role::Admin, Role::Verifier], "list agencies")?;
     let db = state.tickets.db().clone();
     let list = block(move || {
         let mut c = db.read()?;
@@ -71,7 +57,7 @@ pub async fn add_agency(
     body: web::Json<NewAgencyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let o = officer(&state, &req).await?;
-    require(&o, &[Role::Admin], "add agencies")?;
+    o.require(&[Role::Admin], "add agencies")?;
     let b = body.into_inner();
     let name = b.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
@@ -136,7 +122,7 @@ async fn set_disabled(
     disabled: bool,
 ) -> Result<HttpResponse, ApiError> {
     let o = officer(state, req).await?;
-    require(&o, &[Role::Admin], "disable or enable agencies")?;
+    o.require(&[Role::Admin], "disable or enable agencies")?;
     let db = state.tickets.db().clone();
     let c2 = code.clone();
     block(move || {

@@ -1,11 +1,14 @@
-//! What crosses the public API: request and response bodies (the wire format), apart from the
-//! handlers that act on them. Request bodies refuse unknown fields.
+//! What crosses the public API: request and response bodies (the wire format and its OpenAPI
+//! documentation), apart from the handlers that act on them. Request bodies refuse unknown
+//! fields and convert into the tickets wing's input types (`tickets::input`), which know no
+//! wire format; response bodies are rendered from its read models by `views`.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{AgencyCode, Category, Channel, RegionCode, ReportKind};
-use crate::tickets::Contact;
+use crate::domain::event::ArchiveReason;
+use crate::domain::{AgencyCode, Category, Channel, Privacy, RegionCode, ReportKind};
+use crate::tickets::{Action, Contact, InboxQuery, NewReport};
 
 /// A new report (`POST /api/v1/reports`).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -40,8 +43,125 @@ pub struct NewReportRequest {
     pub confidential: bool,
     /// Reporter contact (optional; personal data, never shown publicly).
     #[serde(default)]
-    #[schema(value_type = Option<ReporterView>)]
-    pub reporter: Option<Contact>,
+    pub reporter: Option<ReporterRequest>,
+}
+
+impl From<NewReportRequest> for NewReport {
+    fn from(b: NewReportRequest) -> Self {
+        Self {
+            kind: b.kind,
+            title: b.title,
+            text: b.body,
+            category: b.category,
+            region: b.region,
+            agency: b.agency,
+            channel: b.channel.unwrap_or(Channel::Api),
+            privacy: Privacy {
+                anonymous: b.anonymous,
+                confidential: b.confidential,
+            },
+            contact: b.reporter.map(Contact::from),
+        }
+    }
+}
+
+/// The reporter's contact given at intake: personal data, shown to the origin node's
+/// verifiers and the handling agency's liaison only, never for anonymous reports.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReporterRequest {
+    /// Name.
+    pub name: Option<String>,
+    /// Phone number, digits with optional leading `+`.
+    pub phone: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+}
+
+impl From<ReporterRequest> for Contact {
+    fn from(r: ReporterRequest) -> Self {
+        Self {
+            name: r.name,
+            phone: r.phone,
+            email: r.email,
+        }
+    }
+}
+
+/// An officer's lifecycle action (the body of `POST /api/v1/tickets/{id}/actions`). Who may
+/// take which is the state machine's decision.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ActionRequest {
+    /// Verify.
+    Verify,
+    /// Dispatch to an agency.
+    Dispatch {
+        /// The agency.
+        #[schema(value_type = String)]
+        agency: AgencyCode,
+    },
+    /// Postpone (*tunda*).
+    Postpone {
+        /// Why.
+        note: String,
+    },
+    /// Archive.
+    Archive {
+        /// Why: `spam`, `unclear`, `out_of_scope` or `duplicate`.
+        #[schema(value_type = String)]
+        reason: ArchiveReason,
+    },
+    /// Not our authority (*bukan wewenang*).
+    NotOurAuthority {
+        /// Why.
+        note: String,
+    },
+    /// Start work.
+    Start,
+    /// Respond publicly.
+    Respond {
+        /// The response.
+        message: String,
+    },
+    /// Mark resolved.
+    Resolve {
+        /// Closing remarks.
+        message: String,
+    },
+    /// Citizen reply.
+    Reply {
+        /// The reply.
+        message: String,
+    },
+    /// Citizen rating.
+    Rate {
+        /// 1 to 5.
+        rating: u8,
+    },
+    /// Citizen reopen.
+    Reopen {
+        /// Why.
+        message: String,
+    },
+}
+
+impl From<ActionRequest> for Action {
+    fn from(a: ActionRequest) -> Self {
+        match a {
+            ActionRequest::Verify => Self::Verify,
+            ActionRequest::Dispatch { agency } => Self::Dispatch { agency },
+            ActionRequest::Postpone { note } => Self::Postpone { note },
+            ActionRequest::Archive { reason } => Self::Archive { reason },
+            ActionRequest::NotOurAuthority { note } => Self::NotOurAuthority { note },
+            ActionRequest::Start => Self::Start,
+            ActionRequest::Respond { message } => Self::Respond { message },
+            ActionRequest::Resolve { message } => Self::Resolve { message },
+            ActionRequest::Reply { message } => Self::Reply { message },
+            ActionRequest::Rate { rating } => Self::Rate { rating },
+            ActionRequest::Reopen { message } => Self::Reopen { message },
+        }
+    }
 }
 
 /// Deadlines of a ticket (RFC 3339 UTC); absent when not running.
@@ -264,6 +384,21 @@ pub struct TicketQuery {
     pub cursor: Option<String>,
     /// Page size, 1–100 (default 50).
     pub limit: Option<u32>,
+}
+
+impl From<TicketQuery> for InboxQuery {
+    fn from(q: TicketQuery) -> Self {
+        Self {
+            status: q.status,
+            agency: q.agency,
+            overdue: q.overdue,
+            kind: q.kind,
+            region: q.region,
+            text: q.q,
+            cursor: q.cursor,
+            limit: q.limit,
+        }
+    }
 }
 
 /// One count.

@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::{ApiError, ErrorBody};
-use super::officers::{officer, require};
+use super::officers::officer;
 use super::{ApiState, block};
 use crate::domain::{Role, Timestamp};
 use crate::federation::PeerStatus;
@@ -22,7 +22,7 @@ fn federation(state: &ApiState) -> Result<crate::federation::Federation, ApiErro
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn peers(state: web::Data<ApiState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let o = officer(&state, &req).await?;
-    require(&o, &[Role::Admin], "see federation peers")?;
+    o.require(&[Role::Admin], "see federation peers")?;
     let fed = federation(&state)?;
     let list = block(move || {
         fed.status(Timestamp::now())
@@ -41,7 +41,7 @@ pub async fn quarantine(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let o = officer(&state, &req).await?;
-    require(&o, &[Role::Admin], "see quarantined events")?;
+    o.require(&[Role::Admin], "see quarantined events")?;
     let fed = federation(&state)?;
     let rows = block(move || {
         let mut c = fed.db().read()?;

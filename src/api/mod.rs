@@ -1,13 +1,19 @@
 //! The public HTTP API (`/api/v1`), operations routes and the OpenAPI document.
 //!
-//! - `error`: the JSON error body and status mapping (one place);
-//! - `dto`: request and response bodies (the wire format);
-//! - `views`: response bodies from rows and events, with the privacy rules;
+//! A handler parses the request, calls one function of `tickets` (or `auth`) off the async
+//! executor ([`block`]) and renders the answer; what a request may see or do is decided
+//! below it, in `tickets` and `domain`, for every channel alike.
+//!
+//! - `error`: the JSON error body, and every error's status and code (one place, with its
+//!   policy);
+//! - `dto`: request and response bodies (the wire format, with their OpenAPI schemas);
+//! - `views`: renders `tickets::queries` read models into response bodies;
 //! - `reports`: citizen endpoints (no account; follow-up token);
-//! - `officers`: login, inbox, detail, actions, statistics (bearer token, roles);
+//! - `officers`: login, inbox, detail, actions, statistics (bearer token);
 //! - `admin`: node administration (agencies as managed data);
-//! - `ops`: `/healthz`, `/readyz`, `/metrics`, `/api-docs/openapi.json`;
-//! - `metrics`: Prometheus registry and request-metrics middleware;
+//! - `ops`: `/healthz`, `/readyz`, `/metrics` (the registry is [`crate::metrics`]),
+//!   `/api-docs/openapi.json`;
+//! - `federation`: operator routes for the federation (peers, quarantine);
 //! - `limits`: every per-client limit (intake, lookups, refused follow-up tokens, logins) and
 //!   the login lockout and hash gate, as route middleware and a login wrapper;
 //! - `forwarded`: the client address (from trusted reverse proxies' headers);

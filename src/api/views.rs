@@ -1,23 +1,25 @@
-//! Building response bodies from projection rows and events, with the privacy rules applied:
-//! what each audience may see is decided here and nowhere else.
+//! Response bodies rendered from the tickets wing's read models (`tickets::queries`). Nothing
+//! is decided here: who sees what was decided by the query that built the model (an audience's
+//! timeline, the reporter only where the rule allows); this module only writes it out.
 
-use super::dto::{Deadlines, PublicReport, ReporterView, TicketView, TimelineEntry};
-use crate::domain::{Change, Event, Timestamp};
-use crate::tickets::model::{ContactRow, TicketRow};
-
-/// Who is looking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Audience {
-    /// Anyone, by tracking code.
-    Public,
-    /// The reporter (follow-up token presented).
-    Citizen,
-    /// An officer of this node.
-    Officer,
-}
+use super::dto::{
+    Count, Deadlines, PublicReport, ReporterView, SlaCompliance, Stats, TicketDetail, TicketPage,
+    TicketView, TimelineEntry,
+};
+use crate::domain::Timestamp;
+use crate::tickets::model::TicketRow;
+use crate::tickets::{Contact, Detail, InboxPage, ReportView, Statistics, Step};
 
 fn ts(ms: i64) -> String {
     Timestamp::from_millis(ms).to_string()
+}
+
+/// A value's serde name (roles, SLA steps).
+fn wire_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn deadlines(row: &TicketRow) -> Deadlines {
@@ -56,13 +58,10 @@ pub fn ticket_view(row: &TicketRow) -> TicketView {
     }
 }
 
-/// The public (or citizen) view of a report. Never carries the reporter's identity.
+/// The public (or citizen) view of a report.
 #[must_use]
-pub fn public_report(
-    row: &TicketRow,
-    events: &[(Event, bool)],
-    audience: Audience,
-) -> PublicReport {
+pub fn public_report(view: &ReportView) -> PublicReport {
+    let row = &view.ticket;
     PublicReport {
         tracking_code: row.tracking_code.clone(),
         kind: row.report_kind.clone(),
@@ -74,64 +73,85 @@ pub fn public_report(
         agency: row.agency.clone(),
         rating: row.rating,
         deadlines: deadlines(row),
-        timeline: timeline(events, audience),
+        timeline: timeline(&view.timeline),
     }
 }
 
-/// Reporter identity, for the audience [`crate::domain::report::may_see_reporter`] allows
-/// (`allowed`); everyone else gets `None`.
+/// A ticket's detail for an officer.
 #[must_use]
-pub fn reporter(contact: Option<ContactRow>, allowed: bool) -> Option<ReporterView> {
-    if !allowed {
-        return None;
+pub fn detail(d: &Detail) -> TicketDetail {
+    TicketDetail {
+        ticket: ticket_view(&d.ticket),
+        reporter: d.reporter.as_ref().map(reporter),
+        suggested_agency: d.suggested_agency.as_ref().map(ToString::to_string),
+        allowed_actions: d.allowed_actions.iter().map(|a| (*a).to_owned()).collect(),
+        timeline: timeline(&d.timeline),
     }
-    contact.map(|c| ReporterView {
-        name: c.name,
-        phone: c.phone,
-        email: c.email,
-    })
 }
 
-/// A timeline for an audience.
+/// A reporter's contact.
 #[must_use]
-pub fn timeline(events: &[(Event, bool)], audience: Audience) -> Vec<TimelineEntry> {
-    events
+pub fn reporter(c: &Contact) -> ReporterView {
+    ReporterView {
+        name: c.name.clone(),
+        phone: c.phone.clone(),
+        email: c.email.clone(),
+    }
+}
+
+/// A timeline.
+#[must_use]
+pub fn timeline(steps: &[Step]) -> Vec<TimelineEntry> {
+    steps
         .iter()
-        .map(|(e, verified)| {
-            let (message, agency) = match &e.change {
-                Change::Responded { message, .. } | Change::Resolved { message, .. } => {
-                    (Some(message.clone()), None)
-                }
-                Change::CitizenReplied { message, .. } | Change::Reopened { message, .. }
-                    if audience != Audience::Public =>
-                {
-                    (Some(message.clone()), None)
-                }
-                Change::Postponed { note } | Change::NotOurAuthority { note }
-                    if audience == Audience::Officer =>
-                {
-                    (Some(note.clone()), None)
-                }
-                Change::Dispatched { agency, .. } => (None, Some(agency.to_string())),
-                _ => (None, None),
-            };
-            TimelineEntry {
-                kind: e.change.kind().to_owned(),
-                at: e.at.to_string(),
-                role: serde_json::to_value(e.actor.role)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                message,
-                agency,
-                officer: e
-                    .actor
-                    .officer
-                    .clone()
-                    .filter(|_| audience == Audience::Officer),
-                event_id: e.id.to_string(),
-                verified: *verified,
-            }
+        .map(|s| TimelineEntry {
+            kind: s.kind.to_owned(),
+            at: s.at.to_string(),
+            role: wire_name(&s.role),
+            message: s.message.clone(),
+            agency: s.agency.as_ref().map(ToString::to_string),
+            officer: s.officer.clone(),
+            event_id: s.event_id.to_string(),
+            verified: s.verified,
         })
         .collect()
+}
+
+/// A page of the inbox.
+#[must_use]
+pub fn page(p: &InboxPage) -> TicketPage {
+    TicketPage {
+        items: p.tickets.iter().map(ticket_view).collect(),
+        next_cursor: p.next_cursor.clone(),
+    }
+}
+
+/// Statistics.
+#[must_use]
+pub fn stats(s: &Statistics) -> Stats {
+    let counts = |list: &[(String, i64)]| {
+        list.iter()
+            .map(|(key, count)| Count {
+                key: key.clone(),
+                count: *count,
+            })
+            .collect()
+    };
+    Stats {
+        total: s.total,
+        by_status: counts(&s.by_status),
+        by_kind: counts(&s.by_kind),
+        by_category: counts(&s.by_category),
+        by_agency: counts(&s.by_agency),
+        sla: s
+            .sla
+            .iter()
+            .map(|c| SlaCompliance {
+                step: wire_name(&c.step),
+                measured: c.measured,
+                breached: c.breached,
+                on_time_permille: c.on_time_permille,
+            })
+            .collect(),
+    }
 }

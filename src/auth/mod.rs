@@ -25,7 +25,6 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::api::error::ApiError;
 use crate::db::{Db, DbError};
 use crate::domain::{AgencyCode, Role, Timestamp};
 use model::{OfficerRow, SessionRow};
@@ -39,6 +38,38 @@ pub struct Officer {
     pub role: Role,
     /// The agency a liaison acts for (`None` for every other role).
     pub agency: Option<AgencyCode>,
+}
+
+impl Officer {
+    /// Whether the officer's role is one of `roles`; `what` names the act for the refusal.
+    ///
+    /// # Errors
+    ///
+    /// [`NotAllowed`] for any other role.
+    pub fn require(&self, roles: &[Role], what: &'static str) -> Result<(), NotAllowed> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(NotAllowed {
+                role: self.role,
+                what,
+            })
+        }
+    }
+}
+
+/// An officer's role may not do something at all (whatever the ticket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("role {} may not {what}", role_name(*.role))]
+pub struct NotAllowed {
+    /// The officer's role.
+    pub role: Role,
+    /// The act, e.g. `read tickets`.
+    pub what: &'static str,
+}
+
+fn role_name(role: Role) -> String {
+    format!("{role:?}").to_lowercase()
 }
 
 /// Why an account operation or an authentication failed.
@@ -81,17 +112,6 @@ pub enum AuthError {
 impl From<DieselError> for AuthError {
     fn from(e: DieselError) -> Self {
         Self::Db(DbError::Query(e))
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::Invalid { field, message } => Self::invalid(field, message),
-            AuthError::UnknownOfficer(_) => Self::NotFound(e.to_string()),
-            AuthError::Db(d) => d.into(),
-            other => Self::Unauthorized(other.to_string()),
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Accounts and sessions against a real SQLite database.
 
 use super::*;
+use crate::api::error::ApiError;
 
 const PW: &str = "correct horse battery";
 const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);

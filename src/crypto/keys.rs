@@ -94,6 +94,29 @@ pub enum KeyError {
     /// Not a well-formed public key text.
     #[error("invalid public key: {0}")]
     BadPublicKey(String),
+    /// 32 bytes that decode to a curve point no key made from a secret has.
+    #[error("unsafe public key: {0}")]
+    Unsafe(#[from] UnsafeKey),
+}
+
+/// Why the 32 bytes of a public key are refused although they decode to a point of the curve.
+/// Every key made from a secret (`[a]B`) is the canonical encoding of a point of the
+/// prime-order subgroup other than the identity; anything else is refused wherever a public key
+/// is read (pinning, the keyring in the database, an operator's pin), so that no signature check
+/// ever meets one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UnsafeKey {
+    /// A second spelling of a point (an unreduced y coordinate, or the sign bit set on x = 0):
+    /// the key id, taken from the bytes, would not name the point once.
+    #[error("not the canonical encoding of its point")]
+    NonCanonical,
+    /// A point of small order (the identity among them): with such a key, signatures made
+    /// without any secret pass a non-strict check.
+    #[error("a point of small order")]
+    SmallOrder,
+    /// A point with a torsion component (outside the prime-order subgroup).
+    #[error("a point outside the prime-order subgroup")]
+    Torsion,
 }
 
 /// A node's signing key (never printed: Debug shows only the key id).
@@ -214,12 +237,31 @@ pub fn public_key_text(key: &VerifyingKey) -> String {
     STANDARD.encode(key.as_bytes())
 }
 
-/// Parses a public key written by [`public_key_text`].
+/// Parses a public key written by [`public_key_text`], refusing unsafe ones
+/// ([`public_key_from_bytes`]).
 pub fn parse_public_key(text: &str) -> Result<VerifyingKey, KeyError> {
     let bad = KeyError::BadPublicKey;
     let bytes = STANDARD.decode(text).map_err(|e| bad(e.to_string()))?;
     let bytes = <[u8; 32]>::try_from(bytes).map_err(|b| bad(format!("{} bytes", b.len())))?;
-    VerifyingKey::from_bytes(&bytes).map_err(|e| bad(e.to_string()))
+    public_key_from_bytes(&bytes)
+}
+
+/// The public key of these 32 bytes: refused unless they are the canonical encoding of a point
+/// of the prime-order subgroup other than the identity ([`UnsafeKey`]), which is what every key
+/// made from a secret is. The one place a public key is built from bytes.
+pub fn public_key_from_bytes(bytes: &[u8; 32]) -> Result<VerifyingKey, KeyError> {
+    let key = VerifyingKey::from_bytes(bytes).map_err(|e| KeyError::BadPublicKey(e.to_string()))?;
+    let point = key.to_edwards();
+    if point.compress().as_bytes() != bytes {
+        return Err(UnsafeKey::NonCanonical.into());
+    }
+    if key.is_weak() {
+        return Err(UnsafeKey::SmallOrder.into());
+    }
+    if !point.is_torsion_free() {
+        return Err(UnsafeKey::Torsion.into());
+    }
+    Ok(key)
 }
 
 #[cfg(test)]
@@ -312,6 +354,48 @@ mod tests {
         for bad in ["", "not base64!", "AAAA", &text[..40]] {
             let err = parse_public_key(bad);
             assert!(matches!(err, Err(KeyError::BadPublicKey(_))), "{bad:?}");
+        }
+    }
+
+    /// The 32 bytes of y = 2^255 − 256 + `y_low`, sign bit clear: y = p − 1 (the point of
+    /// order 2) for 0xec, the unreduced y = p + 1 (the identity) for 0xee.
+    fn unreduced(y_low: u8) -> [u8; 32] {
+        let mut b = [0xff; 32];
+        b[0] = y_low;
+        b[31] = 0x7f;
+        b
+    }
+
+    #[test]
+    fn small_order_non_canonical_and_torsioned_keys_are_refused() {
+        let unsafe_key = |bytes: &[u8; 32]| match public_key_from_bytes(bytes) {
+            Err(KeyError::Unsafe(why)) => why,
+            other => panic!("{bytes:?}: {other:?}"),
+        };
+        // The identity (y = 1) and the point of order 2 (y = −1): small order.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(unsafe_key(&identity), UnsafeKey::SmallOrder);
+        assert_eq!(unsafe_key(&unreduced(0xec)), UnsafeKey::SmallOrder);
+        // The identity spelt with y = p + 1, or with the sign bit of x = 0 set.
+        assert_eq!(unsafe_key(&unreduced(0xee)), UnsafeKey::NonCanonical);
+        let mut negative_zero = identity;
+        negative_zero[31] |= 0x80;
+        assert_eq!(unsafe_key(&negative_zero), UnsafeKey::NonCanonical);
+        // A real key plus the point of order 2: not small order, but not [a]B either.
+        let order_2 = VerifyingKey::from_bytes(&unreduced(0xec))
+            .unwrap()
+            .to_edwards();
+        let real = fixed().verifying_key();
+        let mixed = (real.to_edwards() + order_2).compress().to_bytes();
+        assert_eq!(unsafe_key(&mixed), UnsafeKey::Torsion);
+        // The same through the text form (pinning, the database, an operator's pin).
+        let err = parse_public_key(&STANDARD.encode(identity)).unwrap_err();
+        assert_eq!(err.to_string(), "unsafe public key: a point of small order");
+        assert_eq!(public_key_from_bytes(real.as_bytes()).unwrap(), real);
+        for _ in 0..32 {
+            let key = NodeKey::generate().verifying_key();
+            assert_eq!(parse_public_key(&public_key_text(&key)).unwrap(), key);
         }
     }
 }

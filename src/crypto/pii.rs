@@ -12,10 +12,13 @@ pub fn new_salt() -> String {
     crate::crypto::to_hex(&new_salt_bytes())
 }
 
-/// The commitment to `data` under `salt_hex`; `None` if the salt is not 32 bytes of hex or the
-/// data cannot be canonicalised.
+/// The commitment to `data` under `salt_hex`; `None` if the salt is not 32 bytes of lower-case
+/// hex (64 digits: one spelling per salt) or the data cannot be canonicalised.
 #[must_use]
 pub fn commit(salt_hex: &str, data: &Value) -> Option<String> {
+    if salt_hex.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
     let salt = hex::decode(salt_hex).ok().filter(|s| s.len() == 32)?;
     let canonical = serde_json_canonicalizer::to_vec(data).ok()?;
     let mut h = Sha256::new();
@@ -94,6 +97,8 @@ mod tests {
             serde_json::from_str(r#"{"phone":"+628111222333","name":"Siti"}"#).unwrap();
         assert!(opens(&c, &salt, &reordered));
         assert_eq!(commit("zz", &data), None);
+        // The salt is lower-case hex: the same bytes spelt in upper case open nothing.
+        assert!(!opens(&c, &salt.to_uppercase(), &data));
     }
 
     proptest::proptest! {

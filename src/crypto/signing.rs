@@ -8,7 +8,11 @@
 //! inclusion path, so that it still verifies alone.
 //! Verification works on the received JSON value itself (so fields a newer node added are
 //! covered as they are), after a strict parse that refuses duplicate keys and floats, and uses
-//! the origin's key that was valid at the event's own time — never "now".
+//! the origin's key that was valid at the event's own time — never "now". `sig` holds nothing
+//! but `key`, `value` and `group` (and `group` nothing but `index`, `size` and `path`): no
+//! signature covers it, so nothing else may ride along in it. Every signature is checked with
+//! Ed25519 strict verification, each distinct one once ([`verify_many`] says why not in a
+//! batch).
 
 use std::collections::HashMap;
 
@@ -190,6 +194,14 @@ pub enum VerifyError {
     /// No `sig` object, or it is malformed.
     #[error("signature missing or malformed: {0}")]
     Signature(String),
+    /// `sig` (or `sig.group`) has a member other than those the protocol names: data no
+    /// signature covers. Holds the member's path, such as `sig.note` or `sig.group.depth`.
+    #[error("`{0}` is not a member of a signature; nothing unsigned may ride along with an event")]
+    UnknownSigMember(String),
+    /// `sig.group.path` does not have the length the event's place (`index`, `size`) in its
+    /// tree requires, so it leads to no root.
+    #[error("`sig.group.path` does not fit its index and size")]
+    GroupPathMismatch,
     /// The key id is not known here.
     #[error("unknown signing key {0}")]
     UnknownKey(String),
@@ -226,12 +238,6 @@ struct GroupPlace {
 fn group_place(group: &Value) -> Result<GroupPlace, VerifyError> {
     let bad = |m: &str| VerifyError::Signature(format!("`sig.group`: {m}"));
     let obj = group.as_object().ok_or_else(|| bad("not an object"))?;
-    if let Some(other) = obj
-        .keys()
-        .find(|k| !matches!(k.as_str(), "index" | "size" | "path"))
-    {
-        return Err(bad(&format!("unknown member `{other}`")));
-    }
     let number = |name: &str| {
         obj.get(name)
             .and_then(Value::as_u64)
@@ -265,6 +271,14 @@ fn group_place(group: &Value) -> Result<GroupPlace, VerifyError> {
     Ok(GroupPlace { index, size, path })
 }
 
+/// Refuses a member of `obj` (at `path`) that is not in `allowed`.
+fn only_members(obj: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<(), VerifyError> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(other) => Err(VerifyError::UnknownSigMember(format!("{path}.{other}"))),
+        None => Ok(()),
+    }
+}
+
 fn sig_parts(
     obj: &Map<String, Value>,
 ) -> Result<(KeyId, Signature, Option<GroupPlace>), VerifyError> {
@@ -273,6 +287,11 @@ fn sig_parts(
         .get("sig")
         .and_then(Value::as_object)
         .ok_or_else(|| bad("no `sig` object"))?;
+    // Before anything in it is read: nothing but these members may ride in `sig`.
+    only_members(sig, &["key", "value", "group"], "sig")?;
+    if let Some(group) = sig.get("group").and_then(Value::as_object) {
+        only_members(group, &["index", "size", "path"], "sig.group")?;
+    }
     let key = sig
         .get("key")
         .and_then(Value::as_str)
@@ -313,9 +332,16 @@ pub fn id_of(unsigned: &Value) -> Result<EventId, WireError> {
 }
 
 /// Verifies many events at once: the per-event checks of [`verify_value`] (fields, id, key
-/// ownership and validity) one by one, the signatures together with `ed25519_dalek`'s batch
-/// verification. When the batch fails, each signature is checked alone so the faulty event is
-/// named. Returns the events in input order, or the index of the first bad one with its reason.
+/// ownership and validity) one by one, then each distinct (message, signature, key) once with
+/// Ed25519 strict verification (`verify_strict`) — the events of one group share theirs.
+/// Returns the events in input order, or the index of the first bad one with its reason (for a
+/// bad signature, the first event that carries it).
+///
+/// Batch verification (`ed25519_dalek::verify_batch`) is not used: it accepts signatures that
+/// strict verification refuses — a small-order `R` or key, or an `R` with a torsion component
+/// (this last with odds the signer can grind) — so two receivers, or one receiver given the same
+/// event alone and in a batch, could disagree about it. Refusing those before a batch costs a
+/// scalar multiplication per `R`, about what the strict check itself costs.
 pub fn verify_many(values: &[Value], keys: &Keyring) -> Result<Vec<Event>, (usize, VerifyError)> {
     let mut events = Vec::with_capacity(values.len());
     let mut messages = Vec::with_capacity(values.len());
@@ -323,6 +349,7 @@ pub fn verify_many(values: &[Value], keys: &Keyring) -> Result<Vec<Event>, (usiz
     let mut pubkeys = Vec::with_capacity(values.len());
     for (i, value) in values.iter().enumerate() {
         let checked = (|| {
+            wire::check_numbers(value)?;
             let (event, canonical) = wire::from_value_with_canonical(value)?;
             let obj = value
                 .as_object()
@@ -349,11 +376,7 @@ pub fn verify_many(values: &[Value], keys: &Keyring) -> Result<Vec<Event>, (usiz
                 Some(g) => {
                     let root =
                         merkle::root_from_path(g.index, g.size, &id_leaf(&event.id)?, &g.path)
-                            .ok_or_else(|| {
-                                VerifyError::Signature(
-                                    "`sig.group.path` does not fit its index and size".into(),
-                                )
-                            })?;
+                            .ok_or(VerifyError::GroupPathMismatch)?;
                     group_message(g.size, &root)
                 }
             };
@@ -367,29 +390,12 @@ pub fn verify_many(values: &[Value], keys: &Keyring) -> Result<Vec<Event>, (usiz
     }
     // Events of one group share their signature and message: each distinct one is checked once.
     let mut seen = std::collections::HashSet::new();
-    let unique: Vec<usize> = (0..messages.len())
-        .filter(|&i| {
-            seen.insert((
-                messages[i].as_slice(),
-                sigs[i].to_bytes(),
-                pubkeys[i].to_bytes(),
-            ))
-        })
-        .collect();
-    let refs: Vec<&[u8]> = unique.iter().map(|&i| messages[i].as_slice()).collect();
-    let batch_sigs: Vec<Signature> = unique.iter().map(|&i| sigs[i]).collect();
-    let batch_keys: Vec<VerifyingKey> = unique.iter().map(|&i| pubkeys[i]).collect();
-    // One signature: strict single verification. Several: one batch check, and on failure a
-    // strict check of each to name the culprit (the first event that carries it).
-    let batch_ok =
-        refs.len() > 1 && ed25519_dalek::verify_batch(&refs, &batch_sigs, &batch_keys).is_ok();
-    if !batch_ok {
-        for &i in &unique {
-            let k = &pubkeys[i];
-            if k.verify_strict(&messages[i], &sigs[i]).is_err() {
-                let key = KeyId::of(k).to_string();
-                return Err((i, VerifyError::BadSignature(key)));
-            }
+    for (i, key) in pubkeys.iter().enumerate() {
+        if !seen.insert((messages[i].as_slice(), sigs[i].to_bytes(), key.to_bytes())) {
+            continue;
+        }
+        if key.verify_strict(&messages[i], &sigs[i]).is_err() {
+            return Err((i, VerifyError::BadSignature(KeyId::of(key).to_string())));
         }
     }
     Ok(events)

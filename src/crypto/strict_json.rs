@@ -1,13 +1,20 @@
 //! Strict JSON reader for signed events received from other nodes: before a signature is
 //! checked, the bytes must have exactly one reading. No duplicate object keys, no numbers but
-//! plain integer literals fitting `i64` or `u64`, and bounded nesting.
+//! plain integer literals within ±(2^53 − 1), and bounded nesting.
 
 use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::fmt;
 
-/// Deepest nesting of arrays and objects that [`parse`] accepts.
-const MAX_DEPTH: usize = 32;
+/// Deepest nesting of arrays and objects that [`parse`] accepts: the outermost array or object
+/// is at depth 1, a container inside it at depth 2, and so on; scalars do not count.
+pub const MAX_DEPTH: usize = 32;
+
+/// The largest integer magnitude accepted: 2^53 − 1 (I-JSON, RFC 7493). RFC 8785 writes
+/// numbers as IEEE doubles, which hold every integer only up to there; beyond it one
+/// canonicaliser rounds (2^53 + 1 becomes 9007199254740992) where another writes the digits, so
+/// two correct writers would give one event two ids.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// Why [`parse`] refused its input. Paths look like `$.body.actor.role` or `$.parents[2]`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,11 +38,18 @@ pub enum StrictJsonError {
         /// Location of the number.
         path: String,
     },
-    /// An integral number not written as a plain integer literal (`-0`, `1.0`, `1e3`, `1E3`), or
-    /// an integer outside both the `i64` and `u64` ranges.
+    /// An integral number not written as a plain integer literal (`-0`, `1.0`, `1e3`, `1E3`).
     #[error("non-canonical number {text} at {path}")]
     NonCanonicalNumber {
         /// The parsed `f64`'s `Display` rendering (the source text is not available).
+        text: String,
+        /// Location of the number.
+        path: String,
+    },
+    /// An integer beyond ±[`MAX_SAFE_INTEGER`], however written.
+    #[error("integer {text} at {path} is outside ±(2^53 − 1)")]
+    IntegerOutOfRange {
+        /// The integer (beyond 64 bits: the parsed `f64`'s `Display` rendering).
         text: String,
         /// Location of the number.
         path: String,
@@ -46,8 +60,8 @@ pub enum StrictJsonError {
 }
 
 /// Parses `bytes` as JSON, refusing duplicate object keys (at any depth), any number that is not a
-/// plain integer literal (`-?(0|[1-9][0-9]*)` fitting in i64 or u64; `-0` refused), and nesting
-/// deeper than 32. Returns the `serde_json::Value`.
+/// plain integer literal (`-?(0|[1-9][0-9]*)`; `-0` refused) within ±(2^53 − 1), and nesting
+/// deeper than [`MAX_DEPTH`]. Returns the `serde_json::Value`.
 ///
 /// # Errors
 ///
@@ -101,6 +115,18 @@ struct Node<'a> {
     state: &'a mut State,
 }
 
+impl Node<'_> {
+    /// Records an integer out of range at the current location.
+    fn out_of_range<E: de::Error>(self, text: String) -> E {
+        let path = self.state.path();
+        E::custom(
+            self.state
+                .error
+                .insert(StrictJsonError::IntegerOutOfRange { text, path }),
+        )
+    }
+}
+
 impl<'de> DeserializeSeed<'de> for Node<'_> {
     type Value = Value;
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -120,16 +146,26 @@ impl<'de> Visitor<'de> for Node<'_> {
         Ok(Value::Bool(v))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        if v.unsigned_abs() > MAX_SAFE_INTEGER {
+            return Err(self.out_of_range(v.to_string()));
+        }
         Ok(Value::from(v))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        if v > MAX_SAFE_INTEGER {
+            return Err(self.out_of_range(v.to_string()));
+        }
         Ok(Value::from(v))
     }
     /// `serde_json` gives `f64` for every literal with a fraction or exponent, for `-0`, and for
     /// integers outside the `i64`/`u64` ranges: all refused.
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        // 2^53 as a double, exactly.
+        const LIMIT: f64 = 9_007_199_254_740_992.0;
         let (text, path) = (v.to_string(), self.state.path());
-        let error = if v.is_finite() && v.fract() == 0.0 {
+        let error = if v.is_finite() && v.fract() == 0.0 && v.abs() >= LIMIT {
+            StrictJsonError::IntegerOutOfRange { text, path }
+        } else if v.is_finite() && v.fract() == 0.0 {
             StrictJsonError::NonCanonicalNumber { text, path }
         } else {
             StrictJsonError::Float { text, path }
@@ -208,7 +244,7 @@ mod tests {
         let text = err(r#"{"a":[0,1.5]}"#).to_string();
         assert_eq!(text, "float or non-integer number 1.5 at $.a[1]");
         assert_eq!(err("-0").to_string(), "non-canonical number -0 at $");
-        let numbers = "1.0 1e3 1E3 -0 -0.0 18446744073709551616 -9223372036854775809";
+        let numbers = "1.0 1e3 1E3 -0 -0.0 9007199254740991.0";
         for text in numbers.split(' ') {
             let e = err(&format!(r#"{{"n":{text}}}"#));
             let ok =
@@ -218,8 +254,27 @@ mod tests {
     }
 
     #[test]
-    fn integer_extremes_are_accepted() {
-        same_as_serde_json(&format!("[{},{},{}]", i64::MIN, u64::MAX, i64::MAX));
+    fn integers_within_plus_minus_2_pow_53_minus_1_are_accepted_and_beyond_refused() {
+        let max = MAX_SAFE_INTEGER;
+        same_as_serde_json(&format!("[{max},-{max},0,-1]"));
+        let beyond = format!(
+            "{} -{} {} {} {} 18446744073709551616 -9223372036854775809 1e16 -9007199254740992.0",
+            max + 1,
+            max + 1,
+            max + 2,
+            i64::MIN,
+            u64::MAX,
+        );
+        for text in beyond.split(' ') {
+            let e = err(&format!(r#"{{"a":[1,{text}]}}"#));
+            let ok =
+                matches!(&e, StrictJsonError::IntegerOutOfRange { path, .. } if path == "$.a[1]");
+            assert!(ok, "{text}: {e:?}");
+        }
+        assert_eq!(
+            err("9007199254740993").to_string(),
+            "integer 9007199254740993 at $ is outside ±(2^53 − 1)"
+        );
     }
 
     #[test]

@@ -863,6 +863,13 @@ impl Db {
         self.backend
     }
 
+    /// Ticks after every commit that asked for it ([`writer::notice_after_commit`]): a
+    /// receiver's `changed()` wakes once per tick it has not seen.
+    #[must_use]
+    pub fn notices(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.writer_stats.notices.subscribe()
+    }
+
     /// The writer's counters (group commits and jobs).
     #[must_use]
     pub fn writer_stats(&self) -> &writer::WriterStats {

@@ -135,6 +135,8 @@ diesel::table! {
         enqueued_at_ms -> BigInt,
         refused_reason -> Nullable<Text>,
         ticket -> Text,
+        retry_at_ms -> Nullable<BigInt>,
+        deferrals -> Integer,
     }
 }
 
@@ -147,6 +149,10 @@ diesel::table! {
         last_success_ms -> Nullable<BigInt>,
         last_error -> Nullable<Text>,
         delivered -> BigInt,
+        rate_bytes_per_sec -> Nullable<BigInt>,
+        bytes_per_event -> Nullable<BigInt>,
+        recent_delivered -> BigInt,
+        recent_since_ms -> Nullable<BigInt>,
     }
 }
 

@@ -114,9 +114,24 @@ impl Job {
     }
 }
 
-/// Counters of the writer, for metrics.
-#[derive(Debug, Default)]
+thread_local! {
+    /// Set by a job on the writer thread that wants [`WriterStats::notices`] to tick after
+    /// its group commits.
+    static NOTICE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Called inside a write transaction (on the writer thread): once the transaction commits,
+/// [`WriterStats::notices`] ticks, so that whoever waits for what it wrote (the delivery
+/// workers, for new outbox rows) wakes at once. A group that fails to commit ticks nothing.
+pub fn notice_after_commit() {
+    NOTICE.with(|n| n.set(true));
+}
+
+/// Counters of the writer, for metrics, and its commit notices.
+#[derive(Debug)]
 pub struct WriterStats {
+    /// Ticks after each committed group in which a job called [`notice_after_commit`].
+    pub notices: tokio::sync::watch::Sender<u64>,
     /// Group transactions committed or failed.
     pub groups: AtomicU64,
     /// Jobs run in them.
@@ -127,6 +142,19 @@ pub struct WriterStats {
     pub refused_jobs: AtomicU64,
     /// Connections reopened after a loss.
     pub reconnects: AtomicU64,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        Self {
+            notices: tokio::sync::watch::Sender::new(0),
+            groups: AtomicU64::default(),
+            jobs: AtomicU64::default(),
+            failed_groups: AtomicU64::default(),
+            refused_jobs: AtomicU64::default(),
+            reconnects: AtomicU64::default(),
+        }
+    }
 }
 
 /// The writer's side: its channel, counters and health.
@@ -317,6 +345,7 @@ impl Writer {
         };
         let mut dones: Vec<Done> = Vec::with_capacity(group.len());
         let mut any_failed = false;
+        NOTICE.with(|n| n.set(false));
         let mut outcome = if group.len() == 1 {
             // A lone job's own transaction is the group's: no savepoint (whose sub-journal
             // copies every page the job changes) is needed to keep it apart from others. It
@@ -360,6 +389,9 @@ impl Writer {
             if self.health.is_up() {
                 tracing::error!(error = %e, jobs = dones.len(), "group commit failed");
             }
+        }
+        if outcome.is_ok() && NOTICE.with(std::cell::Cell::take) {
+            self.stats.notices.send_modify(|n| *n = n.wrapping_add(1));
         }
         for done in dones {
             done(outcome.clone());

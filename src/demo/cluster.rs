@@ -332,8 +332,16 @@ impl Cluster {
         if let Some(tx) = n.stop.take() {
             let _ = tx.send(how);
         }
-        if let Some(t) = n.task.take() {
-            t.await??;
+        if let Some(mut t) = n.task.take() {
+            // The node bounds its own graceful stop; this bounds the wait for it all the same,
+            // so that a stuck node fails a test instead of hanging it.
+            match tokio::time::timeout(std::time::Duration::from_secs(60), &mut t).await {
+                Ok(r) => r??,
+                Err(_) => {
+                    t.abort();
+                    anyhow::bail!("node {id} did not stop within 60 s");
+                }
+            }
         }
         Ok(())
     }
@@ -404,7 +412,9 @@ impl Cluster {
     pub async fn shutdown(mut self) {
         let ids: Vec<String> = self.nodes.keys().cloned().collect();
         for id in ids {
-            let _ = self.stop(&id).await;
+            if let Err(e) = self.stop(&id).await {
+                tracing::warn!(node = %id, error = %e, "node did not stop cleanly");
+            }
         }
     }
 }

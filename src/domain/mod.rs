@@ -10,6 +10,7 @@ pub mod report;
 pub mod sla;
 pub mod ticket;
 pub mod timestamp;
+pub mod visibility;
 
 pub use event::{Actor, Change, Created, Event, Role};
 pub use ids::{

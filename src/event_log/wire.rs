@@ -25,6 +25,15 @@ pub enum WireError {
     /// The object could not be made canonical.
     #[error("cannot canonicalise event: {0}")]
     Canonical(String),
+    /// A number that is not an integer within ±(2^53 − 1) (`crypto::strict_json` refuses
+    /// them in received bytes; this catches them in a value built otherwise).
+    #[error("number {text} at {path} is not an integer within ±(2^53 − 1)")]
+    IntegerOutOfRange {
+        /// Location, such as `$.body.rating`.
+        path: String,
+        /// The number as `serde_json` prints it.
+        text: String,
+    },
     /// `id` does not match the content.
     #[error("event id {claimed} does not match its content (expected {actual})")]
     IdMismatch {
@@ -238,6 +247,37 @@ fn plain(v: &Value) -> bool {
             .is_some_and(|m| m <= EXACT),
         Value::Array(a) => a.iter().all(plain),
         Value::Object(m) => m.iter().all(|(k, v)| k.is_ascii() && plain(v)),
+    }
+}
+
+/// Refuses a value holding a number that is not an integer within ±(2^53 − 1)
+/// (`crypto::strict_json::MAX_SAFE_INTEGER`): RFC 8785 writers disagree beyond it.
+pub fn check_numbers(v: &Value) -> Result<(), WireError> {
+    fn first_unsafe(v: &Value) -> Option<(String, &serde_json::Number)> {
+        match v {
+            Value::Null | Value::Bool(_) | Value::String(_) => None,
+            Value::Number(n) => {
+                let magnitude = n.as_i64().map(i64::unsigned_abs).or_else(|| n.as_u64());
+                let max = crate::crypto::strict_json::MAX_SAFE_INTEGER;
+                magnitude
+                    .is_none_or(|m| m > max)
+                    .then(|| (String::new(), n))
+            }
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .find_map(|(i, x)| first_unsafe(x).map(|(p, n)| (format!("[{i}]{p}"), n))),
+            Value::Object(m) => m
+                .iter()
+                .find_map(|(k, x)| first_unsafe(x).map(|(p, n)| (format!(".{k}{p}"), n))),
+        }
+    }
+    match first_unsafe(v) {
+        None => Ok(()),
+        Some((path, n)) => Err(WireError::IntegerOutOfRange {
+            path: format!("${path}"),
+            text: n.to_string(),
+        }),
     }
 }
 

@@ -13,10 +13,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::FedError;
 use super::node::Member;
 use super::peers;
 use super::protocol::{self as wire, NodeInfo};
+use super::{FedError, outbox};
 use crate::config::{PeerSettings, Settings};
 use crate::db::{Db, DbError};
 use crate::domain::{NodeId, Timestamp};
@@ -37,6 +37,9 @@ impl std::ops::Deref for Federation {
         &self.member
     }
 }
+
+/// How often a backing-off worker checks whether its peer is reachable again.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, FedError> + Send + 'static,
@@ -106,6 +109,53 @@ impl Federation {
         self.settings
             .peer(id)
             .ok_or_else(|| FedError::UnknownPeer(id.to_string()))
+    }
+
+    /// Whether `dest` accepts a TCP connection now (no TLS, no request): a backing-off worker
+    /// asks this every [`PROBE_EVERY`].
+    async fn probe(&self, dest: &NodeId) -> bool {
+        let Ok(peer) = self.peer(dest) else {
+            return false;
+        };
+        let addr = match peer.address {
+            Some(a) => Some(a),
+            None => {
+                let host = peer.url.host_str().unwrap_or_default().to_owned();
+                let port = peer.url.port_or_known_default().unwrap_or(443);
+                tokio::net::lookup_host((host, port))
+                    .await
+                    .ok()
+                    .and_then(|mut a| a.next())
+            }
+        };
+        let Some(addr) = addr else {
+            return false;
+        };
+        let Ok(Ok(stream)) =
+            tokio::time::timeout(PROBE_EVERY, tokio::net::TcpStream::connect(addr)).await
+        else {
+            return false;
+        };
+        // A TLS server waits for our hello in silence; a connection closed at once (a relay
+        // whose far side is down) is not a way through.
+        match tokio::time::timeout(Duration::from_millis(300), stream.readable()).await {
+            Err(_) => true,
+            Ok(Err(_)) => false,
+            Ok(Ok(())) => {
+                let mut buf = [0_u8; 1];
+                !matches!(stream.try_read(&mut buf), Ok(0) | Err(_))
+            }
+        }
+    }
+
+    /// How long a request moving about `bytes` may take: the base timeout plus the time those
+    /// bytes need at the slowest link allowed for (`federation.min_link_kbit`) — a slow link
+    /// is not a dead one.
+    pub(super) fn timeout_for(&self, bytes: usize) -> Duration {
+        let rate = self.settings.min_link_kbit.max(1).saturating_mul(125); // bytes per second
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        Duration::from_secs(self.settings.request_timeout_secs)
+            + Duration::from_secs(bytes.div_ceil(rate))
     }
 
     pub(super) fn url(peer: &PeerSettings, path: &str) -> String {
@@ -216,7 +266,9 @@ impl Federation {
 
     async fn worker(self, dest: NodeId) {
         let wake = self.waker(&dest);
-        let idle = Duration::from_millis(500);
+        // New outbox rows wake the worker when they commit; this only bounds the wait.
+        let idle = Duration::from_secs(5);
+        let mut notices = self.db.notices();
         let mut keys_pinned = false;
         loop {
             let now = Timestamp::now();
@@ -225,9 +277,16 @@ impl Federation {
                 .await
                 .unwrap_or(1000);
             if wait_ms > 0 {
+                // Backing off: a link that comes back is tried within seconds all the same —
+                // a bare TCP connect every few seconds (a few packets) tells when.
                 let sleep = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(1000));
                 tokio::select! {
-                    () = tokio::time::sleep(sleep) => {}
+                    () = tokio::time::sleep(sleep.min(PROBE_EVERY)) => {
+                        if sleep > PROBE_EVERY && self.probe(&dest).await {
+                            let (db, d) = (self.db.clone(), dest.clone());
+                            let _ = blocking(move || peers::retry_now(&db, &d)).await;
+                        }
+                    }
                     () = wake.notified() => {}
                 }
                 continue;
@@ -250,12 +309,28 @@ impl Federation {
                     Err(e) => tracing::warn!(peer = %dest, error = %e, "key fetch failed"),
                 }
             }
+            notices.borrow_and_update();
             match self.deliver_once(&dest).await {
                 Ok(r) if r.acknowledged > 0 => {}
                 Ok(_) => {
+                    // Nothing more to send now: wait for a commit that queued rows, a peer's
+                    // contact, or the first deferred row coming due.
+                    let (db, d) = (self.db.clone(), dest.to_string());
+                    let due = blocking(move || {
+                        let mut conn = db.read()?;
+                        Ok(outbox::next_retry(&mut conn, &d)?)
+                    })
+                    .await
+                    .ok()
+                    .flatten();
+                    let until_due = due.map_or(idle, |at| {
+                        let ms = (at - Timestamp::now().millis()).clamp(0, 5_000);
+                        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+                    });
                     tokio::select! {
-                        () = tokio::time::sleep(idle) => {}
+                        () = tokio::time::sleep(until_due.min(idle)) => {}
                         () = wake.notified() => {}
+                        _ = notices.changed() => {}
                     }
                 }
                 Err(e) => tracing::info!(peer = %dest, error = %e, "delivery failed; backing off"),
@@ -334,8 +409,12 @@ pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
             body: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
         });
     }
-    serde_json::from_slice(&bytes).map_err(|e| FedError::BadAnswer {
+    // Strictly, as the listener reads a pushed batch: the events of a feed page are verified
+    // as read, so they must have exactly one reading.
+    let bad = |cause: String| FedError::BadAnswer {
         peer: peer.id.to_string(),
-        cause: e.to_string(),
-    })
+        cause,
+    };
+    let value = crate::crypto::strict_json::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+    serde_json::from_value(value).map_err(|e| bad(e.to_string()))
 }

@@ -79,8 +79,14 @@ fn verify_reason(e: &VerifyError) -> RejectReason {
         VerifyError::Wire(crate::event_log::wire::WireError::IdMismatch { .. }) => {
             RejectReason::IdMismatch
         }
+        VerifyError::Wire(crate::event_log::wire::WireError::IntegerOutOfRange { .. })
+        | VerifyError::Json(crate::crypto::strict_json::StrictJsonError::IntegerOutOfRange {
+            ..
+        }) => RejectReason::IntegerOutOfRange,
         VerifyError::Json(_) | VerifyError::Wire(_) => RejectReason::Malformed,
         VerifyError::Signature(_) => RejectReason::MalformedSignature,
+        VerifyError::UnknownSigMember(_) => RejectReason::UnknownSigMember,
+        VerifyError::GroupPathMismatch => RejectReason::GroupPathMismatch,
         VerifyError::UnknownKey(_) => RejectReason::UnknownKey,
         VerifyError::KeyNotOwned { .. } => RejectReason::KeyNotOwned,
         VerifyError::KeyNotValidAt { .. } => RejectReason::KeyNotValidAtEventTime,

@@ -44,7 +44,43 @@ pub struct State {
     /// What fetches a peer's signing keys when events of it arrive unjudgeable (set by the
     /// client; the server only asks).
     keys_fetcher: OnceLock<KeysFetcher>,
+    /// How delivery to each peer is sized, from what its link showed.
+    tuning: Mutex<HashMap<NodeId, Tuning>>,
 }
+
+/// Delivery to one peer, fitted to its link: batches grow while their answers come back fast
+/// and shrink when they are slow or fail (so a link that is up for a few seconds at a time
+/// still delivers whole batches); slow links get thorough compression.
+#[derive(Debug, Clone, Copy)]
+struct Tuning {
+    /// Events per batch.
+    batch: f64,
+    /// Measured rate (bytes per second), once known.
+    rate: Option<f64>,
+}
+
+/// The batch size after one answered in `elapsed` (`None`: failed): doubled when fast, a
+/// quarter more when quick, kept when slow, halved when too slow or lost; within
+/// [`MIN_BATCH`]..=`max`.
+fn next_batch(batch: f64, elapsed: Option<std::time::Duration>, max: f64) -> f64 {
+    match elapsed {
+        Some(e) if e < FAST_ANSWER => batch * 2.0,
+        Some(e) if e < SLOW_ANSWER / 2 => batch * 1.25,
+        Some(e) if e < SLOW_ANSWER => batch,
+        _ => batch / 2.0,
+    }
+    .clamp(MIN_BATCH.min(max), max)
+}
+
+/// Events in a first batch to a peer whose link is not measured yet.
+const FIRST_BATCH: f64 = 100.0;
+/// Fewest events per batch.
+const MIN_BATCH: f64 = 10.0;
+/// A batch answered within this grows fast; beyond [`SLOW_ANSWER`] it shrinks.
+const FAST_ANSWER: std::time::Duration = std::time::Duration::from_secs(2);
+const SLOW_ANSWER: std::time::Duration = std::time::Duration::from_secs(10);
+/// Under this rate (bytes per second), bodies are compressed thoroughly.
+const SLOW_LINK: f64 = 1_000_000.0;
 
 /// A callback that fetches a peer's keys.
 struct KeysFetcher(Box<dyn Fn(NodeId) + Send + Sync>);
@@ -106,6 +142,7 @@ impl Member {
             wake,
             contacts: Mutex::new(HashMap::new()),
             keys_fetcher: OnceLock::new(),
+            tuning: Mutex::new(HashMap::new()),
         })))
     }
 
@@ -227,6 +264,59 @@ impl Member {
         self.wake.get(peer).cloned().unwrap_or_default()
     }
 
+    fn tuning_of<T>(&self, peer: &NodeId, f: impl FnOnce(&mut Tuning) -> T) -> T {
+        let mut map = self
+            .tuning
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let t = map.entry(peer.clone()).or_insert(Tuning {
+            batch: FIRST_BATCH,
+            rate: None,
+        });
+        f(t)
+    }
+
+    /// Events per batch to `peer` now (at most `max`).
+    #[must_use]
+    pub fn batch_events(&self, peer: &NodeId, max: usize) -> usize {
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a batch size between MIN_BATCH and max"
+        )]
+        let n = self.tuning_of(peer, |t| t.batch) as usize;
+        n.clamp(1, max.max(1))
+    }
+
+    /// A batch to `peer` was answered after `elapsed` (or failed, with `None`): the next ones
+    /// grow or shrink (within `max` events).
+    pub fn batch_answered(&self, peer: &NodeId, elapsed: Option<std::time::Duration>, max: usize) {
+        #[expect(clippy::cast_precision_loss, reason = "batch caps are small")]
+        let max = (max.max(1)) as f64;
+        self.tuning_of(peer, |t| t.batch = next_batch(t.batch, elapsed, max));
+    }
+
+    /// A delivery round to `peer` moved `bytes` in `secs`: the rate estimate moves towards it.
+    pub fn rate_measured(&self, peer: &NodeId, bytes: u64, secs: f64) {
+        if secs < 1.0 || bytes < 16 * 1024 {
+            return;
+        }
+        #[expect(clippy::cast_precision_loss, reason = "byte counts far below 2^52")]
+        let sample = bytes as f64 / secs;
+        self.tuning_of(peer, |t| {
+            t.rate = Some(t.rate.map_or(sample, |r| 0.7 * r + 0.3 * sample));
+        });
+    }
+
+    /// The zstd level for bodies to `peer`: thorough on a slow link, fast otherwise.
+    #[must_use]
+    pub fn compression_level(&self, peer: &NodeId) -> i32 {
+        match self.tuning_of(peer, |t| t.rate) {
+            Some(r) if r < SLOW_LINK => super::protocol::THOROUGH,
+            _ => super::protocol::FAST,
+        }
+    }
+
     /// A handle that does not keep this member alive.
     #[must_use]
     pub fn downgrade(&self) -> WeakMember {
@@ -247,5 +337,24 @@ impl Member {
         if let Some(f) = self.keys_fetcher.get() {
             (f.0)(peer.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn batches_grow_while_answers_are_fast_and_halve_when_slow_or_lost() {
+        let secs = |s: u64| Some(Duration::from_secs(s));
+        assert!((next_batch(100.0, secs(1), 500.0) - 200.0).abs() < 1e-9);
+        assert!((next_batch(400.0, secs(1), 500.0) - 500.0).abs() < 1e-9);
+        assert!((next_batch(100.0, secs(3), 500.0) - 125.0).abs() < 1e-9);
+        assert!((next_batch(100.0, secs(7), 500.0) - 100.0).abs() < 1e-9);
+        assert!((next_batch(100.0, secs(30), 500.0) - 50.0).abs() < 1e-9);
+        assert!((next_batch(100.0, None, 500.0) - 50.0).abs() < 1e-9);
+        assert!((next_batch(12.0, None, 500.0) - MIN_BATCH).abs() < 1e-9);
     }
 }

@@ -17,7 +17,7 @@ use crate::db::{Db, DbConn};
 use serde_json::Value;
 
 use super::FedError;
-use super::protocol::{Batch, PiiPart, batch_id, compress};
+use super::protocol::{Batch, PiiPart, batch_id, compress_at};
 use crate::db::schema::{events, outbox, ticket_participants};
 use crate::domain::replication;
 use crate::domain::{Change, Event, NodeId, TicketId, TicketState, Timestamp};
@@ -108,6 +108,8 @@ fn enqueue_one(
         .count()
         .get_result(conn)?;
     if present == 0 {
+        // The destination's worker wakes once this commits.
+        crate::db::writer::notice_after_commit();
         diesel::insert_into(outbox::table)
             .values((
                 outbox::destination.eq(destination),
@@ -196,12 +198,14 @@ pub struct Claimed {
     pub raw: String,
 }
 
-/// The oldest `limit` pending (not refused) rows for `destination` after row `after`.
+/// The oldest `limit` pending rows for `destination` after row `after`: not refused, and not
+/// waiting after a deferral (due at `now_ms`).
 pub fn pending(
     conn: &mut DbConn,
     destination: &str,
     after: i64,
     limit: i64,
+    now_ms: i64,
 ) -> QueryResult<Vec<Claimed>> {
     let rows: Vec<(i64, String, String, bool, String)> = outbox::table
         .inner_join(
@@ -212,6 +216,11 @@ pub fn pending(
         .filter(outbox::destination.eq(destination))
         .filter(outbox::id.gt(after))
         .filter(outbox::refused_reason.is_null())
+        .filter(
+            outbox::retry_at_ms
+                .is_null()
+                .or(outbox::retry_at_ms.le(now_ms)),
+        )
         .order(outbox::id.asc())
         .limit(limit)
         .select((
@@ -241,6 +250,45 @@ pub fn acknowledge(conn: &mut DbConn, rows: &[i64]) -> QueryResult<usize> {
         n += diesel::delete(outbox::table.filter(outbox::id.eq_any(chunk))).execute(conn)?;
     }
     Ok(n)
+}
+
+/// The wait after a row's `n`-th deferral: 1 s, doubling, at most 10 minutes.
+#[must_use]
+pub fn deferral_wait_ms(n: i32) -> i64 {
+    let exp = u32::try_from(n.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+    (1_000_i64 << exp).min(600_000)
+}
+
+/// Rows their destination deferred: each waits [`deferral_wait_ms`] of its deferrals before it
+/// is sent again.
+pub fn defer(conn: &mut DbConn, rows: &[i64], now_ms: i64) -> QueryResult<usize> {
+    let mut n = 0;
+    for chunk in rows.chunks(500) {
+        let current: Vec<(i64, i32)> = outbox::table
+            .filter(outbox::id.eq_any(chunk))
+            .select((outbox::id, outbox::deferrals))
+            .load(conn)?;
+        for (row, deferrals) in current {
+            let deferrals = deferrals.saturating_add(1);
+            n += diesel::update(outbox::table.find(row))
+                .set((
+                    outbox::deferrals.eq(deferrals),
+                    outbox::retry_at_ms
+                        .eq(Some(now_ms.saturating_add(deferral_wait_ms(deferrals)))),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(n)
+}
+
+/// When the first row for `destination` waiting after a deferral comes due (ms).
+pub fn next_retry(conn: &mut DbConn, destination: &str) -> QueryResult<Option<i64>> {
+    outbox::table
+        .filter(outbox::destination.eq(destination))
+        .filter(outbox::refused_reason.is_null())
+        .select(diesel::dsl::min(outbox::retry_at_ms))
+        .first(conn)
 }
 
 /// Marks a row refused by its destination (it stays, for operators).
@@ -340,37 +388,56 @@ pub struct Built {
     pub body: Vec<u8>,
 }
 
-/// Builds batches for `dest` from its oldest pending outbox rows after row `after`: at most
-/// `max_events` events and about `max_bytes` of JSON each (a single larger event still goes
-/// alone).
+/// How batches are cut and packed.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSpec {
+    /// Rows read (the events of every batch built, together).
+    pub limit: i64,
+    /// Events per batch.
+    pub max_events: usize,
+    /// About this much JSON per batch (a single larger event still goes alone).
+    pub max_bytes: usize,
+    /// Rows waiting after a deferral go when due by then.
+    pub due: Timestamp,
+    /// zstd level.
+    pub level: i32,
+}
+
+/// Builds batches for `dest` from its oldest pending outbox rows after row `after`, as
+/// `spec` says.
 pub fn build_batches(
     db: &Db,
     dest: &str,
     after: i64,
-    limit: i64,
-    max_events: usize,
-    max_bytes: usize,
+    spec: BatchSpec,
 ) -> Result<Vec<Built>, FedError> {
+    let BatchSpec {
+        limit,
+        max_events,
+        max_bytes,
+        due,
+        level,
+    } = spec;
     let mut conn = db.read()?;
-    let rows = pending(&mut conn, dest, after, limit)?;
+    let rows = pending(&mut conn, dest, after, limit, due.millis())?;
     let mut out = Vec::new();
     let mut cur: Vec<Claimed> = Vec::new();
     let mut bytes = 0usize;
     for r in rows {
         if !cur.is_empty() && (cur.len() >= max_events || bytes + r.raw.len() > max_bytes) {
-            out.push(finish(&mut conn, std::mem::take(&mut cur))?);
+            out.push(finish(&mut conn, std::mem::take(&mut cur), level)?);
             bytes = 0;
         }
         bytes += r.raw.len();
         cur.push(r);
     }
     if !cur.is_empty() {
-        out.push(finish(&mut conn, cur)?);
+        out.push(finish(&mut conn, cur, level)?);
     }
     Ok(out)
 }
 
-fn finish(conn: &mut crate::db::DbConn, rows: Vec<Claimed>) -> Result<Built, FedError> {
+fn finish(conn: &mut crate::db::DbConn, rows: Vec<Claimed>, level: i32) -> Result<Built, FedError> {
     let mut events = Vec::with_capacity(rows.len());
     let mut pii = Vec::new();
     for r in &rows {
@@ -397,7 +464,7 @@ fn finish(conn: &mut crate::db::DbConn, rows: Vec<Claimed>) -> Result<Built, Fed
     Ok(Built {
         id: batch.batch,
         rows: rows.into_iter().map(|r| (r.row, r.event_id)).collect(),
-        body: compress(&json),
+        body: compress_at(&json, level),
     })
 }
 
@@ -416,7 +483,7 @@ pub fn pii_part(
     let Some(salt) = c.salt.clone() else {
         return Ok(None);
     };
-    let contact = crate::tickets::service::contact_value(&crate::tickets::service::Contact {
+    let contact = crate::tickets::contact_value(&crate::tickets::Contact {
         name: c.name,
         phone: c.phone,
         email: c.email,

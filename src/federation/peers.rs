@@ -30,12 +30,67 @@ fn ensure(conn: &mut DbConn, peer: &str) -> QueryResult<()> {
     Ok(())
 }
 
-/// Records a successful exchange: backoff cleared.
-pub fn success(db: &Db, peer: &NodeId, now: Timestamp, delivered: usize) -> Result<(), FedError> {
+/// What a delivery round measured of its link.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sample {
+    /// Bytes on the wire (bodies sent and answers received).
+    pub bytes: u64,
+    /// Seconds the round took.
+    pub secs: f64,
+    /// Events sent.
+    pub events: u64,
+}
+
+/// A round shorter or smaller than this says more about the round trip than the rate.
+const RATE_MIN_SECS: f64 = 1.0;
+const RATE_MIN_BYTES: u64 = 16 * 1024;
+
+/// An exponentially weighted mean: `old` moved 30 % towards `new`.
+fn ewma(old: Option<i64>, new: f64) -> i64 {
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_precision_loss,
+        reason = "rates and sizes far below 2^52, rounded on purpose"
+    )]
+    let mixed = old.map_or(new, |o| 0.7 * o as f64 + 0.3 * new).round() as i64;
+    mixed.max(0)
+}
+
+/// Records a successful exchange: backoff cleared; `delivered` events counted (also in the
+/// current minute); the link's rate and bytes per event updated from `sample`.
+pub fn success(
+    db: &Db,
+    peer: &NodeId,
+    now: Timestamp,
+    delivered: usize,
+    sample: Option<Sample>,
+) -> Result<(), FedError> {
     let p = peer.to_string();
     let delivered = i64::try_from(delivered).unwrap_or(i64::MAX);
     db.write(move |c| {
         ensure(c, &p)?;
+        type Row = (Option<i64>, Option<i64>, i64, Option<i64>);
+        let (rate, per_event, recent, since): Row = peers::table
+            .find(&p)
+            .select((
+                peers::rate_bytes_per_sec,
+                peers::bytes_per_event,
+                peers::recent_delivered,
+                peers::recent_since_ms,
+            ))
+            .first(c)?;
+        #[expect(clippy::cast_precision_loss, reason = "byte counts far below 2^52")]
+        let (rate, per_event) = match sample {
+            Some(s) if s.secs >= RATE_MIN_SECS && s.bytes >= RATE_MIN_BYTES => (
+                Some(ewma(rate, s.bytes as f64 / s.secs)),
+                Some(ewma(per_event, s.bytes as f64 / s.events.max(1) as f64)),
+            ),
+            _ => (rate, per_event),
+        };
+        let (recent, since) = match since {
+            Some(t) if now.millis() - t < 60_000 => (recent.saturating_add(delivered), t),
+            _ => (delivered, now.millis()),
+        };
         diesel::update(peers::table.find(&p))
             .set((
                 peers::failures.eq(0),
@@ -44,6 +99,10 @@ pub fn success(db: &Db, peer: &NodeId, now: Timestamp, delivered: usize) -> Resu
                 peers::last_contact_ms.eq(Some(now.millis())),
                 peers::last_error.eq(None::<String>),
                 peers::delivered.eq(peers::delivered + delivered),
+                peers::rate_bytes_per_sec.eq(rate),
+                peers::bytes_per_event.eq(per_event),
+                peers::recent_delivered.eq(recent),
+                peers::recent_since_ms.eq(Some(since)),
             ))
             .execute(c)?;
         Ok(())
@@ -94,6 +153,18 @@ pub fn record_error(db: &Db, peer: &NodeId, error: &str) -> Result<(), FedError>
         ensure(c, &p)?;
         diesel::update(peers::table.find(&p))
             .set(peers::last_error.eq(Some(e)))
+            .execute(c)?;
+        Ok(())
+    })
+}
+
+/// A backing-off peer answers again (a TCP probe): the next attempt is due now. The failure
+/// count stays, so an attempt that fails all the same backs off further.
+pub fn retry_now(db: &Db, peer: &NodeId) -> Result<(), FedError> {
+    let p = peer.to_string();
+    db.write(move |c| {
+        diesel::update(peers::table.find(&p))
+            .set(peers::next_attempt_ms.eq(0_i64))
             .execute(c)?;
         Ok(())
     })
@@ -315,6 +386,13 @@ pub struct PeerStatus {
     pub quarantined: i64,
     /// Events delivered to it in total.
     pub delivered: i64,
+    /// Events delivered to it in the last minute (the current one-minute window).
+    pub delivered_last_minute: i64,
+    /// The link's measured rate towards it (bytes per second, a moving mean of delivery
+    /// rounds long enough to tell).
+    pub rate_bytes_per_sec: Option<i64>,
+    /// The estimated time to deliver what waits for it at that rate (seconds).
+    pub eta_secs: Option<i64>,
     /// Why it refused our events, and what fixes it (most frequent first).
     pub refusals: Vec<Reason>,
     /// Why this node quarantined its events, and what fixes it (most frequent first).
@@ -388,21 +466,39 @@ pub fn status(
     let quarantined = crate::federation::quarantine::count_by_sender(&mut conn)?;
     let mut out = Vec::with_capacity(list.len());
     for p in list {
-        type Row = (i32, i64, Option<i64>, Option<i64>, Option<String>, i64);
+        type Row = (
+            (i32, i64, Option<i64>, Option<i64>, Option<String>, i64),
+            (Option<i64>, Option<i64>, i64, Option<i64>),
+        );
         let row: Option<Row> = peers::table
             .find(p.id.as_str())
             .select((
-                peers::failures,
-                peers::next_attempt_ms,
-                peers::last_contact_ms,
-                peers::last_success_ms,
-                peers::last_error,
-                peers::delivered,
+                (
+                    peers::failures,
+                    peers::next_attempt_ms,
+                    peers::last_contact_ms,
+                    peers::last_success_ms,
+                    peers::last_error,
+                    peers::delivered,
+                ),
+                (
+                    peers::rate_bytes_per_sec,
+                    peers::bytes_per_event,
+                    peers::recent_delivered,
+                    peers::recent_since_ms,
+                ),
             ))
             .first(&mut conn)
             .optional()?;
-        let (failures, next_attempt_ms, last_contact_ms, last_success_ms, last_error, delivered) =
-            row.unwrap_or((0, 0, None, None, None, 0));
+        let (
+            (failures, next_attempt_ms, last_contact_ms, last_success_ms, last_error, delivered),
+            (rate, per_event, recent, since),
+        ) = row.unwrap_or(((0, 0, None, None, None, 0), (None, None, 0, None)));
+        let delivered_last_minute = if since.is_some_and(|t| now.millis() - t < 60_000) {
+            recent
+        } else {
+            0
+        };
         let q = crate::federation::outbox::stats(&mut conn, p.id.as_str())?;
         let refusals = crate::federation::outbox::refusals(&mut conn, p.id.as_str())?;
         let mut by_code: Vec<Reason> = Vec::new();
@@ -454,6 +550,12 @@ pub fn status(
                 .find(|(n, _)| n == p.id.as_str())
                 .map_or(0, |(_, c)| *c),
             delivered,
+            delivered_last_minute,
+            rate_bytes_per_sec: rate,
+            eta_secs: match (rate, per_event) {
+                (Some(r), Some(b)) if r > 0 => Some(q.depth.saturating_mul(b) / r),
+                _ => None,
+            },
             refusals: by_code,
             quarantine_reasons,
         });

@@ -100,10 +100,16 @@ reasons! {
     RejectReason {
         /// Not an event: unreadable JSON or wire form.
         Malformed = "malformed",
+        /// An integer beyond ±(2^53 − 1), which canonical JSON cannot carry exactly.
+        IntegerOutOfRange = "integer_out_of_range",
         /// Its id is not the hash of its content.
         IdMismatch = "id_mismatch",
         /// Its signature is not well formed.
         MalformedSignature = "malformed_signature",
+        /// Its `sig` carries a member the protocol does not define (unsigned data).
+        UnknownSigMember = "unknown_sig_member",
+        /// A group signature's Merkle path does not fit its index and size.
+        GroupPathMismatch = "group_path_mismatch",
         /// Signed with a key this node has not pinned.
         UnknownKey = "unknown_key",
         /// Signed with a key pinned for another node.
@@ -211,8 +217,66 @@ pub struct Batch {
 pub struct BatchAnswer {
     /// The batch id.
     pub batch: String,
-    /// One outcome per event, in order.
+    /// One outcome per event, in order — or, in an answer of exceptions, only the events that
+    /// were not acknowledged.
     pub results: Vec<Outcome>,
+    /// In an answer of exceptions (asked for with [`ANSWER_EXCEPTIONS`]): how many events of
+    /// the batch were acknowledged (`accepted` or `duplicate`) — every event `results` does not
+    /// name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<usize>,
+}
+
+/// Request header asking for an answer of exceptions: an event id is 32 bytes of entropy
+/// that no compression removes, and on a slow link an answer naming every acknowledged event
+/// costs more than the rest of it (`x-lapor-answer: exceptions`).
+pub const ANSWER_EXCEPTIONS: (&str, &str) = ("x-lapor-answer", "exceptions");
+
+impl BatchAnswer {
+    /// The answer to `batch` given `results` (one per event): whole, or of exceptions.
+    #[must_use]
+    pub fn new(batch: String, results: Vec<Outcome>, exceptions: bool) -> Self {
+        if !exceptions {
+            return Self {
+                batch,
+                results,
+                acknowledged: None,
+            };
+        }
+        let (acked, rest): (Vec<Outcome>, Vec<Outcome>) =
+            results.into_iter().partition(Outcome::acknowledged);
+        Self {
+            batch,
+            results: rest,
+            acknowledged: Some(acked.len()),
+        }
+    }
+
+    /// One outcome per event of `ids` (the batch's events, in order), from a whole answer or
+    /// one of exceptions; `None` when the answer does not fit the batch.
+    #[must_use]
+    pub fn outcomes(self, ids: &[&str]) -> Option<Vec<Outcome>> {
+        let Some(acknowledged) = self.acknowledged else {
+            return Some(self.results);
+        };
+        if acknowledged + self.results.len() != ids.len() {
+            return None;
+        }
+        let mut named: std::collections::HashMap<String, Outcome> = self
+            .results
+            .into_iter()
+            .map(|o| (o.id().to_owned(), o))
+            .collect();
+        Some(
+            ids.iter()
+                .map(|id| {
+                    named.remove(*id).unwrap_or_else(|| Outcome::Duplicate {
+                        id: (*id).to_owned(),
+                    })
+                })
+                .collect(),
+        )
+    }
 }
 
 /// `GET /federation/v1/events` answer.
@@ -283,7 +347,17 @@ pub fn batch_id(events: &[Value]) -> String {
 
 /// zstd-compresses a body.
 pub fn compress(bytes: &[u8]) -> Vec<u8> {
-    zstd::bulk::compress(bytes, 3).unwrap_or_else(|_| bytes.to_vec())
+    compress_at(bytes, FAST)
+}
+
+/// zstd level for fast links: cheap on the CPU.
+pub const FAST: i32 = 3;
+/// zstd level for slow links: a link under 1 MB/s is slower than level 19 compresses.
+pub const THOROUGH: i32 = 19;
+
+/// zstd-compresses a body at `level`.
+pub fn compress_at(bytes: &[u8], level: i32) -> Vec<u8> {
+    zstd::bulk::compress(bytes, level).unwrap_or_else(|_| bytes.to_vec())
 }
 
 /// Why a compressed body cannot be read.
@@ -339,4 +413,46 @@ pub fn causal_order(values: Vec<Value>) -> Vec<Value> {
     let mut out: Vec<Value> = order.iter().filter_map(|id| by_id.remove(id)).collect();
     out.extend(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepted(id: &str) -> Outcome {
+        Outcome::Accepted { id: id.into() }
+    }
+
+    #[test]
+    fn an_answer_of_exceptions_names_only_what_was_not_acknowledged_and_must_add_up() {
+        let deferred = Outcome::Deferred {
+            id: "b".into(),
+            reason: DeferReason::UnknownAgency,
+        };
+        let results = vec![accepted("a"), deferred.clone(), accepted("c")];
+        let short = BatchAnswer::new("x".into(), results.clone(), true);
+        assert_eq!(short.acknowledged, Some(2));
+        assert_eq!(short.results, vec![deferred.clone()]);
+        let json = serde_json::to_string(&short).unwrap();
+        assert!(!json.contains("\"a\""), "{json}");
+        let back: BatchAnswer = serde_json::from_str(&json).unwrap();
+        let outcomes = back.clone().outcomes(&["a", "b", "c"]).unwrap();
+        assert!(outcomes[0].acknowledged() && outcomes[2].acknowledged());
+        assert_eq!(outcomes[1], deferred);
+        // An answer that does not fit the batch is not guessed at.
+        assert!(back.outcomes(&["a", "b"]).is_none());
+        // A whole answer passes through; unknown reason codes survive a round trip.
+        let whole = BatchAnswer::new("x".into(), results.clone(), false);
+        assert_eq!(whole.outcomes(&["a", "b", "c"]).unwrap(), results);
+        let newer: Outcome =
+            serde_json::from_str(r#"{"result":"deferred","id":"d","reason":"roster_pending"}"#)
+                .unwrap();
+        assert_eq!(
+            newer,
+            Outcome::Deferred {
+                id: "d".into(),
+                reason: DeferReason::Other("roster_pending".into())
+            }
+        );
+    }
 }

@@ -81,7 +81,12 @@ impl Federation {
         let mut total = Pulled::default();
         loop {
             let (db, o) = (self.db.clone(), origin.to_string());
-            let after = blocking(move || peers::cursor(&db, &o)).await?;
+            let after = blocking(move || {
+                let cursor = peers::cursor(&db, &o)?;
+                let mut conn = db.read()?;
+                Ok(super::store::contiguous_after(&mut conn, &o, cursor)?)
+            })
+            .await?;
             let url = format!(
                 "{}?origin={}&after={after}&limit={}",
                 Self::url(&peer, "/federation/v1/events"),
@@ -138,6 +143,8 @@ impl Federation {
         let resp = self
             .client
             .get(url)
+            // A page holds at most 1,000 events of a few hundred compressed bytes each.
+            .timeout(self.timeout_for(1000 * 400))
             .send()
             .await
             .map_err(|e| Self::unreachable(peer, &e))?;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::client::{Federation, blocking, read_json};
-use super::protocol::{BatchAnswer, Outcome};
+use super::protocol::{ANSWER_EXCEPTIONS, BatchAnswer, Outcome};
 use super::{FedError, outbox, peers};
 use crate::config::PeerSettings;
 use crate::domain::{NodeId, Timestamp};
@@ -30,21 +30,37 @@ impl Federation {
     /// for the slowest batch of a group. Deferred rows stay for the next round. The round stops
     /// sending at the first transport error, settles the batches still in flight and returns
     /// that error (the peer's backoff is recorded).
-    #[tracing::instrument(name = "federation.deliver", skip_all, fields(peer = %dest))]
+    /// Rows `dest` deferred wait their turn ([`outbox::deferral_wait_ms`]): the background
+    /// worker sends them again only when due, never in a loop.
     pub async fn deliver_once(&self, dest: &NodeId) -> Result<Delivered, FedError> {
+        self.deliver_round(dest, false).await
+    }
+
+    /// One round as [`Self::deliver_once`]; with `everything`, rows waiting after a deferral
+    /// go too.
+    #[tracing::instrument(name = "federation.deliver", skip_all, fields(peer = %dest))]
+    async fn deliver_round(&self, dest: &NodeId, everything: bool) -> Result<Delivered, FedError> {
         use futures_util::StreamExt as _;
         use futures_util::future::BoxFuture;
         /// What finished in the window.
         enum Step {
             /// The next batch was built (or the queue is exhausted, or reading it failed).
             Built(Result<Vec<outbox::Built>, FedError>),
-            /// A batch was answered (or its sending failed).
-            Answered(outbox::Built, Result<Vec<Outcome>, FedError>),
+            /// A batch was answered (or its sending failed), after so long.
+            Answered(
+                outbox::Built,
+                Result<Vec<Outcome>, FedError>,
+                std::time::Duration,
+            ),
             /// A batch's answer was recorded in the outbox.
             Settled(Result<Delivered, FedError>),
         }
         let peer = self.peer(dest)?.clone();
-        let cap = self.settings.batch_max_events;
+        let max_events = self.settings.batch_max_events;
+        let cap = self.batch_events(dest, max_events);
+        let level = self.compression_level(dest);
+        let started = std::time::Instant::now();
+        let mut wire_bytes = 0_u64;
         let max_bytes = self.settings.batch_max_bytes;
         let window = self.settings.in_flight.max(1);
         let limit = i64::try_from(cap).unwrap_or(i64::MAX);
@@ -52,8 +68,25 @@ impl Federation {
             let (db, d) = (self.db.clone(), dest.to_string());
             Box::pin(async move {
                 Step::Built(
-                    blocking(move || outbox::build_batches(&db, &d, after, limit, cap, max_bytes))
-                        .await,
+                    blocking(move || {
+                        outbox::build_batches(
+                            &db,
+                            &d,
+                            after,
+                            outbox::BatchSpec {
+                                limit,
+                                max_events: cap,
+                                max_bytes,
+                                due: if everything {
+                                    Timestamp::from_millis(i64::MAX)
+                                } else {
+                                    Timestamp::now()
+                                },
+                                level,
+                            },
+                        )
+                    })
+                    .await,
                 )
             })
         };
@@ -78,9 +111,11 @@ impl Federation {
                         .unwrap_or(after);
                     sending += 1;
                     let peer = &peer;
+                    wire_bytes += u64::try_from(batch.body.len()).unwrap_or(0);
                     steps.push(Box::pin(async move {
+                        let sent = std::time::Instant::now();
                         let answer = self.send_batch(peer, &batch).await;
-                        Step::Answered(batch, answer)
+                        Step::Answered(batch, answer, sent.elapsed())
                     }));
                 }
                 Step::Built(Ok(_)) => {
@@ -91,15 +126,17 @@ impl Federation {
                     building = false;
                     first_err.get_or_insert(e);
                 }
-                Step::Answered(batch, Ok(results)) => {
+                Step::Answered(batch, Ok(results), took) => {
                     sending -= 1;
+                    self.batch_answered(dest, Some(took), max_events);
                     report.sent += batch.rows.len();
                     steps.push(Box::pin(async move {
                         Step::Settled(self.settle_batch(dest, &batch, &results).await)
                     }));
                 }
-                Step::Answered(_, Err(e)) => {
+                Step::Answered(_, Err(e), _) => {
                     sending -= 1;
+                    self.batch_answered(dest, None, max_events);
                     first_err.get_or_insert(e);
                 }
                 Step::Settled(Ok(settled)) => {
@@ -121,13 +158,22 @@ impl Federation {
         let failed = first_err.as_ref().map(ToString::to_string);
         let settings = self.settings.clone();
         let delivered = report.acknowledged;
+        let secs = started.elapsed().as_secs_f64();
+        self.rate_measured(dest, wire_bytes, secs);
+        let sample = peers::Sample {
+            bytes: wire_bytes,
+            secs,
+            events: u64::try_from(report.sent).unwrap_or(0),
+        };
         if failed.is_some() {
             self.forget_contact(dest);
         }
+        // A round that delivered something made progress, even if a batch then failed: the
+        // backoff is for a peer that cannot be reached, not for a slow or flapping link.
         if failed.is_some() || report.sent > 0 {
             blocking(move || match failed {
-                None => peers::success(&db, &d, now, delivered),
-                Some(msg) => peers::failure(&db, &d, now, &msg, &settings),
+                Some(msg) if delivered == 0 => peers::failure(&db, &d, now, &msg, &settings),
+                _ => peers::success(&db, &d, now, delivered, Some(sample)),
             })
             .await?;
         }
@@ -147,6 +193,7 @@ impl Federation {
     ) -> Result<Delivered, FedError> {
         let by_id: HashMap<&str, &Outcome> = results.iter().map(|o| (o.id(), o)).collect();
         let mut acks = Vec::new();
+        let mut deferred = Vec::new();
         let mut refusals = Vec::new();
         let mut settled = Delivered::default();
         for (row, event_id) in &batch.rows {
@@ -155,15 +202,17 @@ impl Federation {
                 Some(Outcome::Rejected { reason, detail, .. }) => {
                     refusals.push((*row, format!("{reason}: {detail}")));
                 }
-                _ => settled.deferred += 1,
+                _ => deferred.push(*row),
             }
         }
+        settled.deferred = deferred.len();
         settled.acknowledged = acks.len();
         settled.refused = refusals.len();
         let db = self.db.clone();
         blocking(move || {
             db.write(move |c| {
                 outbox::acknowledge(c, &acks)?;
+                outbox::defer(c, &deferred, Timestamp::now().millis())?;
                 for (row, reason) in &refusals {
                     outbox::refuse(c, *row, reason)?;
                 }
@@ -196,6 +245,9 @@ impl Federation {
             .post(Self::url(peer, "/federation/v1/events"))
             .header("content-type", "application/json")
             .header("content-encoding", "zstd")
+            .header("accept-encoding", "zstd")
+            .header(ANSWER_EXCEPTIONS.0, ANSWER_EXCEPTIONS.1)
+            .timeout(self.timeout_for(batch.body.len() + 100 * batch.rows.len()))
             .body(batch.body.clone())
             .send()
             .await
@@ -210,15 +262,20 @@ impl Federation {
                 ),
             });
         }
-        Ok(answer.results)
+        let ids: Vec<&str> = batch.rows.iter().map(|(_, id)| id.as_str()).collect();
+        answer.outcomes(&ids).ok_or_else(|| FedError::BadAnswer {
+            peer: peer.id.to_string(),
+            cause: "an answer of exceptions that does not add up to the batch".into(),
+        })
     }
 
-    /// Delivers to `dest` until its queue holds nothing more that can be delivered now.
-    /// Returns the total; stops at the first transport error.
+    /// Delivers to `dest` until its queue holds nothing more that can be delivered now, rows
+    /// waiting after a deferral included (an operator's or a test's explicit round). Returns the
+    /// total; stops at the first transport error.
     pub async fn drain(&self, dest: &NodeId) -> Result<Delivered, FedError> {
         let mut total = Delivered::default();
         loop {
-            let r = self.deliver_once(dest).await?;
+            let r = self.deliver_round(dest, true).await?;
             total.sent += r.sent;
             total.acknowledged += r.acknowledged;
             total.deferred += r.deferred;

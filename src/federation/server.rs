@@ -315,7 +315,13 @@ async fn post_events(
                 }
             }
         }
-        Ok(HttpResponse::Ok().json(BatchAnswer { batch: id, results }))
+        let exceptions = req
+            .headers()
+            .get(protocol::ANSWER_EXCEPTIONS.0)
+            .is_some_and(|v| v.as_bytes() == protocol::ANSWER_EXCEPTIONS.1.as_bytes());
+        let answer = BatchAnswer::new(id, results, exceptions);
+        let json = serde_json::to_vec(&answer).map_err(|e| Refusal::failed(&e))?;
+        Ok(json_answer(&req, json))
     }
     .await;
     counted(&member, r)
@@ -350,6 +356,23 @@ async fn get_events(
     }
     .await;
     counted(&member, r)
+}
+
+/// A JSON answer, zstd-compressed when the caller accepts it.
+fn json_answer(req: &HttpRequest, json: Vec<u8>) -> HttpResponse {
+    let zstd = req
+        .headers()
+        .get("accept-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("zstd")));
+    let mut r = HttpResponse::Ok();
+    r.content_type("application/json");
+    if zstd {
+        r.insert_header(("content-encoding", "zstd"))
+            .body(protocol::compress(&json))
+    } else {
+        r.body(json)
+    }
 }
 
 async fn noop(

@@ -88,3 +88,19 @@ pub fn for_tickets(conn: &mut DbConn, tickets: &[String]) -> QueryResult<Vec<Eve
     }
     Ok(out)
 }
+
+/// The highest seq `n` of `origin` such that every one of its events after `cursor` up to
+/// `n` is held here (`cursor` itself when there is a hole: a province holds other chains in
+/// part): catch-up starts after it, so a pull never fetches again what push delivered. Reads
+/// only the events after the cursor.
+pub fn contiguous_after(conn: &mut DbConn, origin: &str, cursor: i64) -> QueryResult<i64> {
+    let (held, max): (i64, Option<i64>) = events::table
+        .filter(events::origin.eq(origin))
+        .filter(events::seq.gt(cursor))
+        .select((diesel::dsl::count_star(), diesel::dsl::max(events::seq)))
+        .first(conn)?;
+    Ok(match max {
+        Some(m) if m == cursor.saturating_add(held) => m,
+        _ => cursor,
+    })
+}

@@ -166,6 +166,23 @@ fn table(list: &[PeerStatus]) -> Vec<String> {
             p.refused,
             p.quarantined,
         ));
+        out.push(format!(
+            "    last delivery {}; {} event(s) in the last minute; link {}; backlog {}",
+            p.last_success_ms.map_or_else(
+                || "never".to_owned(),
+                |t| Timestamp::from_millis(t).to_string()
+            ),
+            p.delivered_last_minute,
+            p.rate_bytes_per_sec.map_or_else(
+                || "not measured yet".to_owned(),
+                |r| format!("{:.1} kbit/s", r as f64 * 8.0 / 1000.0)
+            ),
+            match p.eta_secs {
+                Some(s) if p.outbox_depth > 0 =>
+                    format!("{} event(s), about {s} s to deliver", p.outbox_depth),
+                _ => format!("{} event(s)", p.outbox_depth),
+            }
+        ));
         if let Some(e) = &p.last_error {
             out.push(format!("    last error: {e}"));
         }

@@ -202,6 +202,23 @@ async fn full_lifecycle_over_http_on_every_backend() {
                 .await;
             assert_eq!(st, StatusCode::OK, "{v}");
         }
+        // A rating out of range is the field's fault (422), not the ticket state's (409).
+        let (st, v) = node
+            .citizen(
+                &format!("/api/v1/reports/{code}/rating"),
+                &follow_up,
+                &json!({"rating": 6}),
+            )
+            .await;
+        assert_eq!(
+            (st, v["error"].as_str(), v["message"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("invalid_field"),
+                Some("rating: must be between 1 and 5")
+            ),
+            "{v}"
+        );
         let (st, v) = node
             .citizen(
                 &format!("/api/v1/reports/{code}/rating"),

@@ -14,7 +14,7 @@ use lapor_node::tls::certs::{self, Validity};
 use lapor_node::tls::config::TlsFiles;
 use serde_json::{Value, json};
 
-fn specs(pg: Option<&crate::helpers::TestDb>) -> Vec<NodeSpec> {
+pub(crate) fn specs(pg: Option<&crate::helpers::TestDb>) -> Vec<NodeSpec> {
     let mut v = vec![
         NodeSpec::new(HUB, "31", NodeRole::Hub),
         NodeSpec::new(JAKARTA, "31", NodeRole::Province),

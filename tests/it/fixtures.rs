@@ -1,6 +1,10 @@
-//! Golden events: signed by a fixed test key (`[7u8; 32]`), kept under `tests/fixtures/events/`
-//! and compared byte for byte, so any change of the wire format shows in review. Regenerate
-//! deliberately with `UPDATE_FIXTURES=1 cargo test fixtures`.
+//! Golden events, kept under `tests/fixtures/events/` and compared byte for byte, so any change
+//! of the wire format shows in review. Signed by fixed test keys: the NTT province node
+//! `prov-53.lapor.test` with the seed `[7u8; 32]` (every fixture but one), the hub
+//! `hub.lapor.test` with `[8u8; 32]` (`responded.json`). `group.json` holds three events filed
+//! together under one group signature, `pii.json` the personal-data part that opens the
+//! commitment of the second of them. Regenerate deliberately with
+//! `UPDATE_FIXTURES=1 cargo test fixtures`.
 
 use std::path::PathBuf;
 
@@ -13,6 +17,7 @@ use lapor_node::domain::{
     TicketId, Timestamp, TrackingCode,
 };
 use lapor_node::event_log::wire;
+use serde_json::{Value, json};
 
 fn fixture_key() -> NodeKey {
     NodeKey::from_signing_key(SigningKey::from_bytes(&[7u8; 32]))
@@ -229,10 +234,247 @@ fn golden_events_round_trip_byte_for_byte_and_verify() {
         let again = wire::canonical_bytes(&wire::unsigned_value(&event).unwrap()).unwrap();
         assert_eq!(String::from_utf8(again).unwrap(), canonical, "{name}");
     }
-    // The fixed key's published identity, as PROTOCOL.md lists it.
+    // The fixed keys' published identities, as PROTOCOL.md lists them.
     assert_eq!(key.id().as_str(), "ed25519:5jfgyy7ctrjau");
     assert_eq!(
         public_key_text(&key.verifying_key()),
         "6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw="
     );
+    assert_eq!(hub.id().as_str(), "ed25519:compmldndjcxy");
+    assert_eq!(
+        public_key_text(&hub.verifying_key()),
+        "E5j2LG0aRXxRumpLXz29L2n8qTIWIY3ImX5Ba9F9k8o="
+    );
+    // Each key signs only its own node's events: the hub's event does not verify as NTT's.
+    let responded = std::fs::read_to_string(dir().join("responded.json")).unwrap();
+    let mut as_ntt: serde_json::Value = serde_json::from_str(&responded).unwrap();
+    as_ntt["sig"]["key"] = json!(key.id().as_str());
+    assert!(signing::verify(as_ntt.to_string().as_bytes(), &ring).is_err());
+}
+
+/// The salt of the personal-data fixture: the bytes 0, 1, …, 31.
+fn fixture_salt() -> String {
+    let bytes: Vec<u8> = (0u8..32).collect();
+    lapor_node::crypto::to_hex(&bytes)
+}
+
+/// Three reports filed together at the NTT node after the first ticket's erasure (`seq` 5 to
+/// 7): one group signature over the Merkle tree of their ids. The second one's reporter left
+/// a name and a phone number: its `pii` commits to them. Returns the events as JSON text
+/// (an array), their canonical bytes (one line each) and the personal-data part as JSON text.
+fn group_fixture(after: &Event) -> (Vec<Event>, String, String, String) {
+    let key = fixture_key();
+    let node = NodeId::parse("prov-53.lapor.test").unwrap();
+    let contact = json!({"name": "Maria Lado", "phone": "+6281234567890"});
+    let salt = fixture_salt();
+    let commitment = lapor_node::crypto::pii::commit(&salt, &contact).unwrap();
+    let reports = [
+        (
+            "019ada00-0000-7000-8000-000000000005",
+            "53-M4RT-7HQK",
+            "Jalan berlubang di Oebobo",
+            "Lubang besar di jalan depan pasar, sudah dua motor jatuh minggu ini.",
+            "infrastruktur",
+            "5371",
+            Channel::Web,
+            (true, false),
+            None,
+        ),
+        (
+            "019ada00-0000-7000-8000-000000000006",
+            "53-P2WV-X8DN",
+            "Air PDAM tidak mengalir",
+            "Sudah lima hari air tidak mengalir di RT 04, mohon segera diperbaiki.",
+            "air-bersih",
+            "5371",
+            Channel::Web,
+            (false, false),
+            Some(commitment),
+        ),
+        (
+            "019ada00-0000-7000-8000-000000000007",
+            "53-Z9CE-5GJS",
+            "Pungutan di sekolah",
+            "Orang tua murid diminta membayar uang seragam yang tidak ada dasarnya.",
+            "pendidikan",
+            "5303",
+            Channel::Sms,
+            (false, true),
+            None,
+        ),
+    ];
+    let mut prev = after.id.clone();
+    let mut events = Vec::new();
+    let mut values = Vec::new();
+    let mut canonical = String::new();
+    for (i, (ticket, code, title, text, category, region, channel, privacy, pii)) in
+        reports.into_iter().enumerate()
+    {
+        let offset = i64::try_from(i).unwrap();
+        let mut e = Event {
+            id: EventId::of_bytes(b""),
+            origin: node.clone(),
+            seq: after.seq + 1 + u64::try_from(i).unwrap(),
+            prev: Some(prev.clone()),
+            ticket: TicketId::parse(ticket).unwrap(),
+            parents: vec![],
+            at: ts("2026-12-01T09:15:00.000Z").plus_millis(offset),
+            actor: Actor::citizen(),
+            change: Change::Created(Box::new(Created {
+                tracking_code: TrackingCode::parse(code).unwrap(),
+                report_kind: ReportKind::Pengaduan,
+                title: title.into(),
+                text: text.into(),
+                category: Category::parse(category).unwrap(),
+                region: RegionCode::parse(region).unwrap(),
+                suggested_agency: None,
+                channel,
+                privacy: Privacy {
+                    anonymous: privacy.0,
+                    confidential: privacy.1,
+                },
+                verify_due: ts("2026-12-04T16:00:00.000Z"),
+                overall_due: ts("2027-01-30T16:00:00.000Z"),
+            })),
+            pii,
+        };
+        let unsigned = wire::unsigned_value(&e).unwrap();
+        let bytes = wire::canonical_bytes(&unsigned).unwrap();
+        e.id = EventId::of_bytes(&bytes);
+        prev = e.id.clone();
+        canonical.push_str(std::str::from_utf8(&bytes).unwrap());
+        canonical.push('\n');
+        let mut v = unsigned;
+        v["id"] = Value::String(e.id.to_string());
+        values.push(v);
+        events.push(e);
+    }
+    let ids: Vec<EventId> = events.iter().map(|e| e.id.clone()).collect();
+    for (v, sig) in values
+        .iter_mut()
+        .zip(signing::sign_group(&ids, &key).unwrap())
+    {
+        v["sig"] = sig.to_value();
+    }
+    let part = json!({
+        "ticket": events[1].ticket.to_string(),
+        "event": events[1].id.to_string(),
+        "salt": salt,
+        "contact": contact,
+    });
+    (
+        events,
+        serde_json::to_string_pretty(&Value::Array(values)).unwrap() + "\n",
+        canonical,
+        serde_json::to_string_pretty(&part).unwrap() + "\n",
+    )
+}
+
+/// The group-signed reports and the personal-data part: byte for byte as generated, each event
+/// verifying alone and all three together with one signature, the part opening the
+/// commitment of its event, and the group's Merkle root and signed message as
+/// `docs/PROTOCOL.md` shows them.
+#[test]
+fn golden_group_signature_and_personal_data_round_trip_and_verify() {
+    use sha2::{Digest, Sha256};
+    let key = fixture_key();
+    let mut ring = Keyring::new();
+    ring.insert(
+        key.id().clone(),
+        PublicKey {
+            origin: NodeId::parse("prov-53.lapor.test").unwrap(),
+            key: key.verifying_key(),
+            valid_from: Timestamp::from_millis(0),
+            valid_until: None,
+        },
+    );
+    let all = fixtures();
+    let (_, erased, _, _) = all.last().unwrap();
+    let (events, json, canonical, part) = group_fixture(erased);
+    let files = [
+        ("group.json", &json),
+        ("group.canonical.txt", &canonical),
+        ("pii.json", &part),
+    ];
+    for (name, text) in files {
+        let path = dir().join(name);
+        if std::env::var("UPDATE_FIXTURES").is_ok() {
+            std::fs::write(&path, text).unwrap();
+        }
+        let stored =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(&stored, text, "{name} changed (see {})", path.display());
+    }
+    // Read as a receiver reads: strict JSON, then every check.
+    let stored = std::fs::read_to_string(dir().join("group.json")).unwrap();
+    let array = lapor_node::crypto::strict_json::parse(stored.as_bytes()).unwrap();
+    let values = array.as_array().unwrap();
+    let verified = signing::verify_many(values, &ring).unwrap();
+    assert_eq!(verified, events);
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(
+            v["sig"]["value"], values[0]["sig"]["value"],
+            "one signature"
+        );
+        assert_eq!(v["sig"]["group"]["index"], json!(i));
+        assert_eq!(v["sig"]["group"]["size"], json!(3));
+        let alone = signing::verify(v.to_string().as_bytes(), &ring).unwrap();
+        assert_eq!(alone, events[i]);
+        let line = canonical.lines().nth(i).unwrap();
+        assert_eq!(EventId::of_bytes(line.as_bytes()), events[i].id);
+        // Each report starts a ticket of its own.
+        let folded = lapor_node::domain::fold::fold(std::slice::from_ref(&events[i]));
+        assert!(folded.rejected.is_empty(), "{:?}", folded.rejected);
+    }
+    // The tree of three: root = H(1 ‖ H(1 ‖ leaf0 ‖ leaf1) ‖ leaf2), leaf = H(0 ‖ id).
+    let hash = |parts: &[&[u8]]| -> [u8; 32] {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(p);
+        }
+        h.finalize().into()
+    };
+    let leaf = |e: &Event| hash(&[&[0], &hex::decode(e.id.as_str()).unwrap()]);
+    let (l0, l1, l2) = (leaf(&events[0]), leaf(&events[1]), leaf(&events[2]));
+    let root = hash(&[&[1], &hash(&[&[1], &l0, &l1]), &l2]);
+    assert_eq!(
+        values[2]["sig"]["group"]["path"],
+        json!([hex::encode(hash(&[&[1], &l0, &l1]))])
+    );
+    assert_eq!(
+        values[0]["sig"]["group"]["path"],
+        json!([hex::encode(l1), hex::encode(l2)])
+    );
+    let message = signing::group_message(3, &root);
+    assert_eq!(message.len(), 21 + 8 + 32);
+    // The values PROTOCOL.md's worked example gives.
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/PROTOCOL.md"),
+    )
+    .unwrap();
+    for shown in [hex::encode(root), events[1].pii.clone().unwrap()] {
+        assert!(doc.contains(&shown), "PROTOCOL.md does not show {shown}");
+    }
+    // The personal-data part opens its event's commitment: SHA-256(salt ‖ JCS(contact)).
+    let part = lapor_node::crypto::strict_json::parse(part.as_bytes()).unwrap();
+    let salt = part["salt"].as_str().unwrap();
+    assert_eq!(salt.len(), 64);
+    assert!(
+        salt.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    );
+    assert_eq!(part["event"].as_str(), Some(events[1].id.as_str()));
+    let jcs = serde_json_canonicalizer::to_vec(&part["contact"]).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&jcs).unwrap(),
+        r#"{"name":"Maria Lado","phone":"+6281234567890"}"#
+    );
+    let by_hand = hex::encode(hash(&[&hex::decode(salt).unwrap(), &jcs]));
+    assert_eq!(Some(by_hand), events[1].pii);
+    assert!(lapor_node::crypto::pii::opens(
+        events[1].pii.as_deref().unwrap(),
+        salt,
+        &part["contact"]
+    ));
+    assert!(events[0].pii.is_none() && events[2].pii.is_none());
 }

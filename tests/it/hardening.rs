@@ -115,6 +115,50 @@ fn results(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Through the front door: an event carrying a member in `sig` that no signature covers is
+/// refused alone with its own reason (shown in the answer and the metrics); an integer beyond
+/// ±(2^53 − 1) anywhere in a request fails the request, as any strict-JSON violation does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_data_in_sig_and_unsafe_integers_are_refused_at_the_door() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path(), None).await;
+    ntt_tickets(&c, 1);
+    let ntt = node(&c, NTT);
+    let own = stored_events(ntt, NTT);
+    let key = NodeKey::load(&c.dir.join(NTT).join("keys").join("signing.pem")).unwrap();
+    let hub = node(&c, HUB);
+    let (client, base) = client_with(&node_files(&c, NTT), &c, HUB);
+    let mut riding = own[0].clone();
+    riding["sig"]["paid"] = json!(true);
+    let mut events = vec![riding];
+    events.extend(own.iter().cloned());
+    let (st, v) = post(&client, &base, batch(events), false).await;
+    assert_eq!(st, 200, "{v}");
+    let r = results(&v);
+    assert_eq!(r[0], "unknown_sig_member", "{v}");
+    assert!(r[1..].iter().all(|x| x == "accepted"), "{v}");
+    let metrics = metrics_text(&hub.api);
+    assert!(
+        metrics.contains("lapor_federation_rejected_total{reason=\"unknown_sig_member\"} 1"),
+        "the reason is counted"
+    );
+    // A next event of NTT's chain with 2^53 in its body, validly signed: the whole request is
+    // refused before any event is judged.
+    let head = own.last().unwrap();
+    let mut big = own[0].clone();
+    big["seq"] = json!(head["seq"].as_i64().unwrap() + 1);
+    big["prev"] = head["id"].clone();
+    big["body"]["count"] = json!(9_007_199_254_740_992_u64);
+    let before = count(hub, "events");
+    let (st, v) = post(&client, &base, batch(vec![signed(big, &key)]), false).await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["error"], "malformed_json", "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(message.contains("outside ±(2^53 − 1)"), "{message}");
+    assert_eq!(count(hub, "events"), before);
+    c.shutdown().await;
+}
+
 /// A member cannot squat another province's tracking codes, and an event that cannot be
 /// stored for a reason in its content is refused alone: the good events around it are stored
 /// and the sender's queue moves on. On both backends (the hub on PostgreSQL when available).

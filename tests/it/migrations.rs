@@ -84,7 +84,8 @@ fn events_keyed_by_ticket_keep_their_outbox_rows_and_row_numbers_both_ways() {
         assert!(newest > 3, "{}: row number {newest} given again", db.name);
         let mut c = t.db().read().unwrap();
         let pending =
-            lapor_node::federation::outbox::pending(&mut c, "hub.lapor.test", 0, 10).unwrap();
+            lapor_node::federation::outbox::pending(&mut c, "hub.lapor.test", 0, 10, i64::MAX)
+                .unwrap();
         let ids: Vec<&str> = pending.iter().map(|p| p.event_id.as_str()).collect();
         let expected: Vec<&str> = before.iter().map(|r| r.event_id.as_str()).collect();
         assert_eq!(ids, expected, "{}", db.name);

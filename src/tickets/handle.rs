@@ -1,0 +1,122 @@
+//! [`Tickets`], the handle every channel holds: the database, the node's key and settings,
+//! the tracking codes and the intake queue. Its operations live by role: `intake` (filing
+//! reports), `commands` (actions, erasure, SLA sweep), `queries` (the read side).
+
+use super::codes::CodeBook;
+use super::intake::Intake;
+use crate::config::{LimitSettings, SlaSettings};
+use crate::db::{Db, DbError};
+use crate::domain::reference::Provinces;
+use crate::domain::sla::WorkCalendar;
+use crate::domain::{NodeId, Timestamp};
+
+/// The tickets of one node: commands and queries (cheap to clone: the state is shared).
+#[derive(Debug, Clone)]
+pub struct Tickets(std::sync::Arc<Inner>);
+
+/// What the operations need.
+#[derive(Debug)]
+pub struct Inner {
+    pub(super) db: Db,
+    pub(super) key: std::sync::Arc<crate::crypto::keys::NodeKey>,
+    pub(super) node: NodeId,
+    pub(super) calendar: WorkCalendar,
+    pub(super) sla: SlaSettings,
+    pub(super) limits: LimitSettings,
+    pub(super) provinces: Provinces,
+    /// The federation hub, when this node is a federated province node: it receives every
+    /// event this node writes.
+    pub(super) hub: Option<NodeId>,
+    /// `[federation]` is configured: events get outbox rows.
+    pub(super) federated: bool,
+    /// The members of this node's federation (itself and its peers): the nodes a ticket can
+    /// be dispatched to.
+    pub(super) members: std::collections::BTreeSet<String>,
+    /// Tracking codes.
+    pub(super) codes: CodeBook,
+    /// Reports waiting for the writer, and the intake counters.
+    pub(super) intake: Intake,
+}
+
+impl std::ops::Deref for Tickets {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Tickets {
+    /// The tickets of this node.
+    ///
+    /// Reads the node's tracking-code book (creating it on the first start).
+    ///
+    /// # Errors
+    ///
+    /// The database could not be read or written.
+    pub fn new(
+        db: Db,
+        settings: &crate::config::Settings,
+        key: std::sync::Arc<crate::crypto::keys::NodeKey>,
+    ) -> Result<Self, DbError> {
+        let province = settings.raw.node.province.clone();
+        let codes =
+            db.write(move |conn| CodeBook::open(conn, &province).map_err(DbError::Query))?;
+        Ok(Self(std::sync::Arc::new(Inner {
+            codes,
+            db,
+            key,
+            node: settings.raw.node.id.clone(),
+            calendar: settings.calendar.clone(),
+            sla: settings.raw.sla.clone(),
+            limits: settings.raw.limits.clone(),
+            provinces: settings.provinces.clone(),
+            hub: settings
+                .raw
+                .federation
+                .as_ref()
+                .and_then(|f| f.hub())
+                .map(|h| h.id.clone()),
+            federated: settings.raw.federation.is_some(),
+            members: settings
+                .raw
+                .federation
+                .iter()
+                .flat_map(|f| f.peers.iter().map(|p| p.id.to_string()))
+                .chain([settings.raw.node.id.to_string()])
+                .collect(),
+            intake: Intake::default(),
+        })))
+    }
+
+    /// The node's tracking codes.
+    #[must_use]
+    pub fn codes(&self) -> &CodeBook {
+        &self.codes
+    }
+
+    /// The province list (regions and time zones).
+    #[must_use]
+    pub fn provinces(&self) -> &Provinces {
+        &self.provinces
+    }
+
+    /// The database.
+    #[must_use]
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// This node.
+    #[must_use]
+    pub fn node(&self) -> &NodeId {
+        &self.node
+    }
+
+    /// `working_days` working days after `now`, on this node's calendar.
+    pub(super) fn due(&self, now: Timestamp, working_days: u32) -> Timestamp {
+        Timestamp::from_datetime(
+            self.calendar
+                .add_working_days(now.to_datetime(), working_days),
+        )
+    }
+}
