@@ -39,7 +39,7 @@
 //! | [`federation`] | the federation wing: `protocol` at the bottom; `client` (with `push`, `pull`) and `server` (with `feed`, `inbox`, `judge`) over the shared `node::Member`; `outbox`, `peers`, `quarantine`, `store` |
 //! | [`tls`] | rustls for the mTLS listener and client, peer identity, the development CA |
 //! | [`ops`] | operator commands on the node's files: the node lock, backup and restore, `peers` and `quarantine` |
-//! | [`demo`] | the in-process cluster for tests, benchmarks and `demo`; cuttable links |
+//! | [`demo`] | the in-process cluster for tests, benchmarks and `demo`; cuttable links over an emulated line (bandwidth, delay, queue, flapping: `demo::linksim`) |
 //! | [`app`], [`cli`] | builds and runs the node (listeners, workers, jobs); the command line |
 
 pub mod api;
