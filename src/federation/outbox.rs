@@ -401,6 +401,8 @@ pub struct BatchSpec {
     pub due: Timestamp,
     /// zstd level.
     pub level: i32,
+    /// With the shipped zstd dictionary (the peer holds it too).
+    pub dictionary: bool,
 }
 
 /// Builds batches for `dest` from its oldest pending outbox rows after row `after`, as
@@ -417,6 +419,7 @@ pub fn build_batches(
         max_bytes,
         due,
         level,
+        dictionary,
     } = spec;
     let mut conn = db.read()?;
     let rows = pending(&mut conn, dest, after, limit, due.millis())?;
@@ -425,19 +428,29 @@ pub fn build_batches(
     let mut bytes = 0usize;
     for r in rows {
         if !cur.is_empty() && (cur.len() >= max_events || bytes + r.raw.len() > max_bytes) {
-            out.push(finish(&mut conn, std::mem::take(&mut cur), level)?);
+            out.push(finish(
+                &mut conn,
+                std::mem::take(&mut cur),
+                level,
+                dictionary,
+            )?);
             bytes = 0;
         }
         bytes += r.raw.len();
         cur.push(r);
     }
     if !cur.is_empty() {
-        out.push(finish(&mut conn, cur, level)?);
+        out.push(finish(&mut conn, cur, level, dictionary)?);
     }
     Ok(out)
 }
 
-fn finish(conn: &mut crate::db::DbConn, rows: Vec<Claimed>, level: i32) -> Result<Built, FedError> {
+fn finish(
+    conn: &mut crate::db::DbConn,
+    rows: Vec<Claimed>,
+    level: i32,
+    dictionary: bool,
+) -> Result<Built, FedError> {
     let mut events = Vec::with_capacity(rows.len());
     let mut pii = Vec::new();
     for r in &rows {
@@ -464,7 +477,11 @@ fn finish(conn: &mut crate::db::DbConn, rows: Vec<Claimed>, level: i32) -> Resul
     Ok(Built {
         id: batch.batch,
         rows: rows.into_iter().map(|r| (r.row, r.event_id)).collect(),
-        body: compress_at(&json, level),
+        body: if dictionary {
+            super::dictionary::compress(&json, level)
+        } else {
+            compress_at(&json, level)
+        },
     })
 }
 

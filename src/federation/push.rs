@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::client::{Federation, blocking, read_json};
 use super::protocol::{ANSWER_EXCEPTIONS, BatchAnswer, Outcome};
-use super::{FedError, outbox, peers};
+use super::{FedError, dictionary, outbox, peers};
 use crate::config::PeerSettings;
 use crate::domain::{NodeId, Timestamp};
 
@@ -57,39 +57,32 @@ impl Federation {
         }
         let peer = self.peer(dest)?.clone();
         let max_events = self.settings.batch_max_events;
-        let cap = self.batch_events(dest, max_events);
-        let level = self.compression_level(dest);
         let started = std::time::Instant::now();
         let mut wire_bytes = 0_u64;
         let max_bytes = self.settings.batch_max_bytes;
-        let window = self.settings.in_flight.max(1);
-        let limit = i64::try_from(cap).unwrap_or(i64::MAX);
+        // What the link showed so far sizes each batch as it is built: a long round on a thin
+        // link moves to larger, more thoroughly compressed batches as soon as its rate is known.
         let build = |after: i64| -> BoxFuture<'static, Step> {
             let (db, d) = (self.db.clone(), dest.to_string());
+            let cap = self.batch_events(dest, max_events);
+            let spec = outbox::BatchSpec {
+                limit: i64::try_from(cap).unwrap_or(i64::MAX),
+                max_events: cap,
+                max_bytes,
+                due: if everything {
+                    Timestamp::from_millis(i64::MAX)
+                } else {
+                    Timestamp::now()
+                },
+                level: self.compression_level(dest),
+                dictionary: self.uses_dictionary(dest),
+            };
             Box::pin(async move {
-                Step::Built(
-                    blocking(move || {
-                        outbox::build_batches(
-                            &db,
-                            &d,
-                            after,
-                            outbox::BatchSpec {
-                                limit,
-                                max_events: cap,
-                                max_bytes,
-                                due: if everything {
-                                    Timestamp::from_millis(i64::MAX)
-                                } else {
-                                    Timestamp::now()
-                                },
-                                level,
-                            },
-                        )
-                    })
-                    .await,
-                )
+                Step::Built(blocking(move || outbox::build_batches(&db, &d, after, spec)).await)
             })
         };
+        // The link's rate, measured while the round runs: bytes answered over at least 2 s.
+        let mut meter = (std::time::Instant::now(), 0_u64, 0_u64);
         let mut after = 0i64;
         let mut building = true;
         let mut sending = 0usize;
@@ -128,6 +121,13 @@ impl Federation {
                 }
                 Step::Answered(batch, Ok(results), took) => {
                     sending -= 1;
+                    meter.1 += u64::try_from(batch.body.len()).unwrap_or(0);
+                    meter.2 += u64::try_from(batch.rows.len()).unwrap_or(0);
+                    let secs = meter.0.elapsed().as_secs_f64();
+                    if secs >= 2.0 && meter.1 >= 16 * 1024 {
+                        self.rate_measured(dest, meter.1, secs, meter.2);
+                        meter = (std::time::Instant::now(), 0, 0);
+                    }
                     self.batch_answered(dest, Some(took), max_events);
                     report.sent += batch.rows.len();
                     steps.push(Box::pin(async move {
@@ -147,7 +147,7 @@ impl Federation {
             }
             // Build the next batch while the window has room: one build at a time (each
             // starts after the rows the previous one took).
-            if !building && !exhausted && first_err.is_none() && sending < window {
+            if !building && !exhausted && first_err.is_none() && sending < self.window(dest) {
                 building = true;
                 steps.push(build(after));
             }
@@ -159,7 +159,6 @@ impl Federation {
         let settings = self.settings.clone();
         let delivered = report.acknowledged;
         let secs = started.elapsed().as_secs_f64();
-        self.rate_measured(dest, wire_bytes, secs);
         let sample = peers::Sample {
             bytes: wire_bytes,
             secs,
@@ -247,11 +246,21 @@ impl Federation {
             .header("content-encoding", "zstd")
             .header("accept-encoding", "zstd")
             .header(ANSWER_EXCEPTIONS.0, ANSWER_EXCEPTIONS.1)
+            .header(
+                dictionary::HEADER,
+                dictionary::header_value().unwrap_or("0"),
+            )
             .timeout(self.timeout_for(batch.body.len() + 100 * batch.rows.len()))
             .body(batch.body.clone())
             .send()
             .await
             .map_err(|e| Self::unreachable(peer, &e))?;
+        self.dictionary_named(
+            &peer.id,
+            resp.headers()
+                .get(dictionary::HEADER)
+                .map(reqwest::header::HeaderValue::as_bytes),
+        );
         let answer: BatchAnswer = read_json(peer, resp).await?;
         if answer.batch != batch.id {
             return Err(FedError::BadAnswer {
