@@ -77,8 +77,9 @@ pub enum Command {
         /// Stop after the scenario.
         #[arg(long)]
         exit: bool,
-        /// Reports NTT files while its link is cut.
-        #[arg(long, default_value_t = 50)]
+        /// Reports NTT files while its link is cut (each one verified and dispatched: three
+        /// events, for the hub and for Jakarta).
+        #[arg(long, default_value_t = 300)]
         backlog: usize,
     },
     /// Emulate a slow link in front of a node: a TCP proxy from `--listen` to `--to` with a
@@ -266,10 +267,9 @@ fn shift_clock_from_env() -> anyhow::Result<()> {
     let Ok(text) = std::env::var("LAPOR_CLOCK_SHIFT_SECS") else {
         return Ok(());
     };
-    let secs: i64 = text
-        .trim()
-        .parse()
-        .map_err(|_| anyhow::anyhow!("LAPOR_CLOCK_SHIFT_SECS={text:?} is not a whole number of seconds"))?;
+    let secs: i64 = text.trim().parse().map_err(|_| {
+        anyhow::anyhow!("LAPOR_CLOCK_SHIFT_SECS={text:?} is not a whole number of seconds")
+    })?;
     crate::domain::timestamp::shift_clock(secs.saturating_mul(1000));
     tracing::warn!(
         clock_shift_secs = secs,
@@ -608,7 +608,7 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
                 n.id, n.api, n.id, n.federation_port
             ));
         }
-        let summary = scenario::run(&c, &mut |l| say(l), backlog).await?;
+        let summary = scenario::run(&c, &mut |l| say(l), backlog, Some(crate::demo::catchup::vsat())).await?;
         say(&format!(
             "done: ticket {} forwarded and answered; {} event(s) piled up during the outage, delivered {} ms after the link returned",
             summary.ticket,

@@ -333,18 +333,6 @@ impl Member {
         n.clamp(1, max.max(1))
     }
 
-    /// Batches in flight to `peer` at once: on a thin link two (one on the wire, one being
-    /// answered) are enough to keep it busy, and more would only lengthen the queue a cut
-    /// empties.
-    #[must_use]
-    pub fn window(&self, peer: &NodeId) -> usize {
-        let configured = self.settings.in_flight.max(1);
-        match self.tuning_of(peer, |t| t.rate) {
-            Some(r) if r < SLOW_LINK => configured.min(2),
-            _ => configured,
-        }
-    }
-
     /// A batch to `peer` was answered after `elapsed` (or failed, with `None`): the next ones
     /// grow or shrink (within `max` events). Once the link's rate is known an answer's delay
     /// says little (it holds the batches queued ahead of it): answered batches grow towards

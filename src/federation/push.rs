@@ -46,11 +46,12 @@ impl Federation {
         enum Step {
             /// The next batch was built (or the queue is exhausted, or reading it failed).
             Built(Result<Vec<outbox::Built>, FedError>),
-            /// A batch was answered (or its sending failed), after so long.
+            /// A batch was answered (or its sending failed), after so long (`None`: no
+            /// connection could be made).
             Answered(
                 outbox::Built,
                 Result<Vec<Outcome>, FedError>,
-                std::time::Duration,
+                Option<std::time::Duration>,
             ),
             /// A batch's answer was recorded in the outbox.
             Settled(Result<Delivered, FedError>),
@@ -60,6 +61,7 @@ impl Federation {
         let started = std::time::Instant::now();
         let mut wire_bytes = 0_u64;
         let max_bytes = self.settings.batch_max_bytes;
+        let window = self.settings.in_flight.max(1);
         // What the link showed so far sizes each batch as it is built: a long round on a thin
         // link moves to larger, more thoroughly compressed batches as soon as its rate is known.
         let build = |after: i64| -> BoxFuture<'static, Step> {
@@ -81,8 +83,10 @@ impl Federation {
                 Step::Built(blocking(move || outbox::build_batches(&db, &d, after, spec)).await)
             })
         };
-        // The link's rate, measured while the round runs: bytes answered over at least 2 s.
-        let mut meter = (std::time::Instant::now(), 0_u64, 0_u64);
+        // The link's rate, measured while the round runs: bytes answered over at least 2 s,
+        // counted from the first answer (so that the handshakes and the first round trip, when
+        // nothing was answered yet, do not count as a slow link).
+        let mut meter: Option<(std::time::Instant, u64, u64)> = None;
         let mut after = 0i64;
         let mut building = true;
         let mut sending = 0usize;
@@ -107,8 +111,10 @@ impl Federation {
                     wire_bytes += u64::try_from(batch.body.len()).unwrap_or(0);
                     steps.push(Box::pin(async move {
                         let sent = std::time::Instant::now();
-                        let answer = self.send_batch(peer, &batch).await;
-                        Step::Answered(batch, answer, sent.elapsed())
+                        let mut connect_failed = false;
+                        let answer = self.send_batch(peer, &batch, &mut connect_failed).await;
+                        let took = (!connect_failed).then(|| sent.elapsed());
+                        Step::Answered(batch, answer, took)
                     }));
                 }
                 Step::Built(Ok(_)) => {
@@ -120,13 +126,19 @@ impl Federation {
                     first_err.get_or_insert(e);
                 }
                 Step::Answered(batch, Ok(results), took) => {
+                    let took = took.unwrap_or_default();
                     sending -= 1;
-                    meter.1 += u64::try_from(batch.body.len()).unwrap_or(0);
-                    meter.2 += u64::try_from(batch.rows.len()).unwrap_or(0);
-                    let secs = meter.0.elapsed().as_secs_f64();
-                    if secs >= 2.0 && meter.1 >= 16 * 1024 {
-                        self.rate_measured(dest, meter.1, secs, meter.2);
-                        meter = (std::time::Instant::now(), 0, 0);
+                    match meter.as_mut() {
+                        None => meter = Some((std::time::Instant::now(), 0, 0)),
+                        Some((since, bytes, events)) => {
+                            *bytes += u64::try_from(batch.body.len()).unwrap_or(0);
+                            *events += u64::try_from(batch.rows.len()).unwrap_or(0);
+                            let secs = since.elapsed().as_secs_f64();
+                            if secs >= 2.0 && *bytes >= 16 * 1024 {
+                                self.rate_measured(dest, *bytes, secs, *events);
+                                meter = Some((std::time::Instant::now(), 0, 0));
+                            }
+                        }
                     }
                     self.batch_answered(dest, Some(took), max_events);
                     report.sent += batch.rows.len();
@@ -134,9 +146,14 @@ impl Federation {
                         Step::Settled(self.settle_batch(dest, &batch, &results).await)
                     }));
                 }
-                Step::Answered(_, Err(e), _) => {
+                Step::Answered(_, Err(e), took) => {
                     sending -= 1;
-                    self.batch_answered(dest, None, max_events);
+                    // A batch cut in transfer says the link stays up for less than it needs:
+                    // the next ones are smaller. A peer that could not be reached at all says
+                    // nothing about the batch size (an outage must not leave it at its minimum).
+                    if took.is_some() {
+                        self.batch_answered(dest, None, max_events);
+                    }
                     first_err.get_or_insert(e);
                 }
                 Step::Settled(Ok(settled)) => {
@@ -147,7 +164,7 @@ impl Federation {
             }
             // Build the next batch while the window has room: one build at a time (each
             // starts after the rows the previous one took).
-            if !building && !exhausted && first_err.is_none() && sending < self.window(dest) {
+            if !building && !exhausted && first_err.is_none() && sending < window {
                 building = true;
                 steps.push(build(after));
             }
@@ -238,6 +255,7 @@ impl Federation {
         &self,
         peer: &PeerSettings,
         batch: &outbox::Built,
+        connect_failed: &mut bool,
     ) -> Result<Vec<Outcome>, FedError> {
         let resp = self
             .client
@@ -254,7 +272,10 @@ impl Federation {
             .body(batch.body.clone())
             .send()
             .await
-            .map_err(|e| Self::unreachable(peer, &e))?;
+            .map_err(|e| {
+                *connect_failed = e.is_connect();
+                Self::unreachable(peer, &e)
+            })?;
         self.dictionary_named(
             &peer.id,
             resp.headers()

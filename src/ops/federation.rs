@@ -68,7 +68,9 @@ pub enum QuarantineCommand {
 }
 
 /// The `[federation]` section, or the error that says it is missing.
-pub(crate) fn federation(settings: &Settings) -> anyhow::Result<&crate::config::FederationSettings> {
+pub(crate) fn federation(
+    settings: &Settings,
+) -> anyhow::Result<&crate::config::FederationSettings> {
     settings.raw.federation.as_ref().ok_or_else(|| {
         anyhow::anyhow!("this node is not federated: [federation] is not configured")
     })

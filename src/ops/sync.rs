@@ -115,9 +115,13 @@ pub fn run(
 
 /// `[########............]  4,210 / 10,000  42%  12.3 kB/s  about 2m10s left`, or the error
 /// while the peer cannot be reached.
-fn bar(done: i64, total: i64, s: &PeerStatus) -> String {
+pub(crate) fn bar(done: i64, total: i64, s: &PeerStatus) -> String {
     const WIDTH: i64 = 24;
-    let filled = if total > 0 { done * WIDTH / total } else { WIDTH };
+    let filled = if total > 0 {
+        done * WIDTH / total
+    } else {
+        WIDTH
+    };
     let filled = usize::try_from(filled.clamp(0, WIDTH)).unwrap_or(0);
     let width = usize::try_from(WIDTH).unwrap_or(24);
     let percent = if total > 0 { done * 100 / total } else { 100 };
@@ -174,8 +178,14 @@ mod tests {
     fn the_bar_shows_the_share_done_the_rate_and_the_time_left() {
         let line = bar(2_500, 10_000, &status(7_500));
         assert!(line.starts_with("[######..................]"), "{line}");
-        assert!(line.contains("2500 / 10000") && line.contains(" 25%"), "{line}");
-        assert!(line.contains("12.3 kB/s") && line.contains("about 2m10s left"), "{line}");
+        assert!(
+            line.contains("2500 / 10000") && line.contains(" 25%"),
+            "{line}"
+        );
+        assert!(
+            line.contains("12.3 kB/s") && line.contains("about 2m10s left"),
+            "{line}"
+        );
         let mut down = status(7_500);
         down.reachable = false;
         down.last_error = Some("connection refused".into());

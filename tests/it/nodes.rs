@@ -210,9 +210,7 @@ pub(crate) fn file_backlog(n: &Node, count: usize, at: Timestamp) {
                     r
                 })
                 .collect();
-            let all = reports
-                .iter()
-                .map(|r| t.submit_async(r, &citizen, at));
+            let all = reports.iter().map(|r| t.submit_async(r, &citizen, at));
             for r in futures_util::future::join_all(all).await {
                 r.unwrap();
             }
@@ -236,4 +234,3 @@ pub(crate) fn holdings(n: &Node, origin: &str) -> (BTreeMap<String, String>, i64
         .unwrap();
     (states.into_iter().collect(), count)
 }
-
