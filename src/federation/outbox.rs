@@ -145,9 +145,11 @@ pub fn enqueue_for(
     let key = (tid.as_str(), id.as_str());
     let now = event.at;
     let anonymous = after.report.privacy.anonymous;
-    // A node that just became the handler receives the ticket's history first (and, when the
-    // report is not anonymous, the personal data with the `created` event), so the new event
-    // arrives after its parents.
+    // A node that just became the handler receives the ticket's history first, so the new
+    // event arrives after its parents; when the report is not anonymous, the personal data
+    // rides with the new event itself — the one that makes the receiver the handler — so that
+    // a batch boundary between the history and it cannot leave the receiver holding the part
+    // before it is entitled to keep it.
     let new_handler = before.is_some_and(|b| b.handler != after.handler) && after.handler != *me;
     let handler_is_hub = hub.is_some_and(|h| *h == after.handler);
     if new_handler {
@@ -157,15 +159,8 @@ pub fn enqueue_for(
             .select((events::id, events::kind))
             .order((events::stored_at_ms.asc(), events::seq.asc()))
             .load(conn)?;
-        for (eid, kind) in earlier {
-            let with_pii = kind == "created"
-                && replication::entitled_to_pii(
-                    after.handler.as_str(),
-                    handler_is_hub,
-                    after.handler.as_str(),
-                    anonymous,
-                );
-            enqueue_one(conn, after.handler.as_str(), (&tid, &eid), with_pii, now)?;
+        for (eid, _) in earlier {
+            enqueue_one(conn, after.handler.as_str(), (&tid, &eid), false, now)?;
         }
     }
     if let Some(hub) = hub.filter(|h| *h != me) {
@@ -175,9 +170,10 @@ pub fn enqueue_for(
         if p == me.as_str() || hub.is_some_and(|h| h.as_str() == p) {
             continue;
         }
-        let with_pii = matches!(event.change, Change::Created(_))
-            && event.pii.is_some()
-            && replication::entitled_to_pii(&p, false, after.handler.as_str(), anonymous);
+        let carries = (matches!(event.change, Change::Created(_)) && event.pii.is_some())
+            || (new_handler && p == after.handler.as_str() && !handler_is_hub);
+        let with_pii =
+            carries && replication::entitled_to_pii(&p, false, after.handler.as_str(), anonymous);
         enqueue_one(conn, &p, key, with_pii, now)?;
     }
     Ok(())
@@ -460,7 +456,15 @@ fn finish(
         })?;
         events.push(v);
         if r.with_pii {
-            if let Some(p) = pii_part(conn, &r.ticket, &r.event_id)? {
+            // The part names the ticket's `created` event (whose commitment it opens), whichever
+            // of the ticket's events carries it.
+            let created: Option<String> = events::table
+                .filter(events::ticket.eq(&r.ticket))
+                .filter(events::kind.eq("created"))
+                .select(events::id)
+                .first(conn)
+                .optional()?;
+            if let Some(p) = pii_part(conn, &r.ticket, created.as_deref().unwrap_or(&r.event_id))? {
                 pii.push(p);
             }
         }

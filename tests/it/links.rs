@@ -168,3 +168,24 @@ async fn a_backlog_converges_over_a_link_that_flaps_every_five_seconds() {
     line.steady();
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_new_handler_keeps_the_contact_when_every_event_travels_in_its_own_batch() {
+    // One event per batch: the forwarded ticket's `created` event (whose commitment the
+    // personal data opens) arrives in a batch before the dispatch that makes the receiver its
+    // handler. The contact must still reach the handler, and still never the hub.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        federation_toml: "batch_max_events = 1\nin_flight = 1".into(),
+        ..Options::default()
+    };
+    let c = Cluster::start(dir.path(), &specs(None), &opts)
+        .await
+        .unwrap();
+    ntt_tickets(&c, 2);
+    c.settle(20).await.unwrap();
+    assert_eq!(c.undelivered().unwrap(), 0);
+    assert_eq!(count(node(&c, JAKARTA), "reporter_contacts"), 2);
+    assert_eq!(count(node(&c, HUB), "reporter_contacts"), 0);
+    c.shutdown().await;
+}
