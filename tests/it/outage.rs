@@ -95,8 +95,11 @@ fn a_province_cut_off_for_30_days_with_100k_events_catches_up_and_loses_nothing(
         first.as_secs_f64(),
         back.elapsed().as_secs_f64()
     );
+    // Not a timing target (the figure above is): a bound far below the 15 min backoff cap that
+    // a backoff carried over from day 15 would impose, and far above two processes' start on a
+    // loaded machine.
     assert!(
-        first < Duration::from_secs(15),
+        first < Duration::from_secs(120),
         "the returning hub was tried {first:?} later"
     );
     let at_hub = hub.ok(&["peers"]);
