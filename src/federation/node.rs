@@ -317,7 +317,7 @@ impl Member {
     }
 
     /// Events per batch to `peer` now (at most `max`): on a link whose rate is known, no more
-    /// than [`BATCH_SECS`] of it, so that a batch fits the few seconds a flapping link stays up
+    /// than `BATCH_SECS` (2 s) of it, so that a batch fits the few seconds a flapping link stays up
     /// and a cut loses little.
     #[must_use]
     pub fn batch_events(&self, peer: &NodeId, max: usize) -> usize {
