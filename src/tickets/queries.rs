@@ -47,6 +47,8 @@ pub struct Step {
     pub officer: Option<String>,
     /// The event.
     pub event_id: EventId,
+    /// The node that wrote and signed it.
+    pub node: String,
     /// Its signature verified with the key its origin held at the event's time.
     pub verified: bool,
 }
@@ -63,6 +65,7 @@ impl Step {
             agency: s.agency.cloned(),
             officer: s.officer.map(str::to_owned),
             event_id: event.id.clone(),
+            node: event.origin.to_string(),
             verified,
         }
     }

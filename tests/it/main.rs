@@ -33,6 +33,8 @@ mod refusals;
 mod signed_log;
 mod store;
 mod throttles;
+mod web;
+mod web_officers;
 
 /// A report used by several test modules.
 pub fn api_report() -> lapor_node::tickets::NewReport {
