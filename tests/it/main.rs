@@ -12,6 +12,7 @@ mod agencies;
 mod api;
 mod api_rules;
 mod bin;
+mod browser;
 mod cli;
 mod codes;
 mod db_resilience;
