@@ -165,11 +165,74 @@ pub async fn switch_language(req: HttpRequest, q: web::Query<form::Switch>) -> H
     resp
 }
 
+/// Middleware of the console's routes: a refusal that is not a page (a 429 of the per-client
+/// limits, a 413 of the body limit — they answer JSON or text for the API) becomes a page in
+/// the user's language, with the same status and `Retry-After`. Unknown paths keep the API's
+/// JSON 404.
+pub async fn html_errors(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    // No clone of the request is held across the call: routing needs it unshared.
+    let ctx = Ctx::of(req.request());
+    match next.call(req).await {
+        Ok(res) => {
+            let res = res.map_into_boxed_body();
+            let matched = res.request().match_pattern().is_some();
+            match ctx.and_then(|c| as_page(&c, res.response()).filter(|_| matched)) {
+                Some(page) => Ok(res.into_response(page)),
+                None => Ok(res),
+            }
+        }
+        Err(e) => match ctx.and_then(|c| as_page(&c, &e.error_response())) {
+            Some(page) => Err(actix_web::error::InternalError::from_response(e, page).into()),
+            None => Err(e),
+        },
+    }
+}
+
+/// The page that replaces `res`, when it is a refusal that is not a page already.
+fn as_page(ctx: &Ctx, res: &HttpResponse) -> Option<HttpResponse> {
+    let status = res.status();
+    let is_text = res
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_text {
+        return None;
+    }
+    let l = ctx.lang;
+    let text = match status {
+        StatusCode::TOO_MANY_REQUESTS => l.t(
+            "Terlalu banyak permintaan dari alamat Anda; tunggu sebentar lalu coba lagi.",
+            "Too many requests from your address; wait a moment and try again.",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            l.t("Isian formulir terlalu besar.", "The form is too large.")
+        }
+        s if s.is_server_error() => l.t(
+            "Terjadi kesalahan di server; coba lagi sebentar lagi.",
+            "Something went wrong on the server; try again shortly.",
+        ),
+        _ => l.t("Permintaan ditolak.", "The request was refused."),
+    };
+    let body =
+        maud::html! { (layout::notice(false, text)) p { a href="/" { (l.t("Kembali", "Back")) } } };
+    let title = l.t("Tidak dapat diproses", "Cannot be processed");
+    let mut page = html(status, &ctx.page().render(title, &body));
+    if let Some(v) = res.headers().get(actix_web::http::header::RETRY_AFTER) {
+        page.headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, v.clone());
+    }
+    Some(page)
+}
+
 /// Registers the console's routes. Call after the API's routes: the console's scope has an
 /// empty prefix, so it must come last (its unknown paths fall to the app's default service).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("")
+            .wrap(from_fn(html_errors))
             .wrap(Compress::default())
             .route(assets::CSS_PATH, web::get().to(assets::css))
             .route("/bahasa", web::get().to(switch_language))

@@ -383,3 +383,38 @@ async fn pages_are_compressed_and_under_sixty_kilobytes() {
     assert!(css < 4 * 1024);
     drop(officer);
 }
+
+#[tokio::test]
+async fn the_api_limits_apply_to_the_forms_and_refuse_with_a_page() {
+    let db = helpers::sqlite();
+    let n = Node::start(&db, "intake_per_minute = 1\nmax_body_bytes = 4096").await;
+    let c = Client::new(&n.base);
+    file(&c, &report_form("Satu", "isi", "Budi")).await;
+    let second = c.post("/lapor", &report_form("Dua", "isi", "Budi")).await;
+    assert_eq!(second.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(second.headers.contains_key("retry-after"));
+    assert!(
+        second.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        second.body.contains("Terlalu banyak permintaan"),
+        "{}",
+        second.body
+    );
+    let big = "x".repeat(5000);
+    let too_big = c
+        .post("/lacak/lihat", &[("kode", "31-AAAA-AAAA"), ("token", &big)])
+        .await;
+    assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(too_big.body.contains("terlalu besar"), "{}", too_big.body);
+    // Unknown paths keep the API's JSON 404.
+    let (st, v) = n.get("/tidak-ada", None).await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    assert_eq!(tickets(&n), 1);
+}
