@@ -375,6 +375,7 @@ async fn pages_are_compressed_and_under_sixty_kilobytes() {
         for enc in ["br", "gzip"] {
             let (status, bytes, chosen) = c.weight(&path, enc).await;
             assert_eq!(status, StatusCode::OK, "{path}");
+            eprintln!("page weight: {path:<45} {enc:<5} {bytes:>6} bytes");
             assert_eq!(chosen, enc, "{path} is not compressed with {enc}");
             assert!(bytes <= 60 * 1024, "{path} weighs {bytes} bytes with {enc}");
         }
