@@ -9,8 +9,8 @@ use maud::html;
 
 use super::admin_pages as pages;
 use super::form::Fields;
-use super::officer::{check_csrf, require, signed_page};
 use super::problem::Refusal;
+use super::signin::{check_csrf, require, signed_page};
 use super::{Ctx, session};
 use crate::api::block;
 use crate::auth::{AccountChange, AccountError, Officer};

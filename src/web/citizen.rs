@@ -16,12 +16,13 @@ use super::form::Fields;
 use super::problem::Refusal;
 use super::{Ctx, html};
 use crate::api::block;
+use crate::db::DbError;
 use crate::domain::visibility::Audience;
 use crate::domain::{
-    Actor, AgencyCode, Category, Channel, Privacy, RegionCode, ReportKind, Timestamp,
+    Actor, AgencyCode, Category, Channel, Privacy, RegionCode, ReportKind, TicketId, Timestamp,
 };
 use crate::tickets::agencies::{self, AgencyInfo};
-use crate::tickets::{Action, Contact, NewReport};
+use crate::tickets::{Action, Contact, NewReport, ReportView, TicketError, Tickets};
 
 fn page(ctx: &Ctx, status: StatusCode, title: &str, body: &Markup) -> HttpResponse {
     html(status, &ctx.page().render(title, body))
@@ -130,8 +131,19 @@ pub async fn file(ctx: Ctx, body: web::Bytes) -> HttpResponse {
     {
         Ok(s) => {
             let crate::domain::Change::Created(created) = &s.event.change else {
-                let r = Refusal::ticket(ctx.lang, crate::tickets::TicketError::NotFound);
-                return form_page(&ctx, StatusCode::INTERNAL_SERVER_ERROR, &f, Some(&r)).await;
+                tracing::error!("intake produced no created event");
+                let r = Refusal::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    None,
+                    ctx.lang
+                        .t(
+                            "Terjadi kesalahan di server.",
+                            "Something went wrong on the server.",
+                        )
+                        .to_owned(),
+                );
+                return form_page(&ctx, r.status, &f, Some(&r)).await;
             };
             tracing::info!(ticket = %s.event.ticket, channel = "web", "report filed");
             let l = ctx.lang;
@@ -158,6 +170,24 @@ pub async fn file(ctx: Ctx, body: web::Bytes) -> HttpResponse {
     }
 }
 
+/// Runs `f` on the tickets wing off the executor (a failed hand-off is the node's fault).
+async fn run<T: Send + 'static>(
+    ctx: &Ctx,
+    f: impl FnOnce(&Tickets) -> Result<T, TicketError> + Send + 'static,
+) -> Result<T, TicketError> {
+    let tickets = ctx.state.tickets.clone();
+    block(move || Ok(f(&tickets)))
+        .await
+        .unwrap_or_else(|e| Err(TicketError::Db(DbError::Unavailable(e.to_string()))))
+}
+
+/// The report `code` as its citizen sees it with `token` (the wing's rules for both).
+fn citizen_view(t: &Tickets, code: &str, token: Option<&str>) -> Result<ReportView, TicketError> {
+    let found = t.find_report(code, token, true)?;
+    let id = TicketId::parse(&found.ticket.id).map_err(TicketError::Stored)?;
+    t.report_view(&id, found.audience)
+}
+
 /// `GET /lacak` query.
 #[derive(Debug, Deserialize)]
 pub struct Lookup {
@@ -169,24 +199,23 @@ pub struct Lookup {
 pub async fn track(ctx: Ctx, q: web::Query<Lookup>) -> HttpResponse {
     let l = ctx.lang;
     let title = l.t("Lacak laporan", "Track a report");
-    let Some(code) = q
+    let code = q
         .kode
         .as_deref()
         .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .map(str::to_owned)
-    else {
+        .unwrap_or_default()
+        .to_owned();
+    if code.is_empty() {
         return page(
             &ctx,
             StatusCode::OK,
             title,
             &pages::lookup_form(l, "", None),
         );
-    };
-    let tickets = ctx.state.tickets.clone();
+    }
     let c = code.clone();
-    match block(move || Ok(tickets.report(&c, None))).await {
-        Ok(Ok(view)) => {
+    match run(&ctx, move |t| t.report(&c, None)).await {
+        Ok(view) => {
             let body = pages::report(
                 l,
                 &ctx.console.site,
@@ -198,21 +227,8 @@ pub async fn track(ctx: Ctx, q: web::Query<Lookup>) -> HttpResponse {
             );
             page(&ctx, StatusCode::OK, title, &body)
         }
-        Ok(Err(e)) => {
-            let r = Refusal::ticket(l, e);
-            refused(&ctx, &r);
-            page(
-                &ctx,
-                r.status,
-                title,
-                &pages::lookup_form(l, &code, Some(&r)),
-            )
-        }
         Err(e) => {
-            let r = Refusal::ticket(
-                l,
-                crate::tickets::TicketError::Db(crate::db::DbError::Unavailable(e.to_string())),
-            );
+            let r = Refusal::ticket(l, e);
             refused(&ctx, &r);
             page(
                 &ctx,
@@ -225,24 +241,38 @@ pub async fn track(ctx: Ctx, q: web::Query<Lookup>) -> HttpResponse {
 }
 
 /// `POST /lacak/{step}`: `lihat` (open with the token), `balas` (reply), `nilai` (rate),
-/// `buka` (reopen). Answers the citizen's view, with what was done or the refusal.
+/// `buka` (reopen). Answers the citizen's view with what was done — or the refusal: over the
+/// report when the token opened it (the action itself was refused), over the lookup form
+/// when the code or token was refused.
 pub async fn follow_up(ctx: Ctx, step: web::Path<String>, body: web::Bytes) -> HttpResponse {
     let l = ctx.lang;
     let title = l.t("Laporan saya", "My report");
     let f = Fields::parse(&body);
     let (code, token) = (f.text("kode").trim().to_owned(), f.given("token"));
-    let action = match step.as_str() {
-        "lihat" => None,
-        "balas" => Some(Action::Reply {
-            message: f.text("message"),
-        }),
-        "buka" => Some(Action::Reopen {
-            message: f.text("message"),
-        }),
-        "nilai" => match f.text("rating").trim().parse::<u8>() {
-            Ok(rating) => Some(Action::Rate { rating }),
-            Err(_) => Some(Action::Rate { rating: 0 }),
-        },
+    let (action, done) = match step.as_str() {
+        "lihat" => (None, None),
+        "balas" => (
+            Some(Action::Reply {
+                message: f.text("message"),
+            }),
+            Some(l.t("Balasan Anda terkirim.", "Your reply was sent.")),
+        ),
+        "buka" => (
+            Some(Action::Reopen {
+                message: f.text("message"),
+            }),
+            Some(l.t("Laporan dibuka kembali.", "The report was reopened.")),
+        ),
+        "nilai" => (
+            // Not a number: rating 0, which the wing refuses as out of range.
+            Some(Action::Rate {
+                rating: f.text("rating").trim().parse().unwrap_or(0),
+            }),
+            Some(l.t(
+                "Terima kasih atas penilaian Anda.",
+                "Thank you for your rating.",
+            )),
+        ),
         _ => {
             let r = Refusal::new(
                 StatusCode::NOT_FOUND,
@@ -259,84 +289,46 @@ pub async fn follow_up(ctx: Ctx, step: web::Path<String>, body: web::Bytes) -> H
             );
         }
     };
-    let done = action.as_ref().map(|a| match a {
-        Action::Reply { .. } => l.t("Balasan Anda terkirim.", "Your reply was sent."),
-        Action::Rate { .. } => l.t(
-            "Terima kasih atas penilaian Anda.",
-            "Thank you for your rating.",
-        ),
-        _ => l.t("Laporan dibuka kembali.", "The report was reopened."),
-    });
-    let tickets = ctx.state.tickets.clone();
     let (c, t) = (code.clone(), token.clone());
-    let acted = block(move || {
-        Ok(match action {
-            None => tickets.find_report(&c, t.as_deref(), true).and_then(|found| {
-                let id = crate::domain::TicketId::parse(&found.ticket.id).map_err(crate::tickets::TicketError::Stored)?;
-                tickets.report_view(&id, found.audience)
-            }),
-            Some(a) => {
-                // A refused action shows the report as it stands, with the refusal.
-                match tickets.follow_up(&c, t.as_deref(), a, Timestamp::now()) {
-                    Ok((event, view)) => {
-                        tracing::info!(ticket = %event.ticket, event.kind = event.change.kind(), "citizen follow-up (web)");
-                        Ok(view)
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-        })
+    let result = run(&ctx, move |tickets| match action {
+        None => citizen_view(tickets, &c, t.as_deref()),
+        Some(a) => tickets.follow_up(&c, t.as_deref(), a, Timestamp::now()).map(|(event, view)| {
+            tracing::info!(ticket = %event.ticket, event.kind = event.change.kind(), channel = "web", "citizen follow-up");
+            view
+        }),
     })
     .await;
-    let result = match acted {
-        Ok(r) => r,
-        Err(e) => Err(crate::tickets::TicketError::Db(
-            crate::db::DbError::Unavailable(e.to_string()),
-        )),
-    };
+    let site = &ctx.console.site;
     match result {
-        Ok(view) => {
-            let body = pages::report(
+        Ok(view) => page(
+            &ctx,
+            StatusCode::OK,
+            title,
+            &pages::report(
                 l,
-                &ctx.console.site,
+                site,
                 &view,
                 Audience::Citizen,
                 token.as_deref(),
                 done,
                 None,
-            );
-            page(&ctx, StatusCode::OK, title, &body)
-        }
+            ),
+        ),
         Err(e) => {
             let r = Refusal::ticket(l, e);
             refused(&ctx, &r);
-            // The report is shown again only when the token opened it: a refusal of the
-            // action itself (a state that does not allow it, a field), never of the token.
-            let tickets = ctx.state.tickets.clone();
-            let (c, t) = (code.clone(), token.clone());
-            let shown = if r.status == StatusCode::NOT_FOUND
-                || r.status == StatusCode::UNAUTHORIZED
-                || r.status == StatusCode::BAD_REQUEST
-            {
+            let reopened = if matches!(r.field, Some("code" | "token")) {
                 None
             } else {
-                block(move || {
-                    Ok(tickets
-                        .find_report(&c, t.as_deref(), true)
-                        .and_then(|found| {
-                            let id = crate::domain::TicketId::parse(&found.ticket.id)
-                                .map_err(crate::tickets::TicketError::Stored)?;
-                            tickets.report_view(&id, found.audience)
-                        }))
-                })
-                .await
-                .ok()
-                .and_then(Result::ok)
+                let (c, t) = (code.clone(), token.clone());
+                run(&ctx, move |tickets| citizen_view(tickets, &c, t.as_deref()))
+                    .await
+                    .ok()
             };
-            let body = match shown {
+            let body = match reopened {
                 Some(view) => pages::report(
                     l,
-                    &ctx.console.site,
+                    site,
                     &view,
                     Audience::Citizen,
                     token.as_deref(),

@@ -20,7 +20,8 @@
 //! | `session` | the officer's session cookie and CSRF tokens |
 //! | `problem` | refusals of the tickets wing and of `auth` as status and translated text |
 //! | `citizen`, `citizen_pages` | filing, receipt, tracking, reply / rate / reopen |
-//! | `officer`, `officer_pages` | login, inbox, ticket page and actions |
+//! | `signin` | login, logout, the session gate of every officer page, the CSRF check |
+//! | `officer`, `officer_pages` | inbox, ticket page and actions |
 //! | `admin`, `admin_pages` | officer accounts, federation peers and quarantine |
 
 pub mod admin;
@@ -36,6 +37,7 @@ pub mod officer_pages;
 pub mod problem;
 pub mod regions;
 pub mod session;
+pub mod signin;
 
 use actix_web::http::StatusCode;
 use actix_web::middleware::{Compress, from_fn};
@@ -253,9 +255,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(citizen::follow_up)),
             )
             .route("/petugas", web::get().to(officer::inbox))
-            .route("/petugas/masuk", web::get().to(officer::login_form))
-            .route("/petugas/masuk", web::post().to(officer::login))
-            .route("/petugas/keluar", web::post().to(officer::logout))
+            .route("/petugas/masuk", web::get().to(signin::login_form))
+            .route("/petugas/masuk", web::post().to(signin::login))
+            .route("/petugas/keluar", web::post().to(signin::logout))
             .route("/petugas/tiket/{id}", web::get().to(officer::ticket))
             .route("/petugas/tiket/{id}", web::post().to(officer::act))
             .route("/petugas/admin", web::get().to(admin::accounts))

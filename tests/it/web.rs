@@ -264,7 +264,7 @@ async fn a_citizen_files_sees_the_receipt_and_follows_the_report_in_either_langu
 #[tokio::test]
 async fn every_user_string_is_escaped_on_every_page() {
     for db in helpers::backends() {
-        let (_n, c) = node(&db).await;
+        let (n, c) = node(&db).await;
         let (code, token) = file(&c, &report_form(HOSTILE, HOSTILE, HOSTILE)).await;
         for page in [
             c.get(&format!("/lacak?kode={code}")).await,
@@ -418,4 +418,113 @@ async fn the_api_limits_apply_to_the_forms_and_refuse_with_a_page() {
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
     assert_eq!(tickets(&n), 1);
+}
+
+#[tokio::test]
+async fn with_the_token_the_citizen_replies_rates_and_reopens() {
+    for db in helpers::backends() {
+        let (n, c) = node(&db).await;
+        let (code, token) = file(&c, &report_form("Trotoar rusak", "Jl. Sudirman", "Budi")).await;
+        let id = crate::web_officers::ticket_id(&n, &code);
+        let v = n
+            .officer("v.fu", lapor_node::domain::Role::Verifier, None)
+            .await;
+        let l = n
+            .officer(
+                "l.fu",
+                lapor_node::domain::Role::Liaison,
+                Some("DKI-DISHUB"),
+            )
+            .await;
+        let act = |who: String, body: serde_json::Value| {
+            let path = format!("/api/v1/tickets/{id}/actions");
+            let n = &n;
+            async move {
+                let (st, v) = n.post(&path, Some(&who), &body).await;
+                assert_eq!(st, StatusCode::OK, "{v}");
+            }
+        };
+        act(
+            v.clone(),
+            serde_json::json!({"action": "dispatch", "agency": "DKI-DISHUB"}),
+        )
+        .await;
+        act(
+            l.clone(),
+            serde_json::json!({"action": "respond", "message": "Sudah kami perbaiki."}),
+        )
+        .await;
+        let reply = c
+            .post(
+                "/lacak/balas",
+                &[
+                    ("kode", &code),
+                    ("token", &token),
+                    ("message", "Belum, masih rusak."),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert!(reply.body.contains("Balasan Anda terkirim"));
+        assert_eq!(reply.by_id("status").as_deref(), Some("Sedang diproses"));
+        assert!(
+            reply.body.contains("Belum, masih rusak."),
+            "the citizen sees their reply"
+        );
+        // The public does not see the citizen's reply.
+        assert!(
+            !c.get(&format!("/lacak?kode={code}"))
+                .await
+                .body
+                .contains("Belum, masih rusak.")
+        );
+        // An empty reply: refused in the form, the report shown again, nothing changes.
+        let empty = c
+            .post(
+                "/lacak/balas",
+                &[("kode", &code), ("token", &token), ("message", " ")],
+            )
+            .await;
+        assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(empty.body.contains("Pesan: wajib diisi"), "{}", empty.body);
+        assert_eq!(empty.by_id("status").as_deref(), Some("Sedang diproses"));
+        act(
+            l.clone(),
+            serde_json::json!({"action": "resolve", "message": "Selesai diperbaiki."}),
+        )
+        .await;
+        let bad = c
+            .post(
+                "/lacak/nilai",
+                &[("kode", &code), ("token", &token), ("rating", "9")],
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let rated = c
+            .post(
+                "/lacak/nilai",
+                &[("kode", &code), ("token", &token), ("rating", "4")],
+            )
+            .await;
+        assert_eq!(rated.status, StatusCode::OK);
+        assert_eq!(rated.by_id("status").as_deref(), Some("Ditutup"));
+        let reopened = c
+            .post(
+                "/lacak/buka",
+                &[
+                    ("kode", &code),
+                    ("token", &token),
+                    ("message", "Rusak lagi."),
+                ],
+            )
+            .await;
+        assert_eq!(reopened.status, StatusCode::OK, "{}", reopened.body);
+        assert_eq!(reopened.by_id("status").as_deref(), Some("Dibuka kembali"));
+        // Without the token: refused before anything is looked up.
+        let none = c
+            .post("/lacak/buka", &[("kode", &code), ("message", "x")])
+            .await;
+        assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+        assert!(!none.body.contains("Trotoar"));
+    }
 }
