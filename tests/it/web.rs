@@ -294,6 +294,28 @@ async fn every_user_string_is_escaped_on_every_page() {
             "{}",
             shown.body
         );
+        // The officers' pages: inbox (title), ticket page (title, text, reporter), a search.
+        crate::web_officers::login(&n, &c, "v.esc", lapor_node::domain::Role::Verifier, None).await;
+        let id = crate::web_officers::ticket_id(&n, &code);
+        let q: String = url::form_urlencoded::byte_serialize(HOSTILE.as_bytes()).collect();
+        for page in [
+            c.get("/petugas").await,
+            c.get(&format!("/petugas/tiket/{id}")).await,
+            c.get(&format!("/petugas?q={q}")).await,
+        ] {
+            assert!(
+                page.body.contains("&lt;script&gt;"),
+                "{}: {}",
+                db.name,
+                page.body
+            );
+            assert!(
+                !page.body.contains("<script>alert"),
+                "{}: unescaped",
+                db.name
+            );
+            assert!(!page.body.contains("\" onmouseover=\"y"), "{}", db.name);
+        }
     }
 }
 
