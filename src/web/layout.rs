@@ -121,6 +121,7 @@ impl Page<'_> {
                             a href="/" { (l.t("Buat laporan", "File a report")) }
                             a href="/lacak" { (l.t("Lacak laporan", "Track a report")) }
                             a href="/petugas" { (l.t("Petugas", "Officers")) }
+                            a href="/nasional" { (l.t("Statistik", "Statistics")) }
                             @if self.signed.as_ref().is_some_and(|s| s.admin) {
                                 a href="/petugas/admin" { (l.t("Akun petugas", "Officer accounts")) }
                                 a href="/petugas/federasi" { (l.t("Federasi", "Federation")) }

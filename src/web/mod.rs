@@ -23,12 +23,15 @@
 //! | `signin` | login, logout, the session gate of every officer page, the CSRF check |
 //! | `officer`, `officer_pages` | inbox, ticket page and actions |
 //! | `admin`, `admin_pages` | officer accounts, federation peers and quarantine |
+//! | `dashboard`, `charts` | `/nasional`: statistics (public part; analysts more) as SVG bar charts |
 
 pub mod admin;
 pub mod admin_pages;
 pub mod assets;
+pub mod charts;
 pub mod citizen;
 pub mod citizen_pages;
+pub mod dashboard;
 pub mod form;
 pub mod i18n;
 pub mod layout;
@@ -56,6 +59,8 @@ pub struct Console {
     pub site: Site,
     /// `(code, name)` of the regions a citizen picks from: the province, then its regencies.
     pub regions: Vec<(String, String)>,
+    /// The node is the national hub.
+    pub hub: bool,
 }
 
 impl Console {
@@ -63,13 +68,19 @@ impl Console {
     #[must_use]
     pub fn new(settings: &Settings) -> Self {
         let code = &settings.raw.node.province;
-        let (province, zone, offset) = settings.provinces.get(code).map_or_else(
+        let hub = settings.raw.node.role == crate::config::NodeRole::Hub;
+        let (mut province, zone, offset) = settings.provinces.get(code).map_or_else(
             || (code.to_string(), "UTC".to_owned(), time::UtcOffset::UTC),
             |p| (p.name.clone(), p.zone.clone(), p.offset),
         );
         let mut regions = vec![(code.to_string(), province.clone())];
         regions.extend(regions::of_province(code.as_str()));
+        if hub {
+            // The hub's own tickets are national agencies'; its header names the nation.
+            province = "Nasional".to_owned();
+        }
         Self {
+            hub,
             site: Site {
                 node: settings.node_id().to_string(),
                 province,
@@ -262,6 +273,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/petugas/tiket/{id}", web::post().to(officer::act))
             .route("/petugas/admin", web::get().to(admin::accounts))
             .route("/petugas/admin", web::post().to(admin::change))
-            .route("/petugas/federasi", web::get().to(admin::federation)),
+            .route("/petugas/federasi", web::get().to(admin::federation))
+            .route("/nasional", web::get().to(dashboard::dashboard)),
     );
 }

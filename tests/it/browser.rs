@@ -296,6 +296,13 @@ async fn a_report_crosses_the_federation_by_clicking_in_a_real_browser() {
     );
     shots.take(&b, "5-lacak").await;
 
+    // 5. The hub's dashboard counts it.
+    let hub = c.node(lapor_node::demo::scenario::HUB).unwrap().api.clone();
+    b.goto(&format!("{hub}/nasional")).await.unwrap();
+    assert_eq!(text(&b, "#total").await, "1");
+    assert!(text(&b, "#per-status").await.contains("Ditanggapi"));
+    shots.take(&b, "6-nasional").await;
+
     b.close().await.unwrap();
     drop(driver);
     c.shutdown().await;

@@ -35,6 +35,7 @@ mod signed_log;
 mod store;
 mod throttles;
 mod web;
+mod web_dashboard;
 mod web_officers;
 
 /// A report used by several test modules.

@@ -393,6 +393,7 @@ async fn pages_are_compressed_and_under_sixty_kilobytes() {
         "/petugas".to_owned(),
         format!("/petugas/tiket/{id}"),
         "/petugas/masuk".to_owned(),
+        "/nasional".to_owned(),
     ] {
         for enc in ["br", "gzip"] {
             let (status, bytes, chosen) = c.weight(&path, enc).await;

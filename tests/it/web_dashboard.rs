@@ -1,0 +1,47 @@
+//! `/nasional`: the statistics dashboard — its public part without login, the rest for
+//! analysts and admins, charts as SVG.
+
+use lapor_node::domain::Role;
+use reqwest::StatusCode;
+
+use crate::helpers;
+use crate::web::{Client, file, node, report_form};
+
+#[tokio::test]
+async fn the_dashboard_shows_counts_as_svg_and_the_details_only_to_analysts() {
+    for db in helpers::backends() {
+        let (n, c) = node(&db).await;
+        for title in ["Satu", "Dua", "Tiga"] {
+            file(&c, &report_form(title, "isi", "Budi")).await;
+        }
+        let public = c.get("/nasional").await;
+        assert_eq!(public.status, StatusCode::OK);
+        assert_eq!(public.by_id("total").as_deref(), Some("3"), "{}", db.name);
+        assert!(public.body.contains("<svg id=\"per-status\""));
+        assert!(public.body.contains("Belum diverifikasi"));
+        assert!(
+            !public.body.contains("id=\"per-instansi\""),
+            "agencies are for analysts"
+        );
+        assert!(
+            !public.body.contains("Satu"),
+            "no report text on the dashboard"
+        );
+        let analyst = Client::new(&c.base);
+        crate::web_officers::login(&n, &analyst, "analis.web", Role::Analyst, None).await;
+        let full = analyst.get("/nasional").await;
+        assert!(full.body.contains("id=\"per-instansi\""));
+        assert!(full.body.contains("id=\"per-kategori\""));
+        assert!(full.body.contains("transportasi"));
+        // A verifier sees the public part only.
+        let verifier = Client::new(&c.base);
+        crate::web_officers::login(&n, &verifier, "v.dash", Role::Verifier, None).await;
+        assert!(
+            !verifier
+                .get("/nasional")
+                .await
+                .body
+                .contains("id=\"per-instansi\"")
+        );
+    }
+}
