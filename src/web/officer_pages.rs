@@ -8,6 +8,7 @@ use super::form::Fields;
 use super::i18n::Lang;
 use super::layout::{Site, notice};
 use super::problem::Refusal;
+use crate::domain::event::SlaStep;
 use crate::domain::{Status, Timestamp};
 use crate::tickets::agencies::AgencyInfo;
 use crate::tickets::model::TicketRow;
@@ -52,21 +53,22 @@ pub enum Badge {
 }
 
 /// The badge of `row` at `now`: the verification deadline in triage, the response deadline
-/// while the agency works, late once a breach is recorded or the deadline passed.
+/// while the agency works; late once that step's breach is recorded or its deadline passed.
 #[must_use]
 pub fn badge(row: &TicketRow, now: Timestamp, site: &Site) -> Badge {
     let Some(status) = Status::parse(&row.status) else {
         return Badge::None;
     };
-    let due = if status.is_triage() {
-        Some(row.verify_due_ms)
+    let (due, step) = if status.is_triage() {
+        (Some(row.verify_due_ms), SlaStep::VerifyDispatch)
     } else if status.awaits_agency() {
-        row.response_due_ms
+        (row.response_due_ms, SlaStep::Response)
     } else {
-        None
+        (None, SlaStep::Overall)
     };
     let Some(due) = due else { return Badge::None };
-    if due <= now.millis() || (row.breaches != 0 && !status.is_final()) {
+    let breached = row.breaches & i32::from(step.bit()) != 0;
+    if due <= now.millis() || breached {
         Badge::Late
     } else if site.day(Timestamp::from_millis(due)) == site.day(now) {
         Badge::Today
@@ -264,5 +266,103 @@ fn action_form(l: Lang, id: &str, action: &str, agencies: &[AgencyInfo], csrf: &
             }
             button type="submit" name="go" value=(action) { (l.action(action)) }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> Site {
+        Site {
+            node: "prov-31.lapor.test".into(),
+            province: "DKI Jakarta".into(),
+            zone: "WIB".into(),
+            offset: time::UtcOffset::from_hms(7, 0, 0).unwrap(),
+        }
+    }
+
+    fn row(status: &str, verify_due: i64, response_due: Option<i64>, breaches: i32) -> TicketRow {
+        TicketRow {
+            id: String::new(),
+            tracking_code: String::new(),
+            origin_node: String::new(),
+            handling_node: String::new(),
+            report_kind: String::new(),
+            category: String::new(),
+            title: String::new(),
+            body: String::new(),
+            region: String::new(),
+            agency: None,
+            channel: String::new(),
+            anonymous: false,
+            confidential: false,
+            status: status.into(),
+            archive_reason: None,
+            rating: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            verify_due_ms: verify_due,
+            response_due_ms: response_due,
+            auto_close_due_ms: None,
+            reopen_until_ms: None,
+            overall_due_ms: 0,
+            breaches,
+            head: String::new(),
+            event_count: 0,
+            state: String::new(),
+            code_number: None,
+            next_due_ms: None,
+        }
+    }
+
+    #[test]
+    fn badges_follow_the_current_step_in_the_node_day() {
+        // Monday 2026-11-30 09:00 WIB.
+        let now = Timestamp::parse("2026-11-30T02:00:00.000Z").unwrap();
+        let h = 3_600_000;
+        let s = site();
+        assert_eq!(
+            badge(&row("submitted", now.millis() - h, None, 0), now, &s),
+            Badge::Late
+        );
+        // 23:00 WIB the same day: due today.
+        assert_eq!(
+            badge(&row("submitted", now.millis() + 14 * h, None, 0), now, &s),
+            Badge::Today
+        );
+        assert_eq!(
+            badge(&row("verified", now.millis() + 30 * h, None, 0), now, &s),
+            Badge::Soon
+        );
+        assert_eq!(
+            badge(&row("submitted", now.millis() + 100 * h, None, 0), now, &s),
+            Badge::Fine
+        );
+        // A late verification does not make the agency's running response late.
+        let late_verify = i32::from(SlaStep::VerifyDispatch.bit());
+        assert_eq!(
+            badge(
+                &row("dispatched", 0, Some(now.millis() + 100 * h), late_verify),
+                now,
+                &s
+            ),
+            Badge::Fine
+        );
+        let late_response = i32::from(SlaStep::Response.bit());
+        assert_eq!(
+            badge(
+                &row(
+                    "in_progress",
+                    0,
+                    Some(now.millis() + 100 * h),
+                    late_response
+                ),
+                now,
+                &s
+            ),
+            Badge::Late
+        );
+        assert_eq!(badge(&row("closed", 0, None, 0), now, &s), Badge::None);
     }
 }
