@@ -295,7 +295,14 @@ async fn every_user_string_is_escaped_on_every_page() {
             shown.body
         );
         // The officers' pages: inbox (title), ticket page (title, text, reporter), a search.
-        crate::web_officers::login(&n, &c, "v.esc", lapor_node::domain::Role::Verifier, None).await;
+        crate::web_officers::login(
+            &n.app_state,
+            &c,
+            "v.esc",
+            lapor_node::domain::Role::Verifier,
+            None,
+        )
+        .await;
         let id = crate::web_officers::ticket_id(&n, &code);
         let q: String = url::form_urlencoded::byte_serialize(HOSTILE.as_bytes()).collect();
         for page in [
@@ -379,7 +386,7 @@ async fn pages_are_compressed_and_under_sixty_kilobytes() {
         .await;
     }
     let officer = crate::web_officers::login(
-        &n,
+        &n.app_state,
         &c,
         "verif.web",
         lapor_node::domain::Role::Verifier,

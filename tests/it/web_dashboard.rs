@@ -28,14 +28,14 @@ async fn the_dashboard_shows_counts_as_svg_and_the_details_only_to_analysts() {
             "no report text on the dashboard"
         );
         let analyst = Client::new(&c.base);
-        crate::web_officers::login(&n, &analyst, "analis.web", Role::Analyst, None).await;
+        crate::web_officers::login(&n.app_state, &analyst, "analis.web", Role::Analyst, None).await;
         let full = analyst.get("/nasional").await;
         assert!(full.body.contains("id=\"per-instansi\""));
         assert!(full.body.contains("id=\"per-kategori\""));
         assert!(full.body.contains("transportasi"));
         // A verifier sees the public part only.
         let verifier = Client::new(&c.base);
-        crate::web_officers::login(&n, &verifier, "v.dash", Role::Verifier, None).await;
+        crate::web_officers::login(&n.app_state, &verifier, "v.dash", Role::Verifier, None).await;
         assert!(
             !verifier
                 .get("/nasional")
@@ -44,4 +44,31 @@ async fn the_dashboard_shows_counts_as_svg_and_the_details_only_to_analysts() {
                 .contains("id=\"per-instansi\"")
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sees_the_federation_peers_and_quarantine() {
+    use lapor_node::demo::scenario::{HUB, JAKARTA, NTT};
+    let dir = tempfile::tempdir().unwrap();
+    let c = crate::federation::cluster(dir.path(), None).await;
+    let ntt = c.node(NTT).unwrap();
+    let admin = Client::new(&ntt.api);
+    crate::web_officers::login(&ntt.state, &admin, "admin.ntt", Role::Admin, None).await;
+    let page = admin.get("/petugas/federasi").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let peers = &page.body[page.body.find("id=\"peers\"").unwrap()..];
+    assert!(
+        peers.contains(HUB) && peers.contains(JAKARTA),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Tidak ada event yang dikarantina"));
+    // Not for a verifier.
+    let v = Client::new(&ntt.api);
+    crate::web_officers::login(&ntt.state, &v, "v.fed", Role::Verifier, None).await;
+    assert_eq!(
+        v.get("/petugas/federasi").await.status,
+        StatusCode::FORBIDDEN
+    );
+    c.shutdown().await;
 }

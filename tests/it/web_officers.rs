@@ -14,10 +14,15 @@ use crate::web::{Client, HOSTILE, file, node, report_form};
 const PASSWORD: &str = "correct horse battery";
 
 /// Creates an account and logs `c` in through the form.
-pub async fn login(n: &Node, c: &Client, name: &str, role: Role, agency: Option<&str>) -> String {
+pub async fn login(
+    n: &lapor_node::api::ApiState,
+    c: &Client,
+    name: &str,
+    role: Role,
+    agency: Option<&str>,
+) -> String {
     let agency = agency.map(|a| AgencyCode::parse(a).unwrap());
-    n.app_state
-        .auth
+    n.auth
         .add(name, PASSWORD, role, agency, Timestamp::now())
         .unwrap();
     let form = c.get("/petugas/masuk").await;
@@ -188,7 +193,7 @@ async fn an_expired_session_gets_the_login_form_and_changes_nothing() {
         let (n, c) = node(&db).await;
         let (code, _) = file(&c, &report_form("Sampah", "Belum diangkut", "Budi")).await;
         let id = ticket_id(&n, &code);
-        login(&n, &c, "v.exp", Role::Verifier, None).await;
+        login(&n.app_state, &c, "v.exp", Role::Verifier, None).await;
         let token = c
             .get(&format!("/petugas/tiket/{id}"))
             .await
@@ -240,7 +245,7 @@ async fn liaisons_see_their_agency_only_and_identities_only_where_allowed() {
         }
         // The verifier at the origin sees the reporter (escaped); nobody sees an anonymous one.
         let vc = Client::new(&c.base);
-        login(&n, &vc, "v.page", Role::Verifier, None).await;
+        login(&n.app_state, &vc, "v.page", Role::Verifier, None).await;
         let page = vc.get(&format!("/petugas/tiket/{id}")).await;
         assert!(page.body.contains("&lt;script&gt;"), "{}", db.name);
         assert!(!page.body.contains("<script>alert"));
@@ -259,7 +264,14 @@ async fn liaisons_see_their_agency_only_and_identities_only_where_allowed() {
 
         // A liaison of another agency: 403 with the reason, the inbox holds nothing of it.
         let other = Client::new(&c.base);
-        login(&n, &other, "l.dinkes", Role::Liaison, Some("DKI-DINKES")).await;
+        login(
+            &n.app_state,
+            &other,
+            "l.dinkes",
+            Role::Liaison,
+            Some("DKI-DINKES"),
+        )
+        .await;
         let refused = other.get(&format!("/petugas/tiket/{id}")).await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN);
         assert!(refused.body.contains("tidak diteruskan ke instansi Anda"));
@@ -269,7 +281,14 @@ async fn liaisons_see_their_agency_only_and_identities_only_where_allowed() {
         assert_eq!(asked.status, StatusCode::FORBIDDEN);
         // The agency's liaison: its tickets, the reporter, start/respond only.
         let own = Client::new(&c.base);
-        login(&n, &own, "l.dishub", Role::Liaison, Some("DKI-DISHUB")).await;
+        login(
+            &n.app_state,
+            &own,
+            "l.dishub",
+            Role::Liaison,
+            Some("DKI-DISHUB"),
+        )
+        .await;
         assert!(own.get("/petugas").await.body.contains(&code));
         let p = own.get(&format!("/petugas/tiket/{id}")).await;
         assert!(p.body.contains("name=\"action\" value=\"start\""));
@@ -294,7 +313,7 @@ async fn liaisons_see_their_agency_only_and_identities_only_where_allowed() {
 async fn admins_manage_accounts_in_the_browser_and_over_json_and_others_cannot() {
     for db in helpers::backends() {
         let (n, c) = node(&db).await;
-        login(&n, &c, "admin.web", Role::Admin, None).await;
+        login(&n.app_state, &c, "admin.web", Role::Admin, None).await;
         let page = c.get("/petugas/admin").await;
         assert_eq!(page.status, StatusCode::OK);
         let csrf = page.field("csrf").unwrap();
@@ -350,7 +369,7 @@ async fn admins_manage_accounts_in_the_browser_and_over_json_and_others_cannot()
 
         // A verifier sees no admin page.
         let v = Client::new(&c.base);
-        login(&n, &v, "v.bukan", Role::Verifier, None).await;
+        login(&n.app_state, &v, "v.bukan", Role::Verifier, None).await;
         assert_eq!(v.get("/petugas/admin").await.status, StatusCode::FORBIDDEN);
         assert!(!v.get("/petugas").await.body.contains("/petugas/admin"));
 
@@ -424,4 +443,48 @@ async fn admins_manage_accounts_in_the_browser_and_over_json_and_others_cannot()
             .await;
         assert_eq!(st, StatusCode::FORBIDDEN);
     }
+}
+
+#[tokio::test]
+async fn behind_a_tls_proxy_the_session_cookie_is_secure() {
+    let db = helpers::sqlite();
+    let (n, c) = node(&db).await;
+    n.app_state
+        .auth
+        .add("v.tls", PASSWORD, Role::Verifier, None, Timestamp::now())
+        .unwrap();
+    let form = c.get("/petugas/masuk").await;
+    let (csrf, pre) = (form.field("csrf").unwrap(), c.cookie("lapor_pra").unwrap());
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("csrf", csrf.as_str()),
+            ("username", "v.tls"),
+            ("password", PASSWORD),
+        ])
+        .finish();
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/petugas/masuk", n.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Cookie", format!("lapor_pra={pre}"))
+        .header("X-Forwarded-Proto", "https")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("lapor_sesi="))
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
 }
