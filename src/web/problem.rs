@@ -88,15 +88,13 @@ impl Refusal {
     #[must_use]
     pub fn auth(lang: Lang, e: AuthError) -> Self {
         let (field, message) = match &e {
+            // `auth`'s rule texts are English; the field is named in the user's language.
             AuthError::Invalid { field, message } => (
                 Some(*field),
-                match lang {
-                    Lang::En => Some(message.clone()),
-                    Lang::Id => Some(format!(
-                        "{}: {message}",
-                        lang.t("tidak memenuhi aturan", "breaks the rules")
-                    )),
-                },
+                Some(match lang {
+                    Lang::En => format!("{}: {message}", lang.field(field)),
+                    Lang::Id => format!("{}: tidak memenuhi aturan ({message})", lang.field(field)),
+                }),
             ),
             AuthError::UnknownOfficer(_) => (
                 Some("username"),
