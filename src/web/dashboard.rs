@@ -1,7 +1,8 @@
 //! `GET /nasional`: the statistics dashboard — on the hub, the nation (the hub holds every
 //! ticket's public part); on a province node, its own tickets. The public part (total, by
 //! status, by kind, SLA on time per step) needs no login; analysts and admins also see the
-//! counts by category and by agency. Charts are server-rendered SVG (`web::charts`).
+//! counts by category and by agency, and the federation's health (each peer's reachability
+//! and queue, as this node sees it). Charts are server-rendered SVG (`web::charts`).
 //!
 //! The figures come from [`figures`], the one function to point at the hub's national
 //! projections (issue 22) when they exist: today it reads `tickets::queries`' statistics.
@@ -38,6 +39,47 @@ fn step_name(l: Lang, s: SlaStep) -> &'static str {
         SlaStep::VerifyDispatch => l.t("Verifikasi dan disposisi", "Verification and dispatch"),
         SlaStep::Response => l.t("Tanggapan instansi", "Agency response"),
         SlaStep::Overall => l.t("Penyelesaian (60 hari)", "Completion (60 days)"),
+    }
+}
+
+/// The federation's health as this node sees it (each peer's reachability and queue), for
+/// analysts and admins; `None` when the node is not federated. On the hub this is every
+/// member; issue 22's signed status reports will add each node's own view.
+fn health(ctx: &Ctx) -> Option<Vec<crate::federation::PeerStatus>> {
+    let fed = ctx.state.federation.as_ref()?;
+    match fed.status(crate::domain::Timestamp::now()) {
+        Ok(peers) => Some(peers),
+        Err(e) => {
+            tracing::warn!(error = %e, "console: federation status unavailable");
+            None
+        }
+    }
+}
+
+fn health_table(
+    l: Lang,
+    site: &super::layout::Site,
+    peers: &[crate::federation::PeerStatus],
+) -> Markup {
+    html! {
+        h2 { (l.t("Kesehatan federasi", "Federation health")) }
+        table #kesehatan {
+            thead { tr {
+                th { "Node" } th { (l.t("Terjangkau", "Reachable")) } th { (l.t("Kontak terakhir", "Last contact")) }
+                th { (l.t("Antrean", "Queued")) } th { (l.t("Tertua menunggu", "Oldest waiting")) }
+            } }
+            tbody {
+                @for p in peers {
+                    tr {
+                        td { (p.node) }
+                        td { @if p.reachable { (l.t("ya", "yes")) } @else { strong { (l.t("tidak", "no")) } } }
+                        td { (p.last_contact_ms.map_or_else(|| "–".to_owned(), |ms| site.at_ms(l, ms))) }
+                        td { (p.outbox_depth) }
+                        td { (p.oldest_undelivered_age_ms.map_or_else(|| "–".to_owned(), |ms| format!("{} s", ms / 1000))) }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -104,8 +146,15 @@ pub async fn dashboard(ctx: Ctx, req: HttpRequest) -> HttpResponse {
     } else {
         l.t("Statistik node", "Node statistics")
     };
+    let peers = if full { health(&ctx) } else { None };
     let (status, body) = match result {
-        Ok(Ok(s)) => (StatusCode::OK, page_body(l, &s, full)),
+        Ok(Ok(s)) => (
+            StatusCode::OK,
+            html! {
+                (page_body(l, &s, full))
+                @if let Some(p) = &peers { (health_table(l, &ctx.console.site, p)) }
+            },
+        ),
         Ok(Err(e)) => {
             let r = super::problem::Refusal::ticket(l, e);
             r.record(&ctx.state.metrics);

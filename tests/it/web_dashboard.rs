@@ -70,5 +70,19 @@ async fn an_admin_sees_the_federation_peers_and_quarantine() {
         v.get("/petugas/federasi").await.status,
         StatusCode::FORBIDDEN
     );
+    // The hub's dashboard: the federation's health for analysts, not for the public.
+    let hub = c.node(HUB).unwrap();
+    let analyst = Client::new(&hub.api);
+    crate::web_officers::login(&hub.state, &analyst, "analis.hub", Role::Analyst, None).await;
+    let dash = analyst.get("/nasional").await;
+    let health = &dash.body[dash.body.find("id=\"kesehatan\"").unwrap()..];
+    assert!(health.contains(NTT) && health.contains(JAKARTA));
+    assert!(
+        !Client::new(&hub.api)
+            .get("/nasional")
+            .await
+            .body
+            .contains("id=\"kesehatan\"")
+    );
     c.shutdown().await;
 }
