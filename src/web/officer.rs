@@ -83,10 +83,17 @@ pub async fn inbox(ctx: Ctx, req: HttpRequest) -> HttpResponse {
             )
         }
     };
+    // A liaison's inbox is its agency's: no agency filter to offer.
+    let agencies = if officer.role == Role::Verifier {
+        agency_list(&ctx).await
+    } else {
+        Vec::new()
+    };
     let body = pages::inbox(
         l,
         &ctx.console.site,
         &f,
+        &agencies,
         &page,
         Timestamp::now(),
         refusal.as_ref(),

@@ -96,6 +96,7 @@ pub fn inbox(
     l: Lang,
     site: &Site,
     q: &Fields,
+    agencies: &[AgencyInfo],
     page: &InboxPage,
     now: Timestamp,
     refusal: Option<&Refusal>,
@@ -129,7 +130,14 @@ pub fn inbox(
                     }
                 }
                 div { label for="region" { (l.t("Kode wilayah", "Region code")) } input #region type="text" name="region" value=(q.text("region")); }
-                div { label for="agency" { (l.t("Kode instansi", "Agency code")) } input #agency type="text" name="agency" value=(q.text("agency")); }
+                @if !agencies.is_empty() {
+                    div { label for="agency" { (l.t("Instansi", "Agency")) }
+                        select #agency name="agency" {
+                            option value="" { (l.t("Semua", "All")) }
+                            @for a in agencies { option value=(a.code) selected[sel("agency", &a.code)] { (a.code) } }
+                        }
+                    }
+                }
                 div { label.check { input type="checkbox" name="overdue" value="1" checked[q.ticked("overdue")]; (l.t("Hanya yang terlambat", "Overdue only")) } }
             }
             button type="submit" { (l.t("Terapkan", "Apply")) }

@@ -254,6 +254,17 @@ async fn liaisons_see_their_agency_only_and_identities_only_where_allowed() {
             "the timeline shows verified signatures"
         );
         assert!(page.body.contains("prov-31.lapor.test"));
+        // The verifier's inbox filters by agency (a picker of every agency).
+        let dishub = vc.get("/petugas?agency=DKI-DISHUB").await;
+        assert!(
+            dishub.body.contains(&code) && dishub.body.contains("<option value=\"DKI-DINKES\"")
+        );
+        assert!(
+            !vc.get("/petugas?agency=DKI-DINKES")
+                .await
+                .body
+                .contains(&code)
+        );
         let anon_page = vc.get(&format!("/petugas/tiket/{anon_id}")).await;
         assert!(
             anon_page
