@@ -341,7 +341,7 @@ impl Federation {
     async fn puller(self) {
         let every = Duration::from_secs(self.settings.pull_interval_secs);
         loop {
-            match self.pull_once().await {
+            match self.pull_round(Some(every)).await {
                 Ok(p) if p.accepted > 0 => {
                     tracing::info!(
                         accepted = p.accepted,
