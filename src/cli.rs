@@ -615,11 +615,15 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
             summary.piled_up,
             summary.catch_up.as_millis()
         ));
+        say("web consoles (click through the same steps; Bahasa Indonesia, English by the switch):");
+        for line in crate::demo::console::accounts(&c).await? {
+            say(&line);
+        }
         if exit {
             c.shutdown().await;
             return anyhow::Ok(());
         }
-        say("serving until Ctrl-C; try the URLs above (GET /api/v1/reports/<code>, /metrics)");
+        say("serving until Ctrl-C; try the URLs above (the consoles, GET /api/v1/reports/<code>, /metrics)");
         let _ = tokio::signal::ctrl_c().await;
         c.shutdown().await;
         anyhow::Ok(())

@@ -12,6 +12,7 @@ mod agencies;
 mod api;
 mod api_rules;
 mod bin;
+mod browser;
 mod cli;
 mod codes;
 mod crashes;
@@ -36,6 +37,9 @@ mod refusals;
 mod signed_log;
 mod store;
 mod throttles;
+mod web;
+mod web_dashboard;
+mod web_officers;
 
 /// A report used by several test modules.
 pub fn api_report() -> lapor_node::tickets::NewReport {
