@@ -61,6 +61,8 @@ struct Tuning {
     rate: Option<f64>,
     /// Measured compressed bytes per event, with the rate.
     per_event: Option<f64>,
+    /// Batches in flight (`None`: the configured number).
+    window: Option<f64>,
     /// The peer named the zstd dictionary this node ships (`dictionary::HEADER`).
     dictionary: bool,
 }
@@ -311,6 +313,7 @@ impl Member {
             batch: FIRST_BATCH,
             rate: None,
             per_event: None,
+            window: None,
             dictionary: false,
         });
         f(t)
@@ -340,6 +343,7 @@ impl Member {
     pub fn batch_answered(&self, peer: &NodeId, elapsed: Option<std::time::Duration>, max: usize) {
         #[expect(clippy::cast_precision_loss, reason = "batch caps are small")]
         let max = (max.max(1)) as f64;
+        let configured = self.settings.in_flight.max(1);
         self.tuning_of(peer, |t| {
             t.batch = match (elapsed, t.rate.is_some()) {
                 (Some(_), true) => (t.batch * 2.0)
@@ -347,7 +351,32 @@ impl Member {
                     .max(MIN_BATCH.min(max)),
                 _ => next_batch(t.batch, elapsed, max),
             };
+            // The batches in flight follow the same rule, more gently: a cut in transfer
+            // halves them (what a cut loses is what was in flight), each answer adds a quarter.
+            #[expect(clippy::cast_precision_loss, reason = "a handful of batches")]
+            let most = configured as f64;
+            t.window = match elapsed {
+                Some(_) => (t.window.unwrap_or(most) + 0.25).min(most),
+                None => (t.window.unwrap_or(most) / 2.0).max(1.0),
+            }
+            .into();
         });
+    }
+
+    /// Batches in flight to `peer` at once: the configured `in_flight`, fewer after batches
+    /// were cut in transfer (a flapping link), growing back as answers come.
+    #[must_use]
+    pub fn window(&self, peer: &NodeId) -> usize {
+        let configured = self.settings.in_flight.max(1);
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "between 1 and the configured in_flight"
+        )]
+        let w = self.tuning_of(peer, |t| {
+            t.window.map_or(configured, |w| w.floor() as usize)
+        });
+        w.clamp(1, configured)
     }
 
     /// Delivery to `peer` moved `bytes` (compressed bodies of `events` events) in `secs`: the

@@ -61,7 +61,6 @@ impl Federation {
         let started = std::time::Instant::now();
         let mut wire_bytes = 0_u64;
         let max_bytes = self.settings.batch_max_bytes;
-        let window = self.settings.in_flight.max(1);
         // What the link showed so far sizes each batch as it is built: a long round on a thin
         // link moves to larger, more thoroughly compressed batches as soon as its rate is known.
         let build = |after: i64| -> BoxFuture<'static, Step> {
@@ -164,7 +163,7 @@ impl Federation {
             }
             // Build the next batch while the window has room: one build at a time (each
             // starts after the rows the previous one took).
-            if !building && !exhausted && first_err.is_none() && sending < window {
+            if !building && !exhausted && first_err.is_none() && sending < self.window(dest) {
                 building = true;
                 steps.push(build(after));
             }
