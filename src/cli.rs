@@ -111,6 +111,13 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::tickets::agencies_cli::AgenciesCommand,
     },
+    /// The SMS channel: `sms outbox` (messages by state, dead letters), `sms retry [ID]`,
+    /// `sms block NUMBER [--note …]`, `sms unblock NUMBER`, `sms blocked`.
+    Sms {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::sms::admin::SmsCommand,
+    },
     /// Events refused by this node's inbox: `quarantine list`, `quarantine retry [--from
     /// PEER]` after their cause is fixed, `quarantine clear --from PEER|--reason CODE|--all`.
     Quarantine {
@@ -298,6 +305,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
             for line in crate::tickets::agencies_cli::run(&db, &settings, command)? {
+                say(&line);
+            }
+            Ok(())
+        }
+        Command::Sms { command } => {
+            let settings = load(cli.config.as_deref())?;
+            let _log = crate::telemetry::init(&settings.raw.log);
+            let db = app::open_database(&settings)?;
+            for line in crate::sms::admin::run(&db, command)? {
                 say(&line);
             }
             Ok(())

@@ -36,6 +36,7 @@
 //! | [`tickets`] | the wing every channel uses: `input` (what it accepts, checked), `error` (typed refusals), `intake` (grouped filing), `commands` (act, erase, SLA sweep), `queries` (read models: timelines, find by tracking code, inbox, detail with the contact gate, statistics), `store` (projection queries, rebuild) |
 //! | [`api`] | the HTTP API: handlers parse, call `tickets`, render (`views`); `dto` wire bodies and their OpenAPI schemas; `error` the one mapping of every error to a status and code |
 //! | [`auth`] | officer accounts, sessions, the role rule, login throttles |
+//! | [`sms`] | the SMS channel through Kannel: the endpoint its `sms-service` calls, the keyword parser, answers and notices in Bahasa Indonesia (GSM-7), the durable SMS outbox and its sender (`sendsms`), flood limits, blocked numbers |
 //! | [`federation`] | the federation wing: `protocol` at the bottom; `client` (with `push`, `pull`) and `server` (with `feed`, `inbox`, `judge`) over the shared `node::Member`; `outbox`, `peers`, `quarantine`, `store` |
 //! | [`tls`] | rustls for the mTLS listener and client, peer identity, the development CA |
 //! | [`ops`] | operator commands on the node's files: the node lock, backup and restore, `peers` and `quarantine` |
@@ -56,6 +57,7 @@ pub mod event_log;
 pub mod federation;
 pub mod metrics;
 pub mod ops;
+pub mod sms;
 pub mod telemetry;
 pub mod tickets;
 pub mod tls;

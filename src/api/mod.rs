@@ -14,6 +14,7 @@
 //! - `ops`: `/healthz`, `/readyz`, `/metrics` (the registry is [`crate::metrics`]),
 //!   `/api-docs/openapi.json`;
 //! - `federation`: operator routes for the federation (peers, quarantine);
+//! - `sms`: admin routes of the SMS channel (outbox, dead letters, blocked numbers);
 //! - `limits`: every per-client limit (intake, lookups, refused follow-up tokens, logins) and
 //!   the login lockout and hash gate, as route middleware and a login wrapper;
 //! - `forwarded`: the client address (from trusted reverse proxies' headers);
@@ -29,6 +30,7 @@ pub mod officers;
 pub mod ops;
 pub mod ratelimit;
 pub mod reports;
+pub mod sms;
 pub mod views;
 
 use std::sync::Arc;
@@ -55,6 +57,8 @@ pub struct ApiState {
     pub limits: Arc<Limits>,
     /// The federation side, when `[federation]` is configured.
     pub federation: Option<crate::federation::Federation>,
+    /// The SMS channel, when `[sms]` is configured.
+    pub sms: Option<crate::sms::Sms>,
 }
 
 /// Runs blocking (database) work off the async executor.
@@ -175,6 +179,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/admin/agencies/{code}/enable",
                     web::post().to(admin::enable_agency),
                 )
+                .route("/admin/sms/outbox", web::get().to(sms::outbox))
+                .route("/admin/sms/retry", web::post().to(sms::retry))
+                .route("/admin/sms/blocked", web::get().to(sms::blocked))
+                .route("/admin/sms/blocked", web::post().to(sms::block))
+                .route("/admin/sms/unblock", web::post().to(sms::unblock))
                 .route("/federation/peers", web::get().to(federation::peers))
                 .route(
                     "/federation/quarantine",
@@ -206,6 +215,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/admin/agencies"),
     ("post", "/api/v1/admin/agencies/{code}/disable"),
     ("post", "/api/v1/admin/agencies/{code}/enable"),
+    ("get", "/api/v1/admin/sms/outbox"),
+    ("post", "/api/v1/admin/sms/retry"),
+    ("get", "/api/v1/admin/sms/blocked"),
+    ("post", "/api/v1/admin/sms/blocked"),
+    ("post", "/api/v1/admin/sms/unblock"),
     ("get", "/api/v1/federation/peers"),
     ("get", "/api/v1/federation/quarantine"),
 ];

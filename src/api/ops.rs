@@ -220,6 +220,8 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
         super::federation::peers, super::federation::quarantine,
         super::admin::list_agencies, super::admin::add_agency, super::admin::disable_agency,
         super::admin::enable_agency,
+        super::sms::outbox, super::sms::retry, super::sms::blocked, super::sms::block,
+        super::sms::unblock,
     ),
     modifiers(&BearerAuth),
 )]
