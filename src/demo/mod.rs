@@ -4,6 +4,7 @@
 //! ([`linksim_cli`]).
 
 pub mod cluster;
+pub mod kannel;
 pub mod link;
 pub mod linksim;
 pub mod linksim_cli;

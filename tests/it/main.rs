@@ -31,6 +31,7 @@ mod protocol;
 mod queries;
 mod refusals;
 mod signed_log;
+mod sms;
 mod store;
 mod throttles;
 
