@@ -283,8 +283,7 @@ impl Kannel {
     /// Stops smsbox (the node's `sendsms` calls fail; bearerbox keeps the phones connected).
     pub fn stop_smsbox(&mut self) {
         if let Some(mut c) = self.smsbox.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            stop(&mut c);
         }
     }
 
@@ -363,10 +362,33 @@ impl Drop for Kannel {
         .flatten()
         {
             let mut c = c;
-            let _ = c.kill();
-            let _ = c.wait();
+            stop(&mut c);
         }
     }
+}
+
+/// Stops a child started under `timeout` (which leads its own process group, with the Kannel
+/// program in it): `TERM` to the group, then `KILL` to the group if it has not ended within
+/// five seconds. Killing `timeout` alone would leave the program running.
+fn stop(child: &mut Child) {
+    let group = format!("-{}", child.id());
+    let signal = |sig: &str| {
+        let _ = Command::new("kill")
+            .args([sig, "--", &group])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    };
+    signal("-TERM");
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal("-KILL");
+    let _ = child.wait();
 }
 
 /// Lines `from to text …` or `from to udh UDH data TEXT` (urlcoded) as fakesmsc prints them,
