@@ -567,7 +567,8 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
             cluster::NodeSpec::new(scenario::JAKARTA, "31", NodeRole::Province),
             cluster::NodeSpec::new(scenario::NTT, "53", NodeRole::Province),
         ];
-        let opts = cluster::Options { workers: true, pull_interval_secs: 2, ..cluster::Options::default() };
+        let mut opts = cluster::Options { workers: true, pull_interval_secs: 2, ..cluster::Options::default() };
+        let ports = crate::demo::sms_walk::prepare(&mut opts, &mut |l| say(l));
         let c = cluster::Cluster::start(dir.path(), &specs, &opts).await?;
         say(&format!("lapor-node demo: a federation on loopback, files in {}", dir.path().display()));
         for n in c.nodes() {
@@ -576,6 +577,15 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
                 n.id, n.api, n.id, n.federation_port
             ));
         }
+        // Kept to the end: later SMS notices go through it.
+        let _kannel = match ports {
+            Some(p) => {
+                let (k, code) = crate::demo::sms_walk::first_report(&c, p, dir.path(), &mut |l| say(l)).await?;
+                say(&format!("   the first report was filed by SMS: {code}"));
+                Some(k)
+            }
+            None => None,
+        };
         let summary = scenario::run(&c, &mut |l| say(l), backlog).await?;
         say(&format!(
             "done: ticket {} forwarded and answered; {} event(s) piled up during the outage, delivered {} ms after the link returned",

@@ -331,16 +331,13 @@ impl Kannel {
         timeout: Duration,
         want: impl Fn(&Delivered) -> bool,
     ) -> Option<Delivered> {
-        let until = Instant::now() + timeout;
-        loop {
-            if let Some(d) = self.delivered().into_iter().find(|d| want(d)) {
-                return Some(d);
-            }
-            if Instant::now() > until {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_in(&self.delivered, timeout, want)
+    }
+
+    /// The delivered lines, shared (to wait on another thread: [`wait_in`]).
+    #[must_use]
+    pub fn delivered_handle(&self) -> Arc<Mutex<Vec<String>>> {
+        self.delivered.clone()
     }
 
     /// The ports.
@@ -389,6 +386,28 @@ fn stop(child: &mut Child) {
     }
     signal("-KILL");
     let _ = child.wait();
+}
+
+/// Waits until a message delivered into `lines` satisfies `want` (up to `timeout`).
+pub fn wait_in(
+    lines: &Mutex<Vec<String>>,
+    timeout: Duration,
+    want: impl Fn(&Delivered) -> bool,
+) -> Option<Delivered> {
+    let until = Instant::now() + timeout;
+    loop {
+        let now = lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(d) = join_parts(&now).into_iter().find(|d| want(d)) {
+            return Some(d);
+        }
+        if Instant::now() > until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Lines `from to text …` or `from to udh UDH data TEXT` (urlcoded) as fakesmsc prints them,

@@ -1,7 +1,8 @@
 //! `lapor-node demo`: a whole federation on loopback (hub + two provinces) and a scripted
 //! walk of a complaint across it; [`cluster`], [`link`] and the link emulator [`linksim`] are
 //! shared with the tests and the benchmarks; `lapor-node linksim` runs the emulator alone
-//! ([`linksim_cli`]).
+//! ([`linksim_cli`]). With Kannel installed, the demo's first report is filed by a real SMS
+//! ([`kannel`], [`sms_walk`]).
 
 pub mod cluster;
 pub mod kannel;
@@ -9,3 +10,4 @@ pub mod link;
 pub mod linksim;
 pub mod linksim_cli;
 pub mod scenario;
+pub mod sms_walk;
