@@ -314,6 +314,44 @@ impl Kannel {
         Ok(())
     }
 
+    /// A phone `from` sends a long message as concatenated parts (UDH `05 00 03 ref n i`, as
+    /// phones do); bearerbox joins them before smsbox calls the node.
+    ///
+    /// # Errors
+    ///
+    /// fakesmsc is gone, or more than 255 parts.
+    pub fn send_parts(&mut self, from: &str, reference: u8, parts: &[&str]) -> anyhow::Result<()> {
+        let total = u8::try_from(parts.len())?;
+        let phones = self.phones.as_mut().context("fakesmsc is not running")?;
+        for (i, part) in parts.iter().enumerate() {
+            let seq = u8::try_from(i + 1)?;
+            let udh: String = [5u8, 0, 3, reference, total, seq]
+                .iter()
+                .map(|b| format!("%{b:02X}"))
+                .collect();
+            let data: String = part
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() {
+                        char::from(b).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            let line = format!("{from} 1708 udh {udh} {data}\n");
+            anyhow::ensure!(
+                line.len() < 250,
+                "fakesmsc reads lines of at most 255 bytes"
+            );
+            phones.write_all(line.as_bytes())?;
+            phones.flush()?;
+            // One line per fakesmsc wake-up (it reads its input line by line).
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+        Ok(())
+    }
+
     /// Every message delivered so far, parts of concatenated messages joined, in order.
     #[must_use]
     pub fn delivered(&self) -> Vec<Delivered> {

@@ -186,6 +186,32 @@ async fn sms_through_kannel_files_tracks_and_hears_back_from_another_province() 
     k.wait_for(WAIT, |d| d.text.contains("selesai:"))
         .expect("the notice queued while the gateway was down");
 
+    // A long message in two parts (as a phone sends it): joined by the gateway, filed once.
+    k.send_parts(
+        "081298765432",
+        42,
+        &[
+            "LAPOR Jembatan gantung di desa kami putus sejak banjir minggu lalu, ",
+            "anak-anak tidak bisa ke sekolah #infrastruktur",
+        ],
+    )
+    .unwrap();
+    let got = k
+        .wait_for(WAIT, |d| {
+            d.to == "+6281298765432" && d.text.contains("Kode: ")
+        })
+        .expect("the code for the report sent in two parts");
+    let at = got.text.find("Kode: ").unwrap() + 6;
+    let joined = t.find_report(&got.text[at..at + 12], None, false).unwrap();
+    assert!(
+        joined
+            .ticket
+            .body
+            .contains("minggu lalu, anak-anak tidak bisa"),
+        "{}",
+        joined.ticket.body
+    );
+
     // Every message went out once; nothing is left.
     let rows = sms_rows(&c, NTT);
     assert!(rows.iter().all(|r| r.state == "sent"), "{rows:?}");
@@ -198,7 +224,8 @@ async fn sms_through_kannel_files_tracks_and_hears_back_from_another_province() 
             "verified",
             "forwarded",
             "responded",
-            "resolved"
+            "resolved",
+            "filed"
         ]
     );
     assert!(
