@@ -12,8 +12,15 @@
 //! Children are killed when the value is dropped (also when a test panics), and each runs
 //! under `timeout` with a lifetime, so none outlives a test process that was killed outright.
 
+mod config;
+mod phones;
+
+pub use config::{Ports, SENDSMS_USER, config, node_toml};
+use phones::join_parts;
+pub use phones::{Delivered, wait_in};
+
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -36,129 +43,6 @@ pub fn installed() -> bool {
     [BEARERBOX, SMSBOX, FAKESMSC]
         .iter()
         .all(|p| Path::new(p).exists())
-}
-
-/// The ports a Kannel uses on loopback.
-#[derive(Debug, Clone, Copy)]
-pub struct Ports {
-    /// bearerbox admin.
-    pub admin: u16,
-    /// bearerbox ↔ smsbox.
-    pub smsbox: u16,
-    /// The fake SMSC (fakesmsc connects here).
-    pub smsc: u16,
-    /// smsbox's `sendsms`.
-    pub sendsms: u16,
-}
-
-impl Ports {
-    /// Four free loopback ports.
-    ///
-    /// # Errors
-    ///
-    /// No port could be bound.
-    pub fn free() -> anyhow::Result<Self> {
-        let mut ports = Vec::new();
-        let mut held = Vec::new();
-        for _ in 0..4 {
-            let l = TcpListener::bind("127.0.0.1:0")?;
-            ports.push(l.local_addr()?.port());
-            held.push(l);
-        }
-        drop(held);
-        Ok(Self {
-            admin: ports[0],
-            smsbox: ports[1],
-            smsc: ports[2],
-            sendsms: ports[3],
-        })
-    }
-
-    /// The `sendsms` URL for the node's `[sms]`.
-    #[must_use]
-    pub fn sendsms_url(&self) -> String {
-        format!("http://127.0.0.1:{}/cgi-bin/sendsms", self.sendsms)
-    }
-}
-
-/// The `sendsms-user` the generated configuration defines.
-pub const SENDSMS_USER: (&str, &str) = ("lapor", "kannel-sendsms-secret");
-
-/// The `[sms]` section of a node using this Kannel, with `secret` as the shared secret.
-#[must_use]
-pub fn node_toml(ports: &Ports, secret: &str) -> String {
-    format!(
-        "[sms]\nshared_secret = {secret:?}\nsendsms_url = {:?}\nsendsms_username = {:?}\n\
-         sendsms_password = {:?}\nretry_base_secs = 1\nretry_cap_secs = 2\n",
-        ports.sendsms_url(),
-        SENDSMS_USER.0,
-        SENDSMS_USER.1,
-    )
-}
-
-/// The Kannel configuration: one fake SMSC, one smsbox, a sendsms user and the sms-service
-/// calling the node at `node_port` with `secret`.
-#[must_use]
-pub fn config(dir: &Path, ports: &Ports, node_port: u16, secret: &str) -> String {
-    let d = dir.display();
-    format!(
-        r#"group = core
-admin-port = {admin}
-admin-interface = 127.0.0.1
-admin-password = kannel-admin
-smsbox-port = {smsbox}
-box-allow-ip = "127.0.0.1"
-log-file = "{d}/bearerbox.log"
-log-level = 1
-store-type = file
-store-location = "{d}/kannel.store"
-sms-combine-concatenated-mo = true
-
-group = smsc
-smsc = fake
-smsc-id = fake
-port = {smsc}
-connect-allow-ip = "127.0.0.1"
-
-group = smsbox
-bearerbox-host = 127.0.0.1
-bearerbox-port = {smsbox}
-sendsms-port = {sendsms}
-sendsms-interface = 127.0.0.1
-log-file = "{d}/smsbox.log"
-log-level = 1
-mo-recode = true
-http-request-retry = 5
-http-queue-delay = 1
-
-group = sendsms-user
-username = {user}
-password = {password}
-max-messages = 3
-concatenation = true
-
-group = sms-service
-keyword = default
-catch-all = true
-max-messages = 0
-get-url = "http://127.0.0.1:{node_port}/sms/kannel?secret={secret}&from=%p&to=%P&text=%b&time=%T&id=%I&smsc=%i&coding=%c&charset=%C"
-"#,
-        admin = ports.admin,
-        smsbox = ports.smsbox,
-        smsc = ports.smsc,
-        sendsms = ports.sendsms,
-        user = SENDSMS_USER.0,
-        password = SENDSMS_USER.1,
-    )
-}
-
-/// A message Kannel delivered to a phone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivered {
-    /// The receiving number, as the node addressed it.
-    pub to: String,
-    /// The text (parts joined).
-    pub text: String,
 }
 
 /// A running Kannel.
@@ -424,110 +308,6 @@ fn stop(child: &mut Child) {
     }
     signal("-KILL");
     let _ = child.wait();
-}
-
-/// Waits until a message delivered into `lines` satisfies `want` (up to `timeout`).
-pub fn wait_in(
-    lines: &Mutex<Vec<String>>,
-    timeout: Duration,
-    want: impl Fn(&Delivered) -> bool,
-) -> Option<Delivered> {
-    let until = Instant::now() + timeout;
-    loop {
-        let now = lines
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        if let Some(d) = join_parts(&now).into_iter().find(|d| want(d)) {
-            return Some(d);
-        }
-        if Instant::now() > until {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Lines `from to text …` or `from to udh UDH data TEXT` (urlcoded) as fakesmsc prints them,
-/// with the parts of concatenated messages (UDH `05 00 03 ref total seq`) joined.
-fn join_parts(lines: &[String]) -> Vec<Delivered> {
-    let mut out = Vec::new();
-    let mut parts: std::collections::HashMap<(String, u8), Vec<Option<String>>> =
-        std::collections::HashMap::new();
-    for line in lines {
-        let mut f = line.splitn(4, ' ');
-        let (_, Some(to), Some(kind), Some(rest)) = (f.next(), f.next(), f.next(), f.next()) else {
-            continue;
-        };
-        match kind {
-            "text" => out.push(Delivered {
-                to: to.to_owned(),
-                text: rest.to_owned(),
-            }),
-            "udh" => {
-                let mut r = rest.splitn(3, ' ');
-                let (Some(udh), _, Some(data)) = (r.next(), r.next(), r.next()) else {
-                    continue;
-                };
-                let udh = urldecode(udh);
-                let text = String::from_utf8_lossy(&urldecode(data)).into_owned();
-                if let [5, 0, 3, reference, total, seq] = udh[..] {
-                    let slot = parts
-                        .entry((to.to_owned(), reference))
-                        .or_insert_with(|| vec![None; usize::from(total)]);
-                    if let Some(s) = slot.get_mut(usize::from(seq).saturating_sub(1)) {
-                        *s = Some(text);
-                    }
-                    if slot.iter().all(Option::is_some) {
-                        let joined = slot.iter().flatten().cloned().collect::<Vec<_>>().join(" ");
-                        parts.remove(&(to.to_owned(), reference));
-                        out.push(Delivered {
-                            to: to.to_owned(),
-                            text: joined,
-                        });
-                    }
-                } else {
-                    out.push(Delivered {
-                        to: to.to_owned(),
-                        text,
-                    });
-                }
-            }
-            _ => out.push(Delivered {
-                to: to.to_owned(),
-                text: String::from_utf8_lossy(&urldecode(rest.rsplit(' ').next().unwrap_or(rest)))
-                    .into_owned(),
-            }),
-        }
-    }
-    out
-}
-
-fn urldecode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let hex = |c: u8| {
-        char::from(c)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    };
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'+', ..) => out.push(b' '),
-            (b'%', Some(h), Some(l)) => {
-                out.push(h * 16 + l);
-                i += 2;
-            }
-            (c, ..) => out.push(c),
-        }
-        i += 1;
-    }
-    out
 }
 
 fn wait_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
