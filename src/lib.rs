@@ -40,7 +40,7 @@
 //! | [`federation`] | the federation wing: `protocol` at the bottom; `client` (with `push`, `pull`) and `server` (with `feed`, `inbox`, `judge`) over the shared `node::Member`; `outbox`, `peers`, `quarantine`, `store` |
 //! | [`tls`] | rustls for the mTLS listener and client, peer identity, the development CA |
 //! | [`ops`] | operator commands on the node's files: the node lock, backup and restore, `peers` and `quarantine` |
-//! | [`demo`] | the in-process cluster for tests, benchmarks and `demo`; cuttable links over an emulated line (bandwidth, delay, queue, flapping: `demo::linksim`) |
+//! | [`demo`] | the in-process cluster for tests, benchmarks and `demo`; cuttable links over an emulated line (bandwidth, delay, queue, flapping: `demo::linksim`); a real Kannel on loopback (`demo::kannel`) and the demo's first report by SMS (`demo::sms_walk`) |
 //! | [`app`], [`cli`] | builds and runs the node (listeners, workers, jobs); the command line |
 
 pub mod api;
