@@ -6,6 +6,7 @@
 //!            (retries a database not answering yet, up to `database.start_timeout_secs`)
 //!            └──► HttpServer (public API and web console) on `http.listen` (port 0 allowed: see `port()`)
 //!            └──► SLA sweep every `sla.sweep_interval_secs`
+//!            └──► with `[sms]`: the Kannel endpoint on the public listener, the SMS sender
 //! ```
 
 use std::net::TcpListener;
@@ -118,12 +119,23 @@ impl App {
         let metrics = std::sync::Arc::new(Metrics::new());
         let federation = crate::federation::Federation::new(settings, db.clone(), metrics.clone())
             .map_err(|e| StartError::Federation(e.to_string()))?;
+        let tickets = Tickets::new(db.clone(), settings, key)?;
+        let sms = match settings.raw.sms.clone() {
+            Some(s) => Some(crate::sms::Sms::new(
+                tickets.clone(),
+                settings,
+                s,
+                metrics.clone(),
+            )?),
+            None => None,
+        };
         let state = ApiState {
-            auth: Auth::new(db.clone(), settings.raw.auth.token_ttl_minutes),
-            tickets: Tickets::new(db, settings, key)?,
+            auth: Auth::new(db, settings.raw.auth.token_ttl_minutes),
+            tickets,
             metrics: metrics.clone(),
             limits: std::sync::Arc::new(Limits::new(settings, metrics.clone())),
             federation: federation.clone(),
+            sms: sms.clone(),
         };
         let federation = match federation {
             Some(f) => Some(federation_server(f)?),
@@ -154,6 +166,13 @@ impl App {
                 .app_data(web::PayloadConfig::new(limit))
                 .wrap(actix_web::middleware::from_fn(crate::metrics::track))
                 .wrap(api::security_headers())
+                .configure(|cfg| {
+                    // The Kannel endpoint, when the node has an SMS channel.
+                    if let Some(sms) = &sms {
+                        cfg.app_data(web::Data::new(sms.clone()));
+                        crate::sms::http::routes(cfg);
+                    }
+                })
                 .configure(api::routes)
                 .configure(crate::web::routes)
         })
@@ -234,6 +253,16 @@ impl App {
                 }
             }
         });
+        let sms_sender = match &self.state.sms {
+            Some(sms) if sms.settings().worker => match crate::sms::sender::Sender::new(sms) {
+                Ok(sender) => Some(tokio::spawn(sender.run())),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the SMS sender; messages stay queued");
+                    None
+                }
+            },
+            _ => None,
+        };
         let server = self.server;
         let (fed_server, fed_handle, workers) = match self.federation {
             Some((fed, srv, _)) => {
@@ -281,6 +310,9 @@ impl App {
         };
         let (res, fed_res, ()) = tokio::join!(server, fed_run, stop);
         sweeper.abort();
+        if let Some(s) = sms_sender {
+            s.abort();
+        }
         if let Some(w) = workers {
             w.abort();
         }

@@ -56,6 +56,14 @@
 //! | `federation.min_link_kbit` | `8` | the slowest link a request's timeout allows for (kbit/s) |
 //! | `federation.link_timeout_secs` | `120` | the listener's keep-alive, TLS handshake and request-head timeouts (a full queue on a slow link delays them) |
 //! | `federation.workers` | `true` | run delivery and catch-up in the background |
+//! | `sms` | (no SMS channel) | Kannel gateway (`docs/SMS.md`); with it, `shared_secret` (≥ 16 characters), `sendsms_url`, `sendsms_username`, `sendsms_password` are required |
+//! | `sms.allowed_gateways` | `["127.0.0.1"]` | addresses allowed to call `/sms/kannel` |
+//! | `sms.sender` / `sms.smsc_id` | `1708` / none | `from=` and `smsc=` of outbound messages |
+//! | `sms.max_chars` | `1000` | longest inbound message (after its parts are joined) |
+//! | `sms.per_number_per_hour` / `sms.global_per_minute` | `30` / `600` | inbound rate limits (429 beyond) |
+//! | `sms.daily_cap_per_number` | `20` | outbound messages per number per day (the rest wait) |
+//! | `sms.retry_base_secs` / `retry_cap_secs` / `max_attempts` | `5` / `900` / `12` | `sendsms` retries, then dead letter |
+//! | `sms.worker` | `true` | run the SMS sender in the background |
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -696,6 +704,9 @@ pub struct RawSettings {
     /// `[federation]` (absent: the node runs alone).
     #[serde(default)]
     pub federation: Option<FederationSettings>,
+    /// `[sms]` (absent: no SMS channel).
+    #[serde(default)]
+    pub sms: Option<crate::sms::settings::SmsSettings>,
 }
 
 /// Where the database is.
@@ -891,6 +902,9 @@ impl Settings {
         }
         if let Some(f) = &raw.federation {
             f.check(&raw.node)?;
+        }
+        if let Some((field, problem)) = raw.sms.as_ref().and_then(|s| s.check().err()) {
+            return Err(invalid(field, problem));
         }
         let calendar = WorkCalendar::new(offset, raw.calendar.holidays.iter().copied());
         Ok(Self {

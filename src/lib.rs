@@ -36,11 +36,12 @@
 //! | [`tickets`] | the wing every channel uses: `input` (what it accepts, checked), `error` (typed refusals), `intake` (grouped filing), `commands` (act, erase, SLA sweep), `queries` (read models: timelines, find by tracking code, inbox, detail with the contact gate, statistics), `store` (projection queries, rebuild) |
 //! | [`api`] | the HTTP API: handlers parse, call `tickets`, render (`views`); `dto` wire bodies and their OpenAPI schemas; `error` the one mapping of every error to a status and code |
 //! | [`web`] | the web console (HTML, Bahasa Indonesia and English, no JavaScript): citizens file and follow reports, officers handle tickets, admins manage accounts — through `tickets` and `auth` exactly as `api` does |
+//! | [`sms`] | the SMS channel through Kannel: the endpoint its `sms-service` calls, the keyword parser, answers and notices in Bahasa Indonesia (GSM-7), the durable SMS outbox and its sender (`sendsms`), flood limits, blocked numbers |
 //! | [`auth`] | officer accounts, sessions, the role rule, account administration (`accounts`), login throttles |
 //! | [`federation`] | the federation wing: `protocol` at the bottom; `client` (with `push`, `pull`) and `server` (with `feed`, `inbox`, `judge`) over the shared `node::Member`; `outbox`, `peers`, `quarantine`, `store`; `dictionary` (the zstd dictionary every node ships) |
 //! | [`tls`] | rustls for the mTLS listener and client, peer identity, the development CA |
 //! | [`ops`] | operator commands on the node's files: the node lock, backup and restore, `peers` and `quarantine`, `sync` (a progress bar on the running node's delivery) |
-//! | [`demo`] | the in-process cluster for tests, benchmarks and `demo`; cuttable links over an emulated line (bandwidth, delay, queue, flapping: `demo::linksim`); the demo's catch-up over an emulated VSAT link (`demo::catchup`) |
+//! | [`demo`] | the in-process cluster for tests, benchmarks and `demo`; cuttable links over an emulated line (bandwidth, delay, queue, flapping: `demo::linksim`); the demo's catch-up over an emulated VSAT link (`demo::catchup`); a real Kannel on loopback (`demo::kannel`) and the demo's first report by SMS (`demo::sms_walk`) |
 //! | [`app`], [`cli`] | builds and runs the node (listeners, workers, jobs); the command line |
 
 pub mod api;
@@ -57,6 +58,7 @@ pub mod event_log;
 pub mod federation;
 pub mod metrics;
 pub mod ops;
+pub mod sms;
 pub mod telemetry;
 pub mod tickets;
 pub mod tls;

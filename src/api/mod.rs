@@ -15,6 +15,7 @@
 //! - `ops`: `/healthz`, `/readyz`, `/metrics` (the registry is [`crate::metrics`]),
 //!   `/api-docs/openapi.json`;
 //! - `federation`: operator routes for the federation (peers, quarantine);
+//! - `sms`: admin routes of the SMS channel (outbox, dead letters, blocked numbers);
 //! - `limits`: every per-client limit (intake, lookups, refused follow-up tokens, logins) and
 //!   the login lockout and hash gate, as route middleware and a login wrapper;
 //! - `forwarded`: the client address (from trusted reverse proxies' headers);
@@ -31,6 +32,7 @@ pub mod officers;
 pub mod ops;
 pub mod ratelimit;
 pub mod reports;
+pub mod sms;
 pub mod views;
 
 use std::sync::Arc;
@@ -57,6 +59,8 @@ pub struct ApiState {
     pub limits: Arc<Limits>,
     /// The federation side, when `[federation]` is configured.
     pub federation: Option<crate::federation::Federation>,
+    /// The SMS channel, when `[sms]` is configured.
+    pub sms: Option<crate::sms::Sms>,
 }
 
 /// Runs blocking (database) work off the async executor.
@@ -191,6 +195,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/admin/officers/{username}/role",
                     web::post().to(accounts::role),
                 )
+                .route("/admin/sms/outbox", web::get().to(sms::outbox))
+                .route("/admin/sms/retry", web::post().to(sms::retry))
+                .route("/admin/sms/blocked", web::get().to(sms::blocked))
+                .route("/admin/sms/blocked", web::post().to(sms::block))
+                .route("/admin/sms/unblock", web::post().to(sms::unblock))
                 .route("/federation/peers", web::get().to(federation::peers))
                 .route(
                     "/federation/quarantine",
@@ -227,6 +236,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/admin/officers/{username}/disable"),
     ("post", "/api/v1/admin/officers/{username}/password"),
     ("post", "/api/v1/admin/officers/{username}/role"),
+    ("get", "/api/v1/admin/sms/outbox"),
+    ("post", "/api/v1/admin/sms/retry"),
+    ("get", "/api/v1/admin/sms/blocked"),
+    ("post", "/api/v1/admin/sms/blocked"),
+    ("post", "/api/v1/admin/sms/unblock"),
     ("get", "/api/v1/federation/peers"),
     ("get", "/api/v1/federation/quarantine"),
 ];

@@ -222,6 +222,8 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
         super::admin::enable_agency,
         super::accounts::list, super::accounts::add, super::accounts::disable,
         super::accounts::password, super::accounts::role,
+        super::sms::outbox, super::sms::retry, super::sms::blocked, super::sms::block,
+        super::sms::unblock,
     ),
     modifiers(&BearerAuth),
 )]

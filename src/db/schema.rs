@@ -184,6 +184,49 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sms_inbound (message_key) {
+        message_key -> Text,
+        received_at_ms -> BigInt,
+        outcome -> Text,
+    }
+}
+
+diesel::table! {
+    sms_outbox (id) {
+        id -> BigInt,
+        ticket_id -> Nullable<Text>,
+        event_id -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        number_key -> Nullable<Text>,
+        kind -> Text,
+        body -> Text,
+        state -> Text,
+        attempts -> Integer,
+        parts_sent -> Integer,
+        next_at_ms -> BigInt,
+        created_at_ms -> BigInt,
+        done_at_ms -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sms_blocked (phone) {
+        phone -> Text,
+        note -> Nullable<Text>,
+        blocked_by -> Text,
+        blocked_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    sms_secrets (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
 diesel::joinable!(tickets -> agencies (agency));
 diesel::joinable!(sessions -> officers (username));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -201,5 +244,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     peers,
     ticket_participants,
     quarantine,
-    pull_cursors
+    pull_cursors,
+    sms_inbound,
+    sms_outbox,
+    sms_blocked,
+    sms_secrets
 );

@@ -224,6 +224,8 @@ impl Apply<'_> {
                     .insert((event.ticket.to_string(), node.to_string()));
             }
         }
+        // The SMS notice a change made elsewhere causes at the origin, in this transaction.
+        crate::sms::outbox::on_event(self.conn, self.me, &state, event)?;
         if matches!(event.change, Change::Erased {}) {
             let n = tickets::delete_contact(self.conn, &event.ticket)?;
             self.ctx.deleted.set(self.ctx.deleted.get() + n);

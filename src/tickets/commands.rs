@@ -7,6 +7,7 @@
 use super::error::{TicketError, Unavailability};
 use super::handle::Tickets;
 use super::input::Action;
+use super::intake::TxHook;
 use super::model::TicketRow;
 use super::queries::{ReportView, row_id};
 use super::store;
@@ -36,6 +37,18 @@ impl Tickets {
         action: Action,
         now: Timestamp,
     ) -> Result<(Event, TicketState), TicketError> {
+        self.act_with(ticket, actor, action, now, None)
+    }
+
+    /// [`Tickets::act`] with the channel's work in the same transaction ([`TxHook`]).
+    pub fn act_with(
+        &self,
+        ticket: &TicketId,
+        actor: &Actor,
+        action: Action,
+        now: Timestamp,
+        hook: Option<TxHook>,
+    ) -> Result<(Event, TicketState), TicketError> {
         action.check(&self.limits)?;
         let this = self.clone();
         let (ticket, actor) = (*ticket, actor.clone());
@@ -49,7 +62,11 @@ impl Tickets {
             {
                 return Err(TicketError::NotHandler(state.handler.to_string()));
             }
-            this.append_change(conn, &ticket, &row, &state, &actor, change, now)
+            let done = this.append_change(conn, &ticket, &row, &state, &actor, change, now)?;
+            if let Some(hook) = &hook {
+                hook(conn, &done.0)?;
+            }
+            Ok(done)
         })
     }
 
@@ -165,6 +182,8 @@ impl Tickets {
         };
         let event = log::append(conn, &self.node, self.key.as_ref(), draft, now)?;
         store::update(conn, &TicketRow::from_state(ticket, &next, &event.id)?)?;
+        // The SMS notice the change causes, if any, in this transaction.
+        crate::sms::outbox::on_event(conn, &self.node, &next, &event)?;
         if self.federated {
             crate::federation::outbox::enqueue_for(
                 conn,

@@ -19,6 +19,7 @@
 //! | `intake` | filing reports, grouped into one writer transaction per burst (decisions 24, 25) |
 //! | `commands` | actions (officer, citizen follow-up), erasure, SLA sweep |
 //! | `queries` | the read side: timelines, find by tracking code, inbox, ticket detail, statistics |
+//! | `phone` | the SMS channel's follow-up: the reporter's number stands in for the follow-up token |
 //! | `store` | diesel queries on the projection tables, and rebuild |
 //! | `model` | row types |
 //! | `codes` | tracking codes drawn from a counter through a keyed permutation |
@@ -33,6 +34,7 @@ pub mod handle;
 pub mod input;
 pub mod intake;
 pub mod model;
+pub mod phone;
 pub mod queries;
 pub mod store;
 
@@ -40,5 +42,5 @@ pub use commands::Swept;
 pub use error::{OutOfScope, Problem, TicketError, Unavailability};
 pub use handle::Tickets;
 pub use input::{Action, Contact, InboxQuery, NewReport, contact_value, hash_token};
-pub use intake::{IntakeStats, Submitted};
+pub use intake::{IntakeStats, Submitted, TxHook};
 pub use queries::{Detail, Found, InboxPage, ReportView, Statistics, Step};

@@ -160,6 +160,9 @@ impl Tickets {
         store::insert_contacts(conn, &contacts)?;
         store::insert_follow_ups(conn, &follow_ups)?;
         for (i, event) in filed.into_iter().zip(events) {
+            if let Some(hook) = &preps[i].hook {
+                (hook.0)(conn, &event)?;
+            }
             results[i] = Some(Ok(Submitted {
                 event,
                 follow_up_token: preps[i].follow_up_token.clone(),

@@ -63,6 +63,24 @@ fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Work a channel adds to the transaction that stores its report's `created` event (or its
+/// follow-up's event): it runs after the event is stored, and its failure rolls the whole
+/// transaction back. The SMS channel records the gateway's message id and queues its answer
+/// this way, so a message is filed and answered exactly once. It may run more than once (a
+/// group that fails is filed again report by report), each time in a new transaction.
+pub type TxHook =
+    std::sync::Arc<dyn Fn(&mut crate::db::DbConn, &Event) -> Result<(), TicketError> + Send + Sync>;
+
+/// A [`TxHook`] with a `Debug` that names it only.
+#[derive(Clone)]
+pub(crate) struct Hook(pub(crate) TxHook);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TxHook")
+    }
+}
+
 /// Intake counters since start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IntakeStats {
@@ -118,6 +136,8 @@ struct Prepared {
     /// is taken.
     tracking_code: TrackingCode,
     code_number: i64,
+    /// The channel's work in the filing transaction.
+    hook: Option<Hook>,
 }
 
 /// The ticket a report creates, folded and laid out as its row on the caller's thread; the
@@ -244,8 +264,19 @@ impl Tickets {
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Submitted, TicketError> {
+        self.submit_with(report, actor, now, None)
+    }
+
+    /// [`Tickets::submit`] with the channel's work in the filing transaction ([`TxHook`]).
+    pub fn submit_with(
+        &self,
+        report: &NewReport,
+        actor: &Actor,
+        now: Timestamp,
+        hook: Option<TxHook>,
+    ) -> Result<Submitted, TicketError> {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        self.enqueue(report, actor, now, move |r| {
+        self.enqueue(report, actor, now, hook, move |r| {
             let _ = reply.send(r);
         })?;
         answer.recv().map_err(|_| poisoned())?
@@ -263,7 +294,7 @@ impl Tickets {
         now: Timestamp,
     ) -> Result<Submitted, TicketError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.enqueue(report, actor, now, move |r| {
+        self.enqueue(report, actor, now, None, move |r| {
             let _ = reply.send(r);
         })?;
         answer.await.map_err(|_| poisoned())?
@@ -276,10 +307,12 @@ impl Tickets {
         report: &NewReport,
         actor: &Actor,
         now: Timestamp,
+        hook: Option<TxHook>,
         reply: impl FnOnce(Result<Submitted, TicketError>) + Send + 'static,
     ) -> Result<(), TicketError> {
         let reply: Reply = Box::new(reply);
-        let prepared = self.prepare(report, actor, now)?;
+        let mut prepared = self.prepare(report, actor, now)?;
+        prepared.hook = hook.map(Hook);
         let draft = prepared.draft(&prepared.tracking_code);
         // A report the state machine refuses gets no projection: the writer refuses it.
         let projection =
@@ -343,6 +376,7 @@ impl Tickets {
             follow_up_token,
             tracking_code,
             code_number,
+            hook: None,
         })
     }
 
