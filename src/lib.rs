@@ -54,6 +54,7 @@ pub mod demo;
 pub mod domain;
 pub mod event_log;
 pub mod federation;
+pub mod hub;
 pub mod metrics;
 pub mod ops;
 pub mod telemetry;
