@@ -482,7 +482,7 @@ mod tests {
         let (_dir, db) = crate::app::temp_database();
         let filled = |n: i64| TicketRow {
             id: TicketId::new().to_string(),
-            tracking_code: format!("31-AAAA-{n:04}"),
+            tracking_code: format!("31-K7QX-9F{}M", n / 10 + 1),
             origin_node: "prov-31.lapor.test".into(),
             handling_node: "prov-32.lapor.test".into(),
             report_kind: "aspirasi".into(),
@@ -507,7 +507,8 @@ mod tests {
             breaches: 3,
             head: "e".repeat(64),
             event_count: 9,
-            state: format!("{{\"n\":{n}}}"),
+            // A valid rest of the state (the insert also adds the row to the statistics).
+            state: format!("{{\"erased\":{}}}", n % 20 == 0),
             code_number: Some(n + 8),
             next_due_ms: Some(n + 9),
         };
