@@ -56,6 +56,7 @@
 //! | `federation.min_link_kbit` | `8` | the slowest link a request's timeout allows for (kbit/s) |
 //! | `federation.link_timeout_secs` | `120` | the listener's keep-alive, TLS handshake and request-head timeouts (a full queue on a slow link delays them) |
 //! | `federation.workers` | `true` | run delivery and catch-up in the background |
+//! | `statistics.small_cell_k` | `5` | public and open-data statistics show counts from 1 to k−1 as `<k` (at least 2) |
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -473,6 +474,21 @@ impl Default for LogSettings {
     }
 }
 
+/// `[statistics]`: the national statistics API (`hub::query`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatisticsSettings {
+    /// Counts from 1 to one below this are shown as `<k` to the public and in the open-data
+    /// export (at least 2).
+    pub small_cell_k: u32,
+}
+
+impl Default for StatisticsSettings {
+    fn default() -> Self {
+        Self { small_cell_k: 5 }
+    }
+}
+
 /// `[[federation.peers]]`: a node this node exchanges events with.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -696,6 +712,9 @@ pub struct RawSettings {
     /// `[federation]` (absent: the node runs alone).
     #[serde(default)]
     pub federation: Option<FederationSettings>,
+    /// `[statistics]`.
+    #[serde(default)]
+    pub statistics: StatisticsSettings,
 }
 
 /// Where the database is.
@@ -808,6 +827,12 @@ impl Settings {
 
     /// Checks cross-field rules and reads the reference files.
     pub fn check(raw: RawSettings) -> Result<Self, ConfigError> {
+        if raw.statistics.small_cell_k < 2 {
+            return Err(invalid(
+                "statistics.small_cell_k",
+                "must be at least 2 (1 would suppress nothing)",
+            ));
+        }
         let provinces_text = read_or(
             &raw.reference.provinces_file,
             BUILTIN_PROVINCES,

@@ -14,6 +14,8 @@
 //! - `ops`: `/healthz`, `/readyz`, `/metrics` (the registry is [`crate::metrics`]),
 //!   `/api-docs/openapi.json`;
 //! - `federation`: operator routes for the federation (peers, quarantine);
+//! - `hub`: the national statistics (`/hub/stats`, `sla`, `flows`, `backlog`, `export`),
+//!   answered by `hub::report`;
 //! - `limits`: every per-client limit (intake, lookups, refused follow-up tokens, logins) and
 //!   the login lockout and hash gate, as route middleware and a login wrapper;
 //! - `forwarded`: the client address (from trusted reverse proxies' headers);
@@ -24,6 +26,7 @@ pub mod dto;
 pub mod error;
 pub mod federation;
 pub mod forwarded;
+pub mod hub;
 pub mod limits;
 pub mod officers;
 pub mod ops;
@@ -165,6 +168,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/tickets/{id}", web::get().to(officers::detail))
                 .route("/tickets/{id}/actions", web::post().to(officers::act))
                 .route("/stats", web::get().to(officers::stats))
+                .route("/hub/stats", web::get().to(hub::stats))
+                .route("/hub/sla", web::get().to(hub::sla))
+                .route("/hub/flows", web::get().to(hub::flows))
+                .route("/hub/backlog", web::get().to(hub::backlog))
+                .route("/hub/export", web::get().to(hub::export))
                 .route("/admin/agencies", web::get().to(admin::list_agencies))
                 .route("/admin/agencies", web::post().to(admin::add_agency))
                 .route(
@@ -202,6 +210,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/tickets/{id}"),
     ("post", "/api/v1/tickets/{id}/actions"),
     ("get", "/api/v1/stats"),
+    ("get", "/api/v1/hub/stats"),
+    ("get", "/api/v1/hub/sla"),
+    ("get", "/api/v1/hub/flows"),
+    ("get", "/api/v1/hub/backlog"),
+    ("get", "/api/v1/hub/export"),
     ("get", "/api/v1/admin/agencies"),
     ("post", "/api/v1/admin/agencies"),
     ("post", "/api/v1/admin/agencies/{code}/disable"),

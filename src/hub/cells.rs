@@ -93,18 +93,19 @@ impl Rollup {
 use Dim::Status as S;
 use Dim::{Agency as A, Category as C, Channel as H, Kind as K, Province as P, Regency as R};
 
-/// The rollups of the ticket counts. Day grain: everything, and province × status (the
-/// backlog's recent days). Month grain: fewer dimensions each.
+/// The rollups of the ticket counts, smallest first within each grain (a query reads the
+/// first that keeps what it asks for). Day grain: province × status (the backlog's recent
+/// days, short periods), then everything. Month grain: fewer dimensions each.
 pub const COUNT_ROLLUPS: &[Rollup] = &[
+    Rollup {
+        id: 5,
+        monthly: false,
+        dims: &[P, S],
+    },
     Rollup {
         id: 0,
         monthly: false,
         dims: &Dim::ALL,
-    },
-    Rollup {
-        id: 1,
-        monthly: true,
-        dims: &[P, K, C, H, A, S],
     },
     Rollup {
         id: 2,
@@ -112,23 +113,23 @@ pub const COUNT_ROLLUPS: &[Rollup] = &[
         dims: &[P, K, H, S],
     },
     Rollup {
-        id: 3,
-        monthly: true,
-        dims: &[P, A, S],
-    },
-    Rollup {
         id: 4,
         monthly: true,
         dims: &[P, R, S],
     },
     Rollup {
-        id: 5,
-        monthly: false,
-        dims: &[P, S],
+        id: 3,
+        monthly: true,
+        dims: &[P, A, S],
+    },
+    Rollup {
+        id: 1,
+        monthly: true,
+        dims: &[P, K, C, H, A, S],
     },
 ];
 
-/// SLA rollups: 0 day × province × agency, 1 month × province × agency, 2 month × province.
+/// SLA rollups: 0 day × province × agency, 2 month × province, 1 month × province × agency.
 pub const SLA_ROLLUPS: &[Rollup] = &[
     Rollup {
         id: 0,
@@ -136,17 +137,16 @@ pub const SLA_ROLLUPS: &[Rollup] = &[
         dims: &[P, A],
     },
     Rollup {
-        id: 1,
-        monthly: true,
-        dims: &[P, A],
-    },
-    Rollup {
         id: 2,
         monthly: true,
         dims: &[P],
     },
+    Rollup {
+        id: 1,
+        monthly: true,
+        dims: &[P, A],
+    },
 ];
-
 /// Flow rollups (origin province × handling node, both always kept): 0 by day, 1 by month.
 pub const FLOW_ROLLUPS: &[Rollup] = &[
     Rollup {
@@ -245,12 +245,17 @@ pub struct Cells {
 /// The national day boundary: statistics periods are WIB (UTC+7) dates.
 const WIB_SECONDS: i32 = 7 * 3600;
 
+/// The WIB date of `t`.
+#[must_use]
+pub fn wib_date(t: Timestamp) -> time::Date {
+    let offset = UtcOffset::from_whole_seconds(WIB_SECONDS).unwrap_or(UtcOffset::UTC);
+    t.to_datetime().to_offset(offset).date()
+}
+
 /// The WIB date of `t`, `YYYY-MM-DD`.
 #[must_use]
 pub fn day_of(t: Timestamp) -> String {
-    let offset = UtcOffset::from_whole_seconds(WIB_SECONDS).unwrap_or(UtcOffset::UTC);
-    let d = t.to_datetime().to_offset(offset).date();
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+    super::plan::day_text(wib_date(t))
 }
 
 fn bump<K: Ord, const N: usize>(map: &mut BTreeMap<K, [i64; N]>, key: K, add: [i64; N]) {

@@ -18,5 +18,8 @@
 //!   and what they get back (read models, with small cells suppressed for the public).
 
 pub mod cells;
+pub mod plan;
+pub mod query;
 pub mod read;
+pub mod report;
 pub mod store;

@@ -91,6 +91,12 @@ impl Table {
         }
     }
 
+    /// How many sums a row of it carries.
+    #[must_use]
+    pub fn width(self) -> usize {
+        self.sums().len()
+    }
+
     fn sums(self) -> &'static [&'static str] {
         match self {
             Self::Counts => &["n"],

@@ -21,6 +21,7 @@ mod fixtures;
 mod fold_props;
 mod hardening;
 mod helpers;
+mod hub_api;
 mod hub_props;
 mod links;
 mod linksim;
