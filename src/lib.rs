@@ -29,7 +29,7 @@
 //! |---|---|
 //! | [`config`], [`config_check`] | layered settings (defaults → TOML → `LAPOR__…` environment); `config check`, `config example` |
 //! | [`telemetry`], [`metrics`] | tracing subscriber (text or JSON); the Prometheus registry both wings count into |
-//! | [`domain`] | pure types and rules: ids, reports, events, the ticket state machine and fold, SLA calendar, chain rules, who receives what (`replication`), who sees what (`visibility`, `report::may_see_reporter`) |
+//! | [`domain`] | pure types and rules: ids, reports, events, the ticket state machine and fold (with its `milestones`), SLA calendar, chain rules, who receives what (`replication`), who sees what (`visibility`, `report::may_see_reporter`) |
 //! | [`db`] | SQLite/PostgreSQL connection, pool, the single writer (group commit, reconnect, commit notices), migrations, schema |
 //! | [`crypto`] | node signing keys, strict JSON, event signatures (alone or grouped under a Merkle root), personal-data commitments |
 //! | [`event_log`] | the append-only signed log: wire form, canonical bytes, ids, chain heads, keys, audit |
@@ -37,6 +37,7 @@
 //! | [`api`] | the HTTP API: handlers parse, call `tickets`, render (`views`); `dto` wire bodies and their OpenAPI schemas; `error` the one mapping of every error to a status and code |
 //! | [`auth`] | officer accounts, sessions, the role rule, login throttles |
 //! | [`federation`] | the federation wing: `protocol` at the bottom; `client` (with `push`, `pull`) and `server` (with `feed`, `inbox`, `judge`) over the shared `node::Member`; `outbox`, `peers`, `quarantine`, `store` |
+//! | [`hub`] | national statistics: each ticket's cells (counts, SLA outcomes, flows) from its folded state, kept in the projection's transaction, read by rollup; the checked requests and read models of `/api/v1/hub/…` |
 //! | [`tls`] | rustls for the mTLS listener and client, peer identity, the development CA |
 //! | [`ops`] | operator commands on the node's files: the node lock, backup and restore, `peers` and `quarantine` |
 //! | [`demo`] | the in-process cluster for tests, benchmarks and `demo`; cuttable links over an emulated line (bandwidth, delay, queue, flapping: `demo::linksim`) |

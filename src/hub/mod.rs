@@ -17,6 +17,10 @@
 //! - `query`: what the statistics API and the web console ask (checked input, typed refusals)
 //!   and what they get back (read models, with small cells suppressed for the public).
 
+/// The migration that adds the statistics tables: when a start applies it to a database that
+/// holds tickets, the node rebuilds the projection once to fill them (`app`).
+pub const STATISTICS_MIGRATION: &str = "2026-12-07-000012";
+
 pub mod cells;
 pub mod plan;
 pub mod query;

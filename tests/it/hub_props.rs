@@ -249,3 +249,31 @@ fn incremental_statistics_equal_recomputed_on_every_backend() {
         assert_eq!(stored(copy.db()), expected, "{}", db.name);
     }
 }
+
+/// A node upgraded from a version without statistics: the start that applies their migration
+/// fills them from the tickets already stored.
+#[test]
+fn statistics_are_filled_at_the_start_that_adds_them() {
+    use diesel::RunQueryDsl as _;
+    let db = helpers::sqlite();
+    let t = helpers::tickets(&db);
+    play(&t, 3, &[(0, 1, 2), (1, 0, 3), (2, 5, 1)]);
+    let expected = stored(t.db());
+    assert!(!expected.counts.is_empty());
+    t.db()
+        .write(|c| {
+            for sql in [
+                "DROP TABLE stat_counts",
+                "DROP TABLE stat_sla",
+                "DROP TABLE stat_flows",
+                "DELETE FROM __diesel_schema_migrations WHERE version LIKE '2026%12%07%000012%'",
+            ] {
+                diesel::sql_query(sql).execute(c)?;
+            }
+            Ok::<(), DbError>(())
+        })
+        .unwrap();
+    drop(t);
+    let again = helpers::tickets(&db);
+    assert_eq!(stored(again.db()), expected);
+}
