@@ -22,6 +22,7 @@
 pub const STATISTICS_MIGRATION: &str = "2026-12-07-000012";
 
 pub mod cells;
+pub mod generate;
 pub mod plan;
 pub mod query;
 pub mod read;

@@ -139,6 +139,12 @@ pub fn insert_many(conn: &mut DbConn, rows: &[TicketRow]) -> QueryResult<()> {
     hub::apply(conn, &cells)
 }
 
+/// Inserts new ticket rows whose statistics the caller adds itself (the national data
+/// generator, `hub::generate`, sums a whole batch's cells before writing them).
+pub fn insert_many_counted_apart(conn: &mut DbConn, rows: &[TicketRow]) -> QueryResult<()> {
+    crate::db::insert_rows!(conn, tickets::table, rows, 100)
+}
+
 /// Inserts a new ticket row, and adds it to the statistics.
 pub fn insert(conn: &mut DbConn, row: &TicketRow) -> QueryResult<()> {
     crate::db::on_backend!(conn, c => diesel::insert_into(tickets::table)

@@ -277,3 +277,62 @@ fn statistics_are_filled_at_the_start_that_adds_them() {
     let again = helpers::tickets(&db);
     assert_eq!(stored(again.db()), expected);
 }
+
+/// The national generator writes what a hub would hold: every event accepted by the fold,
+/// tickets handled by provinces and the hub, and statistics equal to a rebuild's.
+#[test]
+fn generated_national_data_is_consistent() {
+    use lapor_node::hub::generate::{Nation, StdRng, province_codes, write_heads};
+    use rand::SeedableRng as _;
+    for db in helpers::backends() {
+        let t = helpers::tickets(&db);
+        let codes = province_codes(include_str!("../../config/provinces.csv"));
+        assert_eq!(codes.len(), 38);
+        let hub = lapor_node::domain::NodeId::parse("hub.lapor.test").unwrap();
+        let mut nation =
+            Nation::new(&codes, hub, lapor_node::crypto::keys::NodeKey::generate()).unwrap();
+        let agencies = nation.agencies().unwrap();
+        t.db()
+            .write(move |c| ticket_store::sync_agencies(c, &agencies).map_err(DbError::from))
+            .unwrap();
+        let mut rng = StdRng::seed_from_u64(22);
+        for _ in 0..2 {
+            let batch = nation
+                .batch(&mut rng, 150, lapor_node::domain::Timestamp::now())
+                .unwrap();
+            assert_eq!(batch.refused, 0, "{}", db.name);
+            t.db()
+                .write(move |c| batch.write(c).map_err(DbError::from))
+                .unwrap();
+        }
+        let heads = nation.heads();
+        t.db()
+            .write(move |c| write_heads(c, &heads).map_err(DbError::from))
+            .unwrap();
+        let generated = stored(t.db());
+        let tickets: i64 = generated
+            .counts
+            .iter()
+            .filter(|(k, _)| k.rollup == 0)
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(tickets, 300, "{}", db.name);
+        assert!(
+            generated
+                .flows
+                .keys()
+                .any(|k| k.handler == "hub.lapor.test"),
+            "{}",
+            db.name
+        );
+        let province = lapor_node::domain::ProvinceCode::parse("31").unwrap();
+        t.db()
+            .write(move |c| {
+                ticket_store::rebuild(c, &province)
+                    .map(|_| ())
+                    .map_err(|e| DbError::Unavailable(e.to_string()))
+            })
+            .unwrap();
+        assert_eq!(stored(t.db()), generated, "{}", db.name);
+    }
+}
