@@ -567,6 +567,9 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
             summary.piled_up,
             summary.catch_up.as_millis()
         ));
+        if let Some(hub) = c.node(scenario::HUB) {
+            hub_statistics(&hub.api, &mut |l| say(l)).await;
+        }
         if exit {
             c.shutdown().await;
             return anyhow::Ok(());
@@ -576,6 +579,29 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
         c.shutdown().await;
         anyhow::Ok(())
     })
+}
+
+/// Prints the hub's national statistics URLs, and what the public one shows now.
+async fn hub_statistics(api: &str, say: &mut dyn FnMut(&str)) {
+    say("national statistics at the hub (public; small counts show as \"<5\"):");
+    let stats = format!("{api}/api/v1/hub/stats?group_by=province,status");
+    for url in [
+        stats.clone(),
+        format!("{api}/api/v1/hub/sla?group_by=province"),
+        format!("{api}/api/v1/hub/export?format=csv&group_by=province,kind"),
+    ] {
+        say(&format!("  {url}"));
+    }
+    say(&format!(
+        "  with an analyst's token (`officer add NAME --role analyst` on the hub): {api}/api/v1/hub/flows?group_by=origin,handler, {api}/api/v1/hub/backlog?group_by=province"
+    ));
+    match reqwest::get(&stats).await {
+        Ok(r) => match r.text().await {
+            Ok(body) => say(&format!("  GET {stats} → {body}")),
+            Err(e) => say(&format!("  (could not read the statistics: {e})")),
+        },
+        Err(e) => say(&format!("  (could not read the statistics: {e})")),
+    }
 }
 
 fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
