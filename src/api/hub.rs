@@ -299,3 +299,65 @@ pub async fn export(
         Ok(HttpResponse::Ok().json(render(&table)))
     }
 }
+
+/// The federation's health at this node (the hub holds every chain).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FederationHealth {
+    /// Every origin's chain: head held, events held, audit state (`ok`, `gap` with the count
+    /// missing, `partial` on a province, `equivocation` with the refused events' ids).
+    #[schema(value_type = Vec<Object>)]
+    pub chains: Vec<crate::hub::health::ChainHealth>,
+    /// Each configured peer: last contact, delivery queue towards it, refusals, quarantine.
+    pub peers: Vec<crate::federation::PeerStatus>,
+}
+
+/// The federation's health (analysts and admins): every origin's chain as held here (gaps and
+/// equivocations raise an alert: a warning in the log and
+/// `lapor_federation_chain_alerts_total{kind}`), and each peer's link.
+#[utoipa::path(get, path = "/api/v1/hub/federation", tag = "hub", security(("bearer" = [])),
+    responses((status = 200, body = FederationHealth), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn federation(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let officer = super::officers::officer(&state, &req).await?;
+    officer.require(
+        &[Role::Analyst, Role::Admin],
+        "read the federation's health",
+    )?;
+    let (db, fed) = (state.tickets.db().clone(), state.federation.clone());
+    // The hub (no hub above it) receives every event; a province only its tickets'.
+    let holds_all = state.tickets.hub().is_none();
+    let me = state.tickets.node().to_string();
+    let health = block(move || {
+        let chains = {
+            let mut c = db.read()?;
+            crate::hub::health::chains(&mut c, &me, holds_all)?
+        };
+        let peers = match fed {
+            Some(f) => f
+                .status(Timestamp::now())
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
+            None => Vec::new(),
+        };
+        Ok(FederationHealth { chains, peers })
+    })
+    .await?;
+    for c in &health.chains {
+        let kind = match &c.audit {
+            crate::hub::health::Audit::Ok | crate::hub::health::Audit::Partial { .. } => continue,
+            crate::hub::health::Audit::Gap { missing } => {
+                tracing::warn!(origin = %c.origin, missing, head = c.head_held, "federation alert: gap in a chain");
+                "gap"
+            }
+            crate::hub::health::Audit::Equivocation { events } => {
+                tracing::warn!(origin = %c.origin, events = ?events, "federation alert: equivocation or broken chain");
+                "equivocation"
+            }
+        };
+        state
+            .metrics
+            .inc("lapor_federation_chain_alerts_total", &[("kind", kind)], 1);
+    }
+    Ok(HttpResponse::Ok().json(health))
+}

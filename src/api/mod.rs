@@ -173,6 +173,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/hub/flows", web::get().to(hub::flows))
                 .route("/hub/backlog", web::get().to(hub::backlog))
                 .route("/hub/export", web::get().to(hub::export))
+                .route("/hub/federation", web::get().to(hub::federation))
                 .route("/admin/agencies", web::get().to(admin::list_agencies))
                 .route("/admin/agencies", web::post().to(admin::add_agency))
                 .route(
@@ -215,6 +216,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/hub/flows"),
     ("get", "/api/v1/hub/backlog"),
     ("get", "/api/v1/hub/export"),
+    ("get", "/api/v1/hub/federation"),
     ("get", "/api/v1/admin/agencies"),
     ("post", "/api/v1/admin/agencies"),
     ("post", "/api/v1/admin/agencies/{code}/disable"),

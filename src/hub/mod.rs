@@ -23,6 +23,7 @@ pub const STATISTICS_MIGRATION: &str = "2026-12-07-000012";
 
 pub mod cells;
 pub mod generate;
+pub mod health;
 pub mod plan;
 pub mod query;
 pub mod read;

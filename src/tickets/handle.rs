@@ -115,6 +115,13 @@ impl Tickets {
         &self.statistics
     }
 
+    /// The federation's hub, when this node is a province node under one (`None` on the hub
+    /// itself and on a node without federation).
+    #[must_use]
+    pub fn hub(&self) -> Option<&NodeId> {
+        self.hub.as_ref()
+    }
+
     /// This node.
     #[must_use]
     pub fn node(&self) -> &NodeId {

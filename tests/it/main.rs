@@ -22,6 +22,7 @@ mod fold_props;
 mod hardening;
 mod helpers;
 mod hub_api;
+mod hub_health;
 mod hub_props;
 mod links;
 mod linksim;
