@@ -111,6 +111,14 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::tickets::agencies_cli::AgenciesCommand,
     },
+    /// The federation's health as this node holds it: `federation status` prints every
+    /// origin's chain (head held, events held; gap, partial or equivocation with event ids)
+    /// and each peer's link — the table of `GET /api/v1/hub/federation`.
+    Federation {
+        /// What to do.
+        #[command(subcommand)]
+        command: FederationCommand,
+    },
     /// Events refused by this node's inbox: `quarantine list`, `quarantine retry [--from
     /// PEER]` after their cause is fixed, `quarantine clear --from PEER|--reason CODE|--all`.
     Quarantine {
@@ -240,6 +248,13 @@ pub enum RoleArg {
     Hub,
 }
 
+/// `federation …`.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum FederationCommand {
+    /// Every origin's chain as held here and each peer's link.
+    Status,
+}
+
 impl From<RoleArg> for NodeRole {
     fn from(r: RoleArg) -> Self {
         match r {
@@ -298,6 +313,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
             for line in crate::tickets::agencies_cli::run(&db, &settings, command)? {
+                say(&line);
+            }
+            Ok(())
+        }
+        Command::Federation {
+            command: FederationCommand::Status,
+        } => {
+            let settings = load(cli.config.as_deref())?;
+            let _log = crate::telemetry::init(&settings.raw.log);
+            let db = app::open_database(&settings)?;
+            for line in crate::ops::federation_status::run(&settings, &db)? {
                 say(&line);
             }
             Ok(())

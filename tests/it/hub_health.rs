@@ -81,6 +81,15 @@ async fn the_hub_shows_a_gap_and_an_equivocation_in_a_chain() {
         json!({"state": "equivocation", "events": [other["id"]]}),
         "{health}"
     );
+    let lines =
+        lapor_node::ops::federation_status::run(&hub.settings, hub.federation.db()).unwrap();
+    let id = other["id"].as_str().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(NTT) && l.contains(&format!("EQUIVOCATION: refused {id}"))),
+        "{lines:#?}"
+    );
     // The peers' links are listed beside the chains.
     assert!(
         health["peers"]
