@@ -95,7 +95,8 @@ use Dim::{Agency as A, Category as C, Channel as H, Kind as K, Province as P, Re
 
 /// The rollups of the ticket counts, smallest first within each grain (a query reads the
 /// first that keeps what it asks for). Day grain: province × status (the backlog's recent
-/// days, short periods), then everything. Month grain: fewer dimensions each.
+/// days, short periods), then everything. Month grain: province × status (national totals,
+/// the backlog's older months), then more dimensions each.
 pub const COUNT_ROLLUPS: &[Rollup] = &[
     Rollup {
         id: 5,
@@ -106,6 +107,11 @@ pub const COUNT_ROLLUPS: &[Rollup] = &[
         id: 0,
         monthly: false,
         dims: &Dim::ALL,
+    },
+    Rollup {
+        id: 6,
+        monthly: true,
+        dims: &[P, S],
     },
     Rollup {
         id: 2,
