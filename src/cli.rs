@@ -595,6 +595,10 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
         ));
         if let Some(hub) = c.node(scenario::HUB) {
             hub_statistics(&hub.api, &mut |l| say(l)).await;
+            say("the federation's health at the hub (`lapor-node federation status`):");
+            for line in crate::ops::federation_status::run(&hub.settings, hub.federation.db())? {
+                say(&format!("  {line}"));
+            }
         }
         if exit {
             c.shutdown().await;
@@ -620,6 +624,9 @@ async fn hub_statistics(api: &str, say: &mut dyn FnMut(&str)) {
     }
     say(&format!(
         "  with an analyst's token (`officer add NAME --role analyst` on the hub): {api}/api/v1/hub/flows?group_by=origin,handler, {api}/api/v1/hub/backlog?group_by=province"
+    ));
+    say(&format!(
+        "  the federation's health (chains, gaps, equivocations, links; analyst or admin): {api}/api/v1/hub/federation"
     ));
     match reqwest::get(&stats).await {
         Ok(r) => match r.text().await {

@@ -52,9 +52,16 @@ fn smallest(rollups: &[Rollup], monthly: bool, dims: &[Dim]) -> Option<i32> {
 
 /// The reads that cover `from..=to` with `dims` kept. With `by_day`, days only (the answer is
 /// grouped by day). Rollup lists always hold a day rollup with every dimension, so a plan
-/// always exists.
+/// always exists. A range that ends today (or later) takes today's month whole: nothing is
+/// filed after today, so its month cell is exactly the days up to today.
 #[must_use]
-pub fn plan(rollups: &[Rollup], dims: &[Dim], from: Date, to: Date, by_day: bool) -> Vec<Part> {
+pub fn plan(
+    rollups: &[Rollup],
+    dims: &[Dim],
+    (from, to): (Date, Date),
+    today: Date,
+    by_day: bool,
+) -> Vec<Part> {
     let day_rollup = smallest(rollups, false, dims).unwrap_or(0);
     let days = |a: Date, b: Date| Part {
         rollup: day_rollup,
@@ -71,7 +78,7 @@ pub fn plan(rollups: &[Rollup], dims: &[Dim], from: Date, to: Date, by_day: bool
     } else {
         last_of_month(from).next_day().unwrap_or(from)
     };
-    let last_whole = if to == last_of_month(to) {
+    let last_whole = if to == last_of_month(to) || to >= today {
         to
     } else {
         first_of_month(to).previous_day().unwrap_or(to)
@@ -100,6 +107,20 @@ mod tests {
     use crate::hub::cells::{COUNT_ROLLUPS, Dim};
     use time::macros::date;
 
+    const TODAY: Date = date!(2026 - 12 - 07);
+
+    #[test]
+    fn a_range_to_today_reads_the_current_month_whole() {
+        let p = plan(
+            COUNT_ROLLUPS,
+            &[Dim::Province, Dim::Kind],
+            (date!(2026 - 01 - 01), TODAY),
+            TODAY,
+            false,
+        );
+        assert_eq!(p, vec![part(2, "2026-01", "2026-12")]);
+    }
+
     fn part(rollup: i32, from: &str, to: &str) -> Part {
         Part {
             rollup,
@@ -113,8 +134,8 @@ mod tests {
         let p = plan(
             COUNT_ROLLUPS,
             &[Dim::Province, Dim::Status],
-            date!(2026 - 01 - 15),
-            date!(2026 - 04 - 03),
+            (date!(2026 - 01 - 15), date!(2026 - 04 - 03)),
+            TODAY,
             false,
         );
         assert_eq!(
@@ -129,8 +150,8 @@ mod tests {
         let p = plan(
             COUNT_ROLLUPS,
             &[Dim::Regency],
-            date!(2026 - 01 - 01),
-            date!(2026 - 12 - 31),
+            (date!(2026 - 01 - 01), date!(2026 - 12 - 31)),
+            TODAY,
             false,
         );
         assert_eq!(p, vec![part(4, "2026-01", "2026-12")]);
@@ -138,8 +159,8 @@ mod tests {
         let p = plan(
             COUNT_ROLLUPS,
             &[Dim::Regency, Dim::Kind],
-            date!(2026 - 01 - 01),
-            date!(2026 - 12 - 31),
+            (date!(2026 - 01 - 01), date!(2026 - 12 - 31)),
+            TODAY,
             false,
         );
         assert_eq!(p, vec![part(0, "2026-01-01", "2026-12-31")]);
@@ -150,24 +171,24 @@ mod tests {
         let p = plan(
             COUNT_ROLLUPS,
             &[],
-            date!(2026 - 02 - 02),
-            date!(2026 - 02 - 27),
+            (date!(2026 - 02 - 02), date!(2026 - 02 - 27)),
+            TODAY,
             false,
         );
         assert_eq!(p, vec![part(5, "2026-02-02", "2026-02-27")]);
         let p = plan(
             COUNT_ROLLUPS,
             &[],
-            date!(2026 - 01 - 01),
-            date!(2026 - 03 - 31),
+            (date!(2026 - 01 - 01), date!(2026 - 03 - 31)),
+            TODAY,
             true,
         );
         assert_eq!(p, vec![part(5, "2026-01-01", "2026-03-31")]);
         let p = plan(
             COUNT_ROLLUPS,
             &[Dim::Agency],
-            date!(2025 - 12 - 01),
-            date!(2026 - 02 - 28),
+            (date!(2025 - 12 - 01), date!(2026 - 02 - 28)),
+            TODAY,
             false,
         );
         assert_eq!(p, vec![part(3, "2025-12", "2026-02")]);

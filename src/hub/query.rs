@@ -182,7 +182,7 @@ pub fn parse(
         dataset,
         group_by: Vec::new(),
         filters: Vec::new(),
-        from: today - Duration::days(364),
+        from: year_before(today),
         to: today,
         limit: DEFAULT_LIMIT,
     };
@@ -261,7 +261,7 @@ pub fn parse(
         }
         (f, t) => {
             req.to = t.unwrap_or(today);
-            req.from = f.unwrap_or(req.to - Duration::days(364)).max(EPOCH);
+            req.from = f.unwrap_or_else(|| year_before(req.to)).max(EPOCH);
         }
     }
     if req.from > req.to {
@@ -277,6 +277,18 @@ pub fn parse(
         ));
     }
     Ok(req)
+}
+
+/// The first day of the month eleven months before `to`'s: with `to`'s month, twelve whole
+/// months (read from month cells).
+fn year_before(to: Date) -> Date {
+    let months = i32::from(u8::from(to.month())) - 1 + to.year() * 12 - 11;
+    let (year, month) = (months.div_euclid(12), months.rem_euclid(12) + 1);
+    u8::try_from(month)
+        .ok()
+        .and_then(|m| time::Month::try_from(m).ok())
+        .and_then(|m| Date::from_calendar_date(year, m, 1).ok())
+        .unwrap_or(to - Duration::days(364))
 }
 
 fn group_keys(dataset: Dataset) -> String {

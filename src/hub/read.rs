@@ -30,8 +30,11 @@ pub struct Select<'a> {
 }
 
 /// How the period is grouped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeriodGroup {
+    /// Into age buckets: the label is the index of the first of these dates (`YYYY-MM-DD`,
+    /// newest first) the period is on or after, or their count if none.
+    Ages(Vec<time::Date>),
     /// As stored: by day in day rollups, by month in month rollups.
     Day,
     /// By month.
@@ -180,15 +183,28 @@ pub fn aggregate(conn: &mut DbConn, sel: &Select<'_>) -> QueryResult<Vec<Aggrega
         n += 1;
         if pg { format!("${n}") } else { "?".to_owned() }
     };
-    let period = match sel.period {
+    let period = match &sel.period {
         None => "''".to_owned(),
         Some(PeriodGroup::Day) => "period".to_owned(),
         Some(PeriodGroup::Month) => "substr(period, 1, 7)".to_owned(),
+        Some(PeriodGroup::Ages(since)) => {
+            // Dates we computed (digits and dashes), not the caller's text.
+            let mut case = String::from("CASE");
+            for (i, d) in since.iter().enumerate() {
+                case.push_str(&format!(
+                    " WHEN period >= '{}' THEN '{i}'",
+                    super::plan::day_text(*d)
+                ));
+            }
+            case.push_str(&format!(" ELSE '{}' END", since.len()));
+            case
+        }
     };
     let mut select = vec![format!("{period} AS period")];
     let mut group: Vec<String> = Vec::new();
     if sel.period.is_some() {
-        group.push(period.clone());
+        // By position: the period is the first column (its expression may be long).
+        group.push("1".to_owned());
     }
     let keys = sel.table.keys();
     for slot in 0..7 {

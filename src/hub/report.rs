@@ -133,15 +133,29 @@ pub fn answer(
     {
         Dataset::Stats => (
             vec!["count"],
-            sums(conn, req, Stored::Counts, COUNT_ROLLUPS, &req.dims())?,
+            sums(
+                conn,
+                req,
+                Stored::Counts,
+                COUNT_ROLLUPS,
+                (&req.dims(), today),
+                None,
+            )?,
         ),
         Dataset::Sla => (
             SLA_COLUMNS.to_vec(),
-            sums(conn, req, Stored::Sla, SLA_ROLLUPS, &req.dims())?,
+            sums(
+                conn,
+                req,
+                Stored::Sla,
+                SLA_ROLLUPS,
+                (&req.dims(), today),
+                None,
+            )?,
         ),
         Dataset::Flows => (
             FLOW_COLUMNS.to_vec(),
-            sums(conn, req, Stored::Flows, FLOW_ROLLUPS, &[])?,
+            sums(conn, req, Stored::Flows, FLOW_ROLLUPS, (&[], today), None)?,
         ),
         Dataset::Backlog => (
             std::iter::once("open")
@@ -194,15 +208,18 @@ fn sums(
     req: &Request,
     table: Stored,
     rollups: &[super::cells::Rollup],
-    dims: &[Dim],
+    (dims, today): (&[Dim], Date),
+    ages: Option<PeriodGroup>,
 ) -> diesel::QueryResult<BTreeMap<Vec<String>, Vec<i64>>> {
     let by_day = req.period_group() == Some("day");
-    let period = req.period_group().map(|p| {
-        if p == "day" {
-            PeriodGroup::Day
-        } else {
-            PeriodGroup::Month
-        }
+    let period = ages.or_else(|| {
+        req.period_group().map(|p| {
+            if p == "day" {
+                PeriodGroup::Day
+            } else {
+                PeriodGroup::Month
+            }
+        })
     });
     let keyed: Vec<&'static str> = req
         .group_by
@@ -211,7 +228,7 @@ fn sums(
         .filter(|k| table.keys().contains(k))
         .collect();
     let mut out: BTreeMap<Vec<String>, Vec<i64>> = BTreeMap::new();
-    for part in plan(rollups, dims, req.from, req.to, by_day) {
+    for part in plan(rollups, dims, (req.from, req.to), today, by_day) {
         let sel = Select {
             table,
             rollup: part.rollup,
@@ -219,7 +236,7 @@ fn sums(
             to: part.to,
             filters: &req.filters,
             group: &keyed,
-            period,
+            period: period.clone(),
         };
         for a in aggregate(conn, &sel)? {
             let width = table.width().min(a.sums.0.len());
@@ -288,7 +305,24 @@ fn backlog(
             to,
             ..req.clone()
         };
-        for (keys, s) in sums(conn, &sub, Stored::Counts, COUNT_ROLLUPS, &dims)? {
+        // The recent window comes back by age bucket (the label is the bucket's index), grouped
+        // in the database; the older one is all "over 90 days".
+        let ages = by_day.then(|| {
+            PeriodGroup::Ages(
+                AGES.iter()
+                    .take(AGES.len() - 1)
+                    .map(|(_, max)| today - Duration::days(*max))
+                    .collect(),
+            )
+        });
+        for (keys, s) in sums(
+            conn,
+            &sub,
+            Stored::Counts,
+            COUNT_ROLLUPS,
+            (&dims, today),
+            ages,
+        )? {
             let open = keys
                 .get(status_at)
                 .and_then(|s| Status::parse(s))
@@ -297,23 +331,13 @@ fn backlog(
             if !open || n == 0 {
                 continue;
             }
-            let age = if by_day {
+            let bucket = if by_day {
                 keys.last()
-                    .and_then(|d| {
-                        time::Date::parse(
-                            d,
-                            &time::macros::format_description!("[year]-[month]-[day]"),
-                        )
-                        .ok()
-                    })
-                    .map_or(i64::MAX, |d| (today - d).whole_days())
+                    .and_then(|b| b.parse::<usize>().ok())
+                    .unwrap_or(AGES.len() - 1)
             } else {
-                i64::MAX
+                AGES.len() - 1
             };
-            let bucket = AGES
-                .iter()
-                .position(|(_, max)| age <= *max)
-                .unwrap_or(AGES.len() - 1);
             let mut row = vec![0; 1 + AGES.len()];
             row[0] = n;
             row[1 + bucket] = n;
