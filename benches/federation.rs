@@ -85,6 +85,7 @@ fn main() -> anyhow::Result<()> {
                 max_bytes: s.batch_max_bytes,
                 due: lapor_node::domain::Timestamp::now(),
                 level: lapor_node::federation::protocol::FAST,
+                dictionary: true,
             },
         )?;
         let bytes: usize = batches.iter().map(|b| b.body.len()).sum();

@@ -4,7 +4,7 @@
 //! ```text
 //!  App::build ──► Db::open_waiting ─► migrations ─► agencies sync
 //!            (retries a database not answering yet, up to `database.start_timeout_secs`)
-//!            └──► HttpServer (public API) on `http.listen` (port 0 allowed: see `port()`)
+//!            └──► HttpServer (public API and web console) on `http.listen` (port 0 allowed: see `port()`)
 //!            └──► SLA sweep every `sla.sweep_interval_secs`
 //! ```
 
@@ -177,9 +177,11 @@ impl App {
             })?
             .port();
         let data = web::Data::new(state.clone());
+        let console = web::Data::new(crate::web::Console::new(settings));
         let server = HttpServer::new(move || {
             ActixApp::new()
                 .app_data(data.clone())
+                .app_data(console.clone())
                 .app_data(web::Data::from(metrics.clone()))
                 .app_data(api::json_config(limit, metrics.clone()))
                 .app_data(api::query_config(metrics.clone()))
@@ -187,6 +189,7 @@ impl App {
                 .wrap(actix_web::middleware::from_fn(crate::metrics::track))
                 .wrap(api::security_headers())
                 .configure(api::routes)
+                .configure(crate::web::routes)
         })
         .workers(settings.raw.http.worker_count())
         .listen(listener)

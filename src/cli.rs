@@ -77,8 +77,9 @@ pub enum Command {
         /// Stop after the scenario.
         #[arg(long)]
         exit: bool,
-        /// Reports NTT files while its link is cut.
-        #[arg(long, default_value_t = 50)]
+        /// Reports NTT files while its link is cut (each one verified and dispatched: three
+        /// events, for the hub and for Jakarta).
+        #[arg(long, default_value_t = 300)]
         backlog: usize,
     },
     /// Emulate a slow link in front of a node: a TCP proxy from `--listen` to `--to` with a
@@ -102,6 +103,17 @@ pub enum Command {
         /// What to do (default: list).
         #[command(subcommand)]
         command: Option<crate::ops::federation::PeersCommand>,
+    },
+    /// Follow the running node's delivery to one peer until nothing waits for it, with a
+    /// progress bar (events, rate, time left); the peer is tried at once. Exits non-zero if
+    /// `--timeout-secs` passes first.
+    Sync {
+        /// The peer's node id.
+        #[arg(long)]
+        peer: String,
+        /// Give up after this many seconds (default: wait until done).
+        #[arg(long)]
+        timeout_secs: Option<u64>,
     },
     /// Agencies (instansi) and the node that handles each: `agencies list`, `agencies add CODE
     /// --name … --region … [--level …] [--owner NODE]`, `agencies import FILE.csv`,
@@ -264,6 +276,23 @@ impl From<RoleArg> for NodeRole {
     }
 }
 
+/// `LAPOR_CLOCK_SHIFT_SECS=N`: the node's clock runs N seconds ahead of the system's, to
+/// simulate days or weeks passing in tests and drills (`tests/it/outage.rs`). Said loudly.
+fn shift_clock_from_env() -> anyhow::Result<()> {
+    let Ok(text) = std::env::var("LAPOR_CLOCK_SHIFT_SECS") else {
+        return Ok(());
+    };
+    let secs: i64 = text.trim().parse().map_err(|_| {
+        anyhow::anyhow!("LAPOR_CLOCK_SHIFT_SECS={text:?} is not a whole number of seconds")
+    })?;
+    crate::domain::timestamp::shift_clock(secs.saturating_mul(1000));
+    tracing::warn!(
+        clock_shift_secs = secs,
+        "LAPOR_CLOCK_SHIFT_SECS is set: this node's clock runs ahead of the system's (tests and drills only)"
+    );
+    Ok(())
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -308,6 +337,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Sync { peer, timeout_secs } => {
+            let settings = load(cli.config.as_deref())?;
+            let _log = crate::telemetry::init(&settings.raw.log);
+            let db = app::open_database(&settings)?;
+            let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            let synced = crate::ops::sync::run(
+                &settings,
+                &db,
+                &peer,
+                timeout_secs.map(std::time::Duration::from_secs),
+                &mut std::io::stdout(),
+                terminal,
+            )?;
+            match synced {
+                crate::ops::sync::Synced::Done => Ok(()),
+                crate::ops::sync::Synced::TimedOut => anyhow::bail!("not synced with {peer}"),
+            }
+        }
         Command::Agencies { command } => {
             let settings = load(cli.config.as_deref())?;
             let _log = crate::telemetry::init(&settings.raw.log);
@@ -340,6 +387,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let settings = load(cli.config.as_deref())?;
             let _log = crate::telemetry::init(&settings.raw.log);
+            shift_clock_from_env()?;
             // Held until the process ends: `keys rotate` and a second `serve` on this
             // directory see the node running.
             let mode = match settings.database {
@@ -586,13 +634,17 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
                 n.id, n.api, n.id, n.federation_port
             ));
         }
-        let summary = scenario::run(&c, &mut |l| say(l), backlog).await?;
+        let summary = scenario::run(&c, &mut |l| say(l), backlog, Some(crate::demo::catchup::vsat())).await?;
         say(&format!(
             "done: ticket {} forwarded and answered; {} event(s) piled up during the outage, delivered {} ms after the link returned",
             summary.ticket,
             summary.piled_up,
             summary.catch_up.as_millis()
         ));
+        say("web consoles (click through the same steps; Bahasa Indonesia, English by the switch):");
+        for line in crate::demo::console::accounts(&c).await? {
+            say(&line);
+        }
         if let Some(hub) = c.node(scenario::HUB) {
             hub_statistics(&hub.api, &mut |l| say(l)).await;
             say("the federation's health at the hub (`lapor-node federation status`):");
@@ -604,7 +656,7 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
             c.shutdown().await;
             return anyhow::Ok(());
         }
-        say("serving until Ctrl-C; try the URLs above (GET /api/v1/reports/<code>, /metrics)");
+        say("serving until Ctrl-C; try the URLs above (the consoles, GET /api/v1/reports/<code>, /metrics)");
         let _ = tokio::signal::ctrl_c().await;
         c.shutdown().await;
         anyhow::Ok(())

@@ -10,10 +10,10 @@
 //! same map with every file):
 //!
 //! ```text
-//!  citizen / officer (HTTP)                        peer node (mTLS)
+//!  citizen / officer (HTTP, browser)               peer node (mTLS)
 //!         │                                               │
 //!         ▼                                               ▼
-//!    api (parse, call, render)               federation::server ──► federation::inbox
+//!    api / web (parse, call, render)         federation::server ──► federation::inbox
 //!         │                                                             │ judge, store,
 //!         ▼                                                             │ apply (one tx)
 //!    tickets::{intake, commands, queries} ──► domain (rules, no IO)     ▼
@@ -35,12 +35,13 @@
 //! | [`event_log`] | the append-only signed log: wire form, canonical bytes, ids, chain heads, keys, audit |
 //! | [`tickets`] | the wing every channel uses: `input` (what it accepts, checked), `error` (typed refusals), `intake` (grouped filing), `commands` (act, erase, SLA sweep), `queries` (read models: timelines, find by tracking code, inbox, detail with the contact gate, statistics), `store` (projection queries, rebuild) |
 //! | [`api`] | the HTTP API: handlers parse, call `tickets`, render (`views`); `dto` wire bodies and their OpenAPI schemas; `error` the one mapping of every error to a status and code |
-//! | [`auth`] | officer accounts, sessions, the role rule, login throttles |
-//! | [`federation`] | the federation wing: `protocol` at the bottom; `client` (with `push`, `pull`) and `server` (with `feed`, `inbox`, `judge`) over the shared `node::Member`; `outbox`, `peers`, `quarantine`, `store` |
+//! | [`web`] | the web console (HTML, Bahasa Indonesia and English, no JavaScript): citizens file and follow reports, officers handle tickets, admins manage accounts — through `tickets` and `auth` exactly as `api` does |
+//! | [`auth`] | officer accounts, sessions, the role rule, account administration (`accounts`), login throttles |
+//! | [`federation`] | the federation wing: `protocol` at the bottom; `client` (with `push`, `pull`) and `server` (with `feed`, `inbox`, `judge`) over the shared `node::Member`; `outbox`, `peers`, `quarantine`, `store`; `dictionary` (the zstd dictionary every node ships) |
 //! | [`hub`] | national statistics: each ticket's cells (counts, SLA outcomes, flows) from its folded state, kept in the projection's transaction, read by rollup; the checked requests and read models of `/api/v1/hub/…` |
 //! | [`tls`] | rustls for the mTLS listener and client, peer identity, the development CA |
-//! | [`ops`] | operator commands on the node's files: the node lock, backup and restore, `peers` and `quarantine` |
-//! | [`demo`] | the in-process cluster for tests, benchmarks and `demo`; cuttable links over an emulated line (bandwidth, delay, queue, flapping: `demo::linksim`) |
+//! | [`ops`] | operator commands on the node's files: the node lock, backup and restore, `peers` and `quarantine`, `sync` (a progress bar on the running node's delivery) |
+//! | [`demo`] | the in-process cluster for tests, benchmarks and `demo`; cuttable links over an emulated line (bandwidth, delay, queue, flapping: `demo::linksim`); the demo's catch-up over an emulated VSAT link (`demo::catchup`) |
 //! | [`app`], [`cli`] | builds and runs the node (listeners, workers, jobs); the command line |
 
 pub mod api;
@@ -61,3 +62,4 @@ pub mod ops;
 pub mod telemetry;
 pub mod tickets;
 pub mod tls;
+pub mod web;

@@ -258,11 +258,29 @@ pub async fn follow_up(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let with_token = req.headers().contains_key(TOKEN_HEADER);
+    follow_up_limited(req, next, with_token).await
+}
+
+/// Middleware of the web console's follow-up forms (`POST /lacak/{step}`), whose follow-up
+/// token is a form field: every request counts as carrying a token, so refused tokens are
+/// limited exactly as on the API.
+pub async fn follow_up_form(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    follow_up_limited(req, next, true).await
+}
+
+async fn follow_up_limited(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+    with_token: bool,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let Some(limits) = limits_of(&req) else {
         return next.call(req).await;
     };
     let ip = limits.client(req.request());
-    let with_token = req.headers().contains_key(TOKEN_HEADER);
     if let (Some(ip), true) = (ip, with_token) {
         limits
             .follow_up_failures

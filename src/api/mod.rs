@@ -11,6 +11,7 @@
 //! - `reports`: citizen endpoints (no account; follow-up token);
 //! - `officers`: login, inbox, detail, actions, statistics (bearer token);
 //! - `admin`: node administration (agencies as managed data);
+//! - `accounts`: officer accounts (admin; the rule and audit line are `auth::accounts`'s);
 //! - `ops`: `/healthz`, `/readyz`, `/metrics` (the registry is [`crate::metrics`]),
 //!   `/api-docs/openapi.json`;
 //! - `federation`: operator routes for the federation (peers, quarantine);
@@ -21,6 +22,7 @@
 //! - `forwarded`: the client address (from trusted reverse proxies' headers);
 //! - `ratelimit`: the per-address token buckets.
 
+pub mod accounts;
 pub mod admin;
 pub mod dto;
 pub mod error;
@@ -184,6 +186,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/admin/agencies/{code}/enable",
                     web::post().to(admin::enable_agency),
                 )
+                .route("/admin/officers", web::get().to(accounts::list))
+                .route("/admin/officers", web::post().to(accounts::add))
+                .route(
+                    "/admin/officers/{username}/disable",
+                    web::post().to(accounts::disable),
+                )
+                .route(
+                    "/admin/officers/{username}/password",
+                    web::post().to(accounts::password),
+                )
+                .route(
+                    "/admin/officers/{username}/role",
+                    web::post().to(accounts::role),
+                )
                 .route("/federation/peers", web::get().to(federation::peers))
                 .route(
                     "/federation/quarantine",
@@ -221,6 +237,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/admin/agencies"),
     ("post", "/api/v1/admin/agencies/{code}/disable"),
     ("post", "/api/v1/admin/agencies/{code}/enable"),
+    ("get", "/api/v1/admin/officers"),
+    ("post", "/api/v1/admin/officers"),
+    ("post", "/api/v1/admin/officers/{username}/disable"),
+    ("post", "/api/v1/admin/officers/{username}/password"),
+    ("post", "/api/v1/admin/officers/{username}/role"),
     ("get", "/api/v1/federation/peers"),
     ("get", "/api/v1/federation/quarantine"),
 ];

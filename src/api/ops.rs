@@ -220,6 +220,8 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
         super::federation::peers, super::federation::quarantine,
         super::admin::list_agencies, super::admin::add_agency, super::admin::disable_agency,
         super::admin::enable_agency,
+        super::accounts::list, super::accounts::add, super::accounts::disable,
+        super::accounts::password, super::accounts::role,
         super::hub::stats, super::hub::sla, super::hub::flows, super::hub::backlog, super::hub::export, super::hub::federation,
     ),
     modifiers(&BearerAuth),

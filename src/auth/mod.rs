@@ -11,6 +11,7 @@
 //! memory) and [`gate`] (argon2 on the blocking pool, a bounded number at once); the API's
 //! login handler applies both (`api::limits`).
 
+pub mod accounts;
 pub mod cli;
 pub mod gate;
 pub mod lockout;
@@ -18,6 +19,8 @@ pub mod model;
 pub mod password;
 pub mod store;
 pub mod strength;
+
+pub use accounts::{AccountChange, AccountError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

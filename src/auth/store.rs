@@ -52,6 +52,19 @@ pub fn set_password_hash(conn: &mut DbConn, username: &str, hash: &str) -> Query
         .map(|n| n > 0)
 }
 
+/// Sets an officer's role and agency; returns whether the officer exists.
+pub fn set_role(
+    conn: &mut DbConn,
+    username: &str,
+    role: &str,
+    agency: Option<&str>,
+) -> QueryResult<bool> {
+    diesel::update(officers::table.find(username))
+        .set((officers::role.eq(role), officers::agency.eq(agency)))
+        .execute(conn)
+        .map(|n| n > 0)
+}
+
 /// Stores a new session.
 pub fn insert_session(conn: &mut DbConn, row: &SessionRow) -> QueryResult<()> {
     diesel::insert_into(sessions::table)

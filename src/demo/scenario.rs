@@ -6,8 +6,9 @@
 //! 3. Jakarta's liaison officer starts and responds; the citizen sees the response at NTT and
 //!    replies; the reply reaches Jakarta; the hub holds every step;
 //! 4. NTT's links are cut; NTT keeps working alone while events pile up in its outbox;
-//! 5. the links return; the background workers deliver everything; every node derives the
-//!    same state for every ticket.
+//! 5. the links return (in `lapor-node demo` as a VSAT link: [`super::catchup`]); the
+//!    background workers deliver everything; every node derives the same state for every
+//!    ticket.
 
 use std::time::{Duration, Instant};
 
@@ -214,6 +215,7 @@ pub async fn run(
     cluster: &Cluster,
     say: &mut dyn FnMut(&str),
     backlog: usize,
+    satellite: Option<super::linksim::Shape>,
 ) -> anyhow::Result<Summary> {
     let node = |id: &str| cluster.node(id).with_context(|| format!("no node {id}"));
     let (ntt, jkt, hub) = (
@@ -305,6 +307,7 @@ pub async fn run(
     say(&format!(
         "== 5. NTT's links are cut; NTT keeps working alone ({backlog} more reports, dispatched to Jakarta)"
     ));
+    let cut_at = Timestamp::now().millis();
     cluster.isolate(NTT);
     for n in 1..=backlog {
         let (_, _, id) = ntt.file(&ntt_report(n)).await?;
@@ -333,12 +336,18 @@ pub async fn run(
     }
 
     say("== 6. The links return; the workers deliver the backlog");
-    cluster.reconnect(NTT);
-    ntt_fed.wake_all();
-    let catch_up = wait_for("every outbox to drain", Duration::from_secs(120), || {
-        Ok(cluster.undelivered()? == 0)
-    })
-    .await?;
+    let catch_up = if let Some(shape) = satellite {
+        super::catchup::run(cluster, say, shape, cut_at, Duration::from_secs(600))
+            .await?
+            .took
+    } else {
+        cluster.reconnect(NTT);
+        ntt_fed.wake_all();
+        wait_for("every outbox to drain", Duration::from_secs(120), || {
+            Ok(cluster.undelivered()? == 0)
+        })
+        .await?
+    };
     say(&format!(
         "   every outbox empty {} ms after reconnection",
         catch_up.as_millis()

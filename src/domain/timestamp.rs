@@ -2,10 +2,22 @@
 //! written as RFC 3339 UTC text with millisecond precision: `2026-11-28T05:07:09.123Z`.
 
 use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+/// How far this process's clock runs ahead of the system's (ms): 0 but in tests and drills
+/// that simulate weeks passing ([`shift_clock`]).
+static CLOCK_SHIFT_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Makes [`Timestamp::now`] run `ms` ahead of the system clock for the rest of the process —
+/// for tests and drills that simulate a long outage with real processes (`lapor-node serve`
+/// reads `LAPOR_CLOCK_SHIFT_SECS`). Never needed in production.
+pub fn shift_clock(ms: i64) {
+    CLOCK_SHIFT_MS.store(ms, Ordering::Relaxed);
+}
 
 /// An instant, in whole milliseconds since 1970-01-01T00:00:00Z.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -32,10 +44,11 @@ impl Timestamp {
         self.0
     }
 
-    /// The current time, truncated to milliseconds.
+    /// The current time, truncated to milliseconds (shifted by [`shift_clock`], if set).
     #[must_use]
     pub fn now() -> Self {
-        Self::from_datetime(OffsetDateTime::now_utc())
+        let t = Self::from_datetime(OffsetDateTime::now_utc());
+        Self(t.0.saturating_add(CLOCK_SHIFT_MS.load(Ordering::Relaxed)))
     }
 
     /// Truncates a date-time to milliseconds.

@@ -40,6 +40,8 @@ impl std::ops::Deref for Federation {
 
 /// How often a backing-off worker checks whether its peer is reachable again.
 const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// How often it is probed in the first minute of backing off.
+const PROBE_FIRST_MINUTE: Duration = Duration::from_secs(1);
 
 pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, FedError> + Send + 'static,
@@ -270,6 +272,7 @@ impl Federation {
         let idle = Duration::from_secs(5);
         let mut notices = self.db.notices();
         let mut keys_pinned = false;
+        let mut backing_off_since: Option<std::time::Instant> = None;
         loop {
             let now = Timestamp::now();
             let (db, d) = (self.db.clone(), dest.clone());
@@ -278,11 +281,18 @@ impl Federation {
                 .unwrap_or(1000);
             if wait_ms > 0 {
                 // Backing off: a link that comes back is tried within seconds all the same —
-                // a bare TCP connect every few seconds (a few packets) tells when.
+                // a bare TCP connect (a few packets) tells when: every second for the first
+                // minute of an outage (most are short), then every five.
+                let since = *backing_off_since.get_or_insert_with(std::time::Instant::now);
+                let every = if since.elapsed() < Duration::from_secs(60) {
+                    PROBE_FIRST_MINUTE
+                } else {
+                    PROBE_EVERY
+                };
                 let sleep = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(1000));
                 tokio::select! {
-                    () = tokio::time::sleep(sleep.min(PROBE_EVERY)) => {
-                        if sleep > PROBE_EVERY && self.probe(&dest).await {
+                    () = tokio::time::sleep(sleep.min(every)) => {
+                        if sleep > every && self.probe(&dest).await {
                             let (db, d) = (self.db.clone(), dest.clone());
                             let _ = blocking(move || peers::retry_now(&db, &d)).await;
                         }
@@ -291,6 +301,7 @@ impl Federation {
                 }
                 continue;
             }
+            backing_off_since = None;
             if !keys_pinned {
                 match self.fetch_keys(&dest).await {
                     Ok(_) => keys_pinned = true,
@@ -341,7 +352,7 @@ impl Federation {
     async fn puller(self) {
         let every = Duration::from_secs(self.settings.pull_interval_secs);
         loop {
-            match self.pull_once().await {
+            match self.pull_round(Some(every)).await {
                 Ok(p) if p.accepted > 0 => {
                     tracing::info!(
                         accepted = p.accepted,

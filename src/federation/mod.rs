@@ -15,6 +15,7 @@
 //! | module | role |
 //! |---|---|
 //! | [`protocol`] | the wire: batch, answer, feed page, node info, personal-data part, outcomes and their typed reasons, compression, batch ids |
+//! | [`dictionary`] | the zstd dictionary every node ships, and how peers agree to use it |
 //! | [`outbox`] | per-destination queues written with each event; batches built from them |
 //! | [`peers`] | per-peer state: persisted backoff, last contact, catch-up cursors, pinned keys, the operator view |
 //! | [`error`] | what can go wrong on the federation side |
@@ -29,6 +30,7 @@
 //! | [`quarantine`] | refused events kept for operators, bounded per sender; retried after a fix |
 
 pub mod client;
+pub mod dictionary;
 pub mod error;
 pub mod feed;
 pub mod inbox;

@@ -46,6 +46,8 @@ pub struct State {
     keys_fetcher: OnceLock<KeysFetcher>,
     /// How delivery to each peer is sized, from what its link showed.
     tuning: Mutex<HashMap<NodeId, Tuning>>,
+    /// When each peer last pushed a batch here.
+    pushed: Mutex<HashMap<NodeId, std::time::Instant>>,
 }
 
 /// Delivery to one peer, fitted to its link: batches grow while their answers come back fast
@@ -57,6 +59,12 @@ struct Tuning {
     batch: f64,
     /// Measured rate (bytes per second), once known.
     rate: Option<f64>,
+    /// Measured compressed bytes per event, with the rate.
+    per_event: Option<f64>,
+    /// Batches in flight (`None`: the configured number).
+    window: Option<f64>,
+    /// The peer named the zstd dictionary this node ships (`dictionary::HEADER`).
+    dictionary: bool,
 }
 
 /// The batch size after one answered in `elapsed` (`None`: failed): doubled when fast, a
@@ -72,6 +80,19 @@ fn next_batch(batch: f64, elapsed: Option<std::time::Duration>, max: f64) -> f64
     .clamp(MIN_BATCH.min(max), max)
 }
 
+/// The events of [`BATCH_SECS`] of `t`'s link, within [`MIN_BATCH`]..=`max` (`max` while the
+/// rate is unknown).
+fn link_target(t: &Tuning, max: f64) -> f64 {
+    match (t.rate, t.per_event) {
+        (Some(rate), Some(per)) if per > 0.0 => {
+            (rate * BATCH_SECS / per).clamp(MIN_BATCH.min(max), max)
+        }
+        _ => max,
+    }
+}
+
+/// Seconds of a thin link's time one batch may take.
+const BATCH_SECS: f64 = 2.0;
 /// Events in a first batch to a peer whose link is not measured yet.
 const FIRST_BATCH: f64 = 100.0;
 /// Fewest events per batch.
@@ -143,6 +164,7 @@ impl Member {
             contacts: Mutex::new(HashMap::new()),
             keys_fetcher: OnceLock::new(),
             tuning: Mutex::new(HashMap::new()),
+            pushed: Mutex::new(HashMap::new()),
         })))
     }
 
@@ -238,6 +260,24 @@ impl Member {
         }
     }
 
+    /// `peer` pushed a batch here.
+    pub fn batch_from(&self, peer: &NodeId) {
+        if let Ok(mut p) = self.pushed.lock() {
+            p.insert(peer.clone(), std::time::Instant::now());
+        }
+    }
+
+    /// Whether `peer` pushed a batch here within `within`: it is delivering its events itself,
+    /// so pulling them from it would carry them twice over its link.
+    #[must_use]
+    pub fn pushing(&self, peer: &NodeId, within: std::time::Duration) -> bool {
+        self.pushed
+            .lock()
+            .ok()
+            .and_then(|p| p.get(peer).map(std::time::Instant::elapsed))
+            .is_some_and(|ago| ago < within)
+    }
+
     /// A failure was recorded for `peer`: its next contact is written (and resets the backoff).
     pub(super) fn forget_contact(&self, peer: &NodeId) {
         if let Ok(mut seen) = self.contacts.lock() {
@@ -272,39 +312,84 @@ impl Member {
         let t = map.entry(peer.clone()).or_insert(Tuning {
             batch: FIRST_BATCH,
             rate: None,
+            per_event: None,
+            window: None,
+            dictionary: false,
         });
         f(t)
     }
 
-    /// Events per batch to `peer` now (at most `max`).
+    /// Events per batch to `peer` now (at most `max`): on a link whose rate is known, no more
+    /// than `BATCH_SECS` (2 s) of it, so that a batch fits the few seconds a flapping link stays up
+    /// and a cut loses little.
     #[must_use]
     pub fn batch_events(&self, peer: &NodeId, max: usize) -> usize {
+        #[expect(clippy::cast_precision_loss, reason = "batch caps are small")]
+        let max_f = (max.max(1)) as f64;
+        let n = self.tuning_of(peer, |t| t.batch.min(link_target(t, max_f)));
         #[expect(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
             reason = "a batch size between MIN_BATCH and max"
         )]
-        let n = self.tuning_of(peer, |t| t.batch) as usize;
+        let n = n as usize;
         n.clamp(1, max.max(1))
     }
 
     /// A batch to `peer` was answered after `elapsed` (or failed, with `None`): the next ones
-    /// grow or shrink (within `max` events).
+    /// grow or shrink (within `max` events). Once the link's rate is known an answer's delay
+    /// says little (it holds the batches queued ahead of it): answered batches grow towards
+    /// the link's target, failed ones halve.
     pub fn batch_answered(&self, peer: &NodeId, elapsed: Option<std::time::Duration>, max: usize) {
         #[expect(clippy::cast_precision_loss, reason = "batch caps are small")]
         let max = (max.max(1)) as f64;
-        self.tuning_of(peer, |t| t.batch = next_batch(t.batch, elapsed, max));
+        let configured = self.settings.in_flight.max(1);
+        self.tuning_of(peer, |t| {
+            t.batch = match (elapsed, t.rate.is_some()) {
+                (Some(_), true) => (t.batch * 2.0)
+                    .min(link_target(t, max))
+                    .max(MIN_BATCH.min(max)),
+                _ => next_batch(t.batch, elapsed, max),
+            };
+            // The batches in flight follow the same rule, more gently: a cut in transfer
+            // halves them (what a cut loses is what was in flight), each answer adds a quarter.
+            #[expect(clippy::cast_precision_loss, reason = "a handful of batches")]
+            let most = configured as f64;
+            t.window = match elapsed {
+                Some(_) => (t.window.unwrap_or(most) + 0.25).min(most),
+                None => (t.window.unwrap_or(most) / 2.0).max(1.0),
+            }
+            .into();
+        });
     }
 
-    /// A delivery round to `peer` moved `bytes` in `secs`: the rate estimate moves towards it.
-    pub fn rate_measured(&self, peer: &NodeId, bytes: u64, secs: f64) {
-        if secs < 1.0 || bytes < 16 * 1024 {
+    /// Batches in flight to `peer` at once: the configured `in_flight`, fewer after batches
+    /// were cut in transfer (a flapping link), growing back as answers come.
+    #[must_use]
+    pub fn window(&self, peer: &NodeId) -> usize {
+        let configured = self.settings.in_flight.max(1);
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "between 1 and the configured in_flight"
+        )]
+        let w = self.tuning_of(peer, |t| {
+            t.window.map_or(configured, |w| w.floor() as usize)
+        });
+        w.clamp(1, configured)
+    }
+
+    /// Delivery to `peer` moved `bytes` (compressed bodies of `events` events) in `secs`: the
+    /// rate and size estimates move towards them.
+    pub fn rate_measured(&self, peer: &NodeId, bytes: u64, secs: f64, events: u64) {
+        if secs < 1.0 || bytes < 16 * 1024 || events == 0 {
             return;
         }
         #[expect(clippy::cast_precision_loss, reason = "byte counts far below 2^52")]
-        let sample = bytes as f64 / secs;
+        let (sample, per_event) = (bytes as f64 / secs, bytes as f64 / events as f64);
         self.tuning_of(peer, |t| {
             t.rate = Some(t.rate.map_or(sample, |r| 0.7 * r + 0.3 * sample));
+            t.per_event = Some(t.per_event.map_or(per_event, |p| 0.7 * p + 0.3 * per_event));
         });
     }
 
@@ -315,6 +400,19 @@ impl Member {
             Some(r) if r < SLOW_LINK => super::protocol::THOROUGH,
             _ => super::protocol::FAST,
         }
+    }
+
+    /// `peer` named a dictionary in an answer (`value` of [`super::dictionary::HEADER`]): bodies
+    /// to it use the shipped dictionary when it is the same one.
+    pub fn dictionary_named(&self, peer: &NodeId, value: Option<&[u8]>) {
+        let same = super::dictionary::names_ours(value);
+        self.tuning_of(peer, |t| t.dictionary = same);
+    }
+
+    /// Whether bodies to `peer` use the shipped dictionary.
+    #[must_use]
+    pub fn uses_dictionary(&self, peer: &NodeId) -> bool {
+        self.tuning_of(peer, |t| t.dictionary)
     }
 
     /// A handle that does not keep this member alive.

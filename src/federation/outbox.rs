@@ -145,9 +145,11 @@ pub fn enqueue_for(
     let key = (tid.as_str(), id.as_str());
     let now = event.at;
     let anonymous = after.report.privacy.anonymous;
-    // A node that just became the handler receives the ticket's history first (and, when the
-    // report is not anonymous, the personal data with the `created` event), so the new event
-    // arrives after its parents.
+    // A node that just became the handler receives the ticket's history first, so the new
+    // event arrives after its parents; when the report is not anonymous, the personal data
+    // rides with the new event itself — the one that makes the receiver the handler — so that
+    // a batch boundary between the history and it cannot leave the receiver holding the part
+    // before it is entitled to keep it.
     let new_handler = before.is_some_and(|b| b.handler != after.handler) && after.handler != *me;
     let handler_is_hub = hub.is_some_and(|h| *h == after.handler);
     if new_handler {
@@ -157,15 +159,8 @@ pub fn enqueue_for(
             .select((events::id, events::kind))
             .order((events::stored_at_ms.asc(), events::seq.asc()))
             .load(conn)?;
-        for (eid, kind) in earlier {
-            let with_pii = kind == "created"
-                && replication::entitled_to_pii(
-                    after.handler.as_str(),
-                    handler_is_hub,
-                    after.handler.as_str(),
-                    anonymous,
-                );
-            enqueue_one(conn, after.handler.as_str(), (&tid, &eid), with_pii, now)?;
+        for (eid, _) in earlier {
+            enqueue_one(conn, after.handler.as_str(), (&tid, &eid), false, now)?;
         }
     }
     if let Some(hub) = hub.filter(|h| *h != me) {
@@ -175,9 +170,10 @@ pub fn enqueue_for(
         if p == me.as_str() || hub.is_some_and(|h| h.as_str() == p) {
             continue;
         }
-        let with_pii = matches!(event.change, Change::Created(_))
-            && event.pii.is_some()
-            && replication::entitled_to_pii(&p, false, after.handler.as_str(), anonymous);
+        let carries = (matches!(event.change, Change::Created(_)) && event.pii.is_some())
+            || (new_handler && p == after.handler.as_str() && !handler_is_hub);
+        let with_pii =
+            carries && replication::entitled_to_pii(&p, false, after.handler.as_str(), anonymous);
         enqueue_one(conn, &p, key, with_pii, now)?;
     }
     Ok(())
@@ -401,6 +397,8 @@ pub struct BatchSpec {
     pub due: Timestamp,
     /// zstd level.
     pub level: i32,
+    /// With the shipped zstd dictionary (the peer holds it too).
+    pub dictionary: bool,
 }
 
 /// Builds batches for `dest` from its oldest pending outbox rows after row `after`, as
@@ -417,6 +415,7 @@ pub fn build_batches(
         max_bytes,
         due,
         level,
+        dictionary,
     } = spec;
     let mut conn = db.read()?;
     let rows = pending(&mut conn, dest, after, limit, due.millis())?;
@@ -425,19 +424,29 @@ pub fn build_batches(
     let mut bytes = 0usize;
     for r in rows {
         if !cur.is_empty() && (cur.len() >= max_events || bytes + r.raw.len() > max_bytes) {
-            out.push(finish(&mut conn, std::mem::take(&mut cur), level)?);
+            out.push(finish(
+                &mut conn,
+                std::mem::take(&mut cur),
+                level,
+                dictionary,
+            )?);
             bytes = 0;
         }
         bytes += r.raw.len();
         cur.push(r);
     }
     if !cur.is_empty() {
-        out.push(finish(&mut conn, cur, level)?);
+        out.push(finish(&mut conn, cur, level, dictionary)?);
     }
     Ok(out)
 }
 
-fn finish(conn: &mut crate::db::DbConn, rows: Vec<Claimed>, level: i32) -> Result<Built, FedError> {
+fn finish(
+    conn: &mut crate::db::DbConn,
+    rows: Vec<Claimed>,
+    level: i32,
+    dictionary: bool,
+) -> Result<Built, FedError> {
     let mut events = Vec::with_capacity(rows.len());
     let mut pii = Vec::new();
     for r in &rows {
@@ -447,7 +456,15 @@ fn finish(conn: &mut crate::db::DbConn, rows: Vec<Claimed>, level: i32) -> Resul
         })?;
         events.push(v);
         if r.with_pii {
-            if let Some(p) = pii_part(conn, &r.ticket, &r.event_id)? {
+            // The part names the ticket's `created` event (whose commitment it opens), whichever
+            // of the ticket's events carries it.
+            let created: Option<String> = events::table
+                .filter(events::ticket.eq(&r.ticket))
+                .filter(events::kind.eq("created"))
+                .select(events::id)
+                .first(conn)
+                .optional()?;
+            if let Some(p) = pii_part(conn, &r.ticket, created.as_deref().unwrap_or(&r.event_id))? {
                 pii.push(p);
             }
         }
@@ -464,7 +481,11 @@ fn finish(conn: &mut crate::db::DbConn, rows: Vec<Claimed>, level: i32) -> Resul
     Ok(Built {
         id: batch.batch,
         rows: rows.into_iter().map(|r| (r.row, r.event_id)).collect(),
-        body: compress_at(&json, level),
+        body: if dictionary {
+            super::dictionary::compress(&json, level)
+        } else {
+            compress_at(&json, level)
+        },
     })
 }
 

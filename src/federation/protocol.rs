@@ -372,11 +372,23 @@ pub enum DecompressError {
     /// It decodes to more than the limit (a decompression bomb, or just too much).
     #[error("decompresses to more than {0} bytes")]
     TooLarge(usize),
+    /// It was compressed with a dictionary this node does not hold.
+    #[error(
+        "compressed with zstd dictionary {0}, which this node does not hold (it holds {held})",
+        held = super::dictionary::id()
+    )]
+    UnknownDictionary(u32),
 }
 
-/// Decompresses zstd `bytes`, refusing output over `max` bytes (decompression bombs).
+/// Decompresses zstd `bytes` (plain, or made with the shipped dictionary), refusing output over
+/// `max` bytes (decompression bombs).
 pub fn decompress(bytes: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
-    let decoder = zstd::stream::read::Decoder::new(bytes)
+    let dict: &[u8] = match super::dictionary::needed_by(bytes) {
+        0 => &[],
+        n if n == super::dictionary::id() => super::dictionary::BYTES,
+        n => return Err(DecompressError::UnknownDictionary(n)),
+    };
+    let decoder = zstd::stream::read::Decoder::with_dictionary(bytes, dict)
         .map_err(|e| DecompressError::NotZstd(e.to_string()))?;
     let mut out = Vec::new();
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);

@@ -3,6 +3,7 @@
 //! like a pushed one; a causal gap filled by fetching the whole ticket.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -44,9 +45,19 @@ impl Federation {
     /// cursor, from the origin or, failing that, from the hub.
     #[tracing::instrument(name = "federation.pull", skip_all)]
     pub async fn pull_once(&self) -> Result<Pulled, FedError> {
+        self.pull_round(None).await
+    }
+
+    /// The puller's round: as [`Self::pull_once`], but an origin that pushed a batch here
+    /// within `pushing` is left out — it is delivering its events itself, and a pull would
+    /// carry them a second time over its link while its push is still sending them.
+    pub(super) async fn pull_round(&self, pushing: Option<Duration>) -> Result<Pulled, FedError> {
         let mut total = Pulled::default();
         let hub = self.settings.hub().cloned();
         for origin in self.settings.peers.iter().map(|p| p.id.clone()) {
+            if pushing.is_some_and(|w| self.pushing(&origin, w)) {
+                continue;
+            }
             let mut sources = vec![origin.clone()];
             if let Some(h) = &hub {
                 if h.id != origin {
@@ -143,11 +154,21 @@ impl Federation {
         let resp = self
             .client
             .get(url)
+            .header(
+                super::dictionary::HEADER,
+                super::dictionary::header_value().unwrap_or("0"),
+            )
             // A page holds at most 1,000 events of a few hundred compressed bytes each.
             .timeout(self.timeout_for(1000 * 400))
             .send()
             .await
             .map_err(|e| Self::unreachable(peer, &e))?;
+        self.dictionary_named(
+            &peer.id,
+            resp.headers()
+                .get(super::dictionary::HEADER)
+                .map(reqwest::header::HeaderValue::as_bytes),
+        );
         read_json(peer, resp).await
     }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::client::{Federation, blocking, read_json};
 use super::protocol::{ANSWER_EXCEPTIONS, BatchAnswer, Outcome};
-use super::{FedError, outbox, peers};
+use super::{FedError, dictionary, outbox, peers};
 use crate::config::PeerSettings;
 use crate::domain::{NodeId, Timestamp};
 
@@ -46,50 +46,46 @@ impl Federation {
         enum Step {
             /// The next batch was built (or the queue is exhausted, or reading it failed).
             Built(Result<Vec<outbox::Built>, FedError>),
-            /// A batch was answered (or its sending failed), after so long.
+            /// A batch was answered (or its sending failed), after so long (`None`: no
+            /// connection could be made).
             Answered(
                 outbox::Built,
                 Result<Vec<Outcome>, FedError>,
-                std::time::Duration,
+                Option<std::time::Duration>,
             ),
             /// A batch's answer was recorded in the outbox.
             Settled(Result<Delivered, FedError>),
         }
         let peer = self.peer(dest)?.clone();
         let max_events = self.settings.batch_max_events;
-        let cap = self.batch_events(dest, max_events);
-        let level = self.compression_level(dest);
         let started = std::time::Instant::now();
         let mut wire_bytes = 0_u64;
         let max_bytes = self.settings.batch_max_bytes;
-        let window = self.settings.in_flight.max(1);
-        let limit = i64::try_from(cap).unwrap_or(i64::MAX);
+        // What the link showed so far sizes each batch as it is built: a long round on a thin
+        // link moves to larger, more thoroughly compressed batches as soon as its rate is known.
         let build = |after: i64| -> BoxFuture<'static, Step> {
             let (db, d) = (self.db.clone(), dest.to_string());
+            let cap = self.batch_events(dest, max_events);
+            let spec = outbox::BatchSpec {
+                limit: i64::try_from(cap).unwrap_or(i64::MAX),
+                max_events: cap,
+                max_bytes,
+                due: if everything {
+                    Timestamp::from_millis(i64::MAX)
+                } else {
+                    Timestamp::now()
+                },
+                level: self.compression_level(dest),
+                dictionary: self.uses_dictionary(dest),
+            };
             Box::pin(async move {
-                Step::Built(
-                    blocking(move || {
-                        outbox::build_batches(
-                            &db,
-                            &d,
-                            after,
-                            outbox::BatchSpec {
-                                limit,
-                                max_events: cap,
-                                max_bytes,
-                                due: if everything {
-                                    Timestamp::from_millis(i64::MAX)
-                                } else {
-                                    Timestamp::now()
-                                },
-                                level,
-                            },
-                        )
-                    })
-                    .await,
-                )
+                Step::Built(blocking(move || outbox::build_batches(&db, &d, after, spec)).await)
             })
         };
+        // The link's rate, measured while the round runs: bytes answered over at least 2 s,
+        // counted from the first answer (so that the handshakes and the first round trip, when
+        // nothing was answered yet, do not count as a slow link).
+        let mut meter: Option<(std::time::Instant, u64, u64)> = None;
         let mut after = 0i64;
         let mut building = true;
         let mut sending = 0usize;
@@ -114,8 +110,10 @@ impl Federation {
                     wire_bytes += u64::try_from(batch.body.len()).unwrap_or(0);
                     steps.push(Box::pin(async move {
                         let sent = std::time::Instant::now();
-                        let answer = self.send_batch(peer, &batch).await;
-                        Step::Answered(batch, answer, sent.elapsed())
+                        let mut connect_failed = false;
+                        let answer = self.send_batch(peer, &batch, &mut connect_failed).await;
+                        let took = (!connect_failed).then(|| sent.elapsed());
+                        Step::Answered(batch, answer, took)
                     }));
                 }
                 Step::Built(Ok(_)) => {
@@ -127,16 +125,34 @@ impl Federation {
                     first_err.get_or_insert(e);
                 }
                 Step::Answered(batch, Ok(results), took) => {
+                    let took = took.unwrap_or_default();
                     sending -= 1;
+                    match meter.as_mut() {
+                        None => meter = Some((std::time::Instant::now(), 0, 0)),
+                        Some((since, bytes, events)) => {
+                            *bytes += u64::try_from(batch.body.len()).unwrap_or(0);
+                            *events += u64::try_from(batch.rows.len()).unwrap_or(0);
+                            let secs = since.elapsed().as_secs_f64();
+                            if secs >= 2.0 && *bytes >= 16 * 1024 {
+                                self.rate_measured(dest, *bytes, secs, *events);
+                                meter = Some((std::time::Instant::now(), 0, 0));
+                            }
+                        }
+                    }
                     self.batch_answered(dest, Some(took), max_events);
                     report.sent += batch.rows.len();
                     steps.push(Box::pin(async move {
                         Step::Settled(self.settle_batch(dest, &batch, &results).await)
                     }));
                 }
-                Step::Answered(_, Err(e), _) => {
+                Step::Answered(_, Err(e), took) => {
                     sending -= 1;
-                    self.batch_answered(dest, None, max_events);
+                    // A batch cut in transfer says the link stays up for less than it needs:
+                    // the next ones are smaller. A peer that could not be reached at all says
+                    // nothing about the batch size (an outage must not leave it at its minimum).
+                    if took.is_some() {
+                        self.batch_answered(dest, None, max_events);
+                    }
                     first_err.get_or_insert(e);
                 }
                 Step::Settled(Ok(settled)) => {
@@ -147,7 +163,7 @@ impl Federation {
             }
             // Build the next batch while the window has room: one build at a time (each
             // starts after the rows the previous one took).
-            if !building && !exhausted && first_err.is_none() && sending < window {
+            if !building && !exhausted && first_err.is_none() && sending < self.window(dest) {
                 building = true;
                 steps.push(build(after));
             }
@@ -159,7 +175,6 @@ impl Federation {
         let settings = self.settings.clone();
         let delivered = report.acknowledged;
         let secs = started.elapsed().as_secs_f64();
-        self.rate_measured(dest, wire_bytes, secs);
         let sample = peers::Sample {
             bytes: wire_bytes,
             secs,
@@ -239,6 +254,7 @@ impl Federation {
         &self,
         peer: &PeerSettings,
         batch: &outbox::Built,
+        connect_failed: &mut bool,
     ) -> Result<Vec<Outcome>, FedError> {
         let resp = self
             .client
@@ -247,11 +263,24 @@ impl Federation {
             .header("content-encoding", "zstd")
             .header("accept-encoding", "zstd")
             .header(ANSWER_EXCEPTIONS.0, ANSWER_EXCEPTIONS.1)
+            .header(
+                dictionary::HEADER,
+                dictionary::header_value().unwrap_or("0"),
+            )
             .timeout(self.timeout_for(batch.body.len() + 100 * batch.rows.len()))
             .body(batch.body.clone())
             .send()
             .await
-            .map_err(|e| Self::unreachable(peer, &e))?;
+            .map_err(|e| {
+                *connect_failed = e.is_connect();
+                Self::unreachable(peer, &e)
+            })?;
+        self.dictionary_named(
+            &peer.id,
+            resp.headers()
+                .get(dictionary::HEADER)
+                .map(reqwest::header::HeaderValue::as_bytes),
+        );
         let answer: BatchAnswer = read_json(peer, resp).await?;
         if answer.batch != batch.id {
             return Err(FedError::BadAnswer {

@@ -19,6 +19,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use super::dictionary;
 use super::feed::{self, FeedError, FeedQuery, FeedRefusal};
 use super::node::Member;
 use super::protocol::{self, Batch, BatchAnswer, DecompressError, DeferReason, Outcome};
@@ -296,6 +297,7 @@ async fn post_events(
         let results = web::block(move || {
             let outcomes = m.inbox().receive(&from, batch.events, batch.pii, now);
             m.contact_from(&from, now);
+            m.batch_from(&from);
             outcomes
         })
         .await
@@ -349,10 +351,16 @@ async fn get_events(
             FeedError::Failed(e) => Refusal::failed(&e),
         })?;
         let json = serde_json::to_vec(&page).map_err(|e| Refusal::failed(&e))?;
-        Ok(HttpResponse::Ok()
-            .content_type("application/json")
+        let body = if with_dictionary(&req) {
+            dictionary::compress(&json, protocol::FAST)
+        } else {
+            protocol::compress(&json)
+        };
+        let mut r = HttpResponse::Ok();
+        named_dictionary(&mut r);
+        Ok(r.content_type("application/json")
             .insert_header(("content-encoding", "zstd"))
-            .body(protocol::compress(&json)))
+            .body(body))
     }
     .await;
     counted(&member, r)
@@ -367,11 +375,32 @@ fn json_answer(req: &HttpRequest, json: Vec<u8>) -> HttpResponse {
         .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("zstd")));
     let mut r = HttpResponse::Ok();
     r.content_type("application/json");
+    named_dictionary(&mut r);
     if zstd {
-        r.insert_header(("content-encoding", "zstd"))
-            .body(protocol::compress(&json))
+        let body = if with_dictionary(req) {
+            dictionary::compress(&json, protocol::FAST)
+        } else {
+            protocol::compress(&json)
+        };
+        r.insert_header(("content-encoding", "zstd")).body(body)
     } else {
         r.body(json)
+    }
+}
+
+/// Whether the caller named the dictionary this node holds (so answers may use it).
+fn with_dictionary(req: &HttpRequest) -> bool {
+    dictionary::names_ours(
+        req.headers()
+            .get(dictionary::HEADER)
+            .map(actix_web::http::header::HeaderValue::as_bytes),
+    )
+}
+
+/// Names the dictionary this node holds, so the caller's next bodies may use it.
+fn named_dictionary(r: &mut actix_web::HttpResponseBuilder) {
+    if let Some(v) = dictionary::header_value() {
+        r.insert_header((dictionary::HEADER, v));
     }
 }
 

@@ -68,14 +68,16 @@ pub enum QuarantineCommand {
 }
 
 /// The `[federation]` section, or the error that says it is missing.
-fn federation(settings: &Settings) -> anyhow::Result<&crate::config::FederationSettings> {
+pub(crate) fn federation(
+    settings: &Settings,
+) -> anyhow::Result<&crate::config::FederationSettings> {
     settings.raw.federation.as_ref().ok_or_else(|| {
         anyhow::anyhow!("this node is not federated: [federation] is not configured")
     })
 }
 
 /// `peer` parsed and checked to be one of this node's `[[federation.peers]]`.
-fn member(settings: &Settings, peer: &str) -> anyhow::Result<NodeId> {
+pub(crate) fn member(settings: &Settings, peer: &str) -> anyhow::Result<NodeId> {
     let fed = federation(settings)?;
     let id = NodeId::parse(peer)?;
     if !fed.peers.iter().any(|p| p.id == id) {

@@ -1,4 +1,4 @@
-//! Tickets: everything a channel (HTTP API today; web console, SMS, Open311 and the hub's
+//! Tickets: everything a channel (HTTP API and web console today; SMS, Open311 and the hub's
 //! statistics later) does with reports and tickets, without knowing the channel.
 //!
 //! ```text

@@ -11,7 +11,8 @@
 //! - officers read tickets by role: verifiers every ticket, a liaison its agency's
 //!   ([`Tickets::inbox`], [`Tickets::ticket_detail`]); the reporter's identity only as
 //!   [`crate::domain::report::may_see_reporter`] allows;
-//! - statistics for analysts and admins ([`Tickets::statistics`]).
+//! - statistics for analysts and admins ([`Tickets::statistics`]), and their public part
+//!   for anyone ([`Tickets::public_statistics`]).
 //!
 //! The functions block on the database: async callers run them off the executor.
 
@@ -47,6 +48,8 @@ pub struct Step {
     pub officer: Option<String>,
     /// The event.
     pub event_id: EventId,
+    /// The node that wrote and signed it.
+    pub node: String,
     /// Its signature verified with the key its origin held at the event's time.
     pub verified: bool,
 }
@@ -63,6 +66,7 @@ impl Step {
             agency: s.agency.cloned(),
             officer: s.officer.map(str::to_owned),
             event_id: event.id.clone(),
+            node: event.origin.to_string(),
             verified,
         }
     }
@@ -358,6 +362,22 @@ impl Tickets {
     /// Ticket counts and SLA compliance (analysts and admins).
     pub fn statistics(&self, officer: &Officer) -> Result<Statistics, TicketError> {
         officer.require(&[Role::Analyst, Role::Admin], "read statistics")?;
+        self.counts()
+    }
+
+    /// The public part of [`Tickets::statistics`], for anyone: the total, counts by status
+    /// and kind, and SLA compliance — aggregates over every ticket (confidential ones count),
+    /// with no text, category or agency.
+    pub fn public_statistics(&self) -> Result<Statistics, TicketError> {
+        let all = self.counts()?;
+        Ok(Statistics {
+            by_category: Vec::new(),
+            by_agency: Vec::new(),
+            ..all
+        })
+    }
+
+    fn counts(&self) -> Result<Statistics, TicketError> {
         let mut c = self.db.read()?;
         let by_status = store::count_by(&mut c, GroupColumn::Status)?;
         let groups = store::count_by_status_and_breaches(&mut c)?;

@@ -48,6 +48,10 @@ pub fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
     };
     match node_of_der(first.as_ref()) {
         Some(node) => {
+            // A resumed session skips the certificates and a round trip: what a flapping
+            // link's reconnections cost (ARCHITECTURE decision 61).
+            let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+            tracing::debug!(peer = %node, resumed, "federation connection");
             ext.insert(PeerIdentity(node));
         }
         None => tracing::warn!("federation client certificate names no valid node id"),

@@ -17,6 +17,13 @@ pub(crate) fn lapor(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `lapor-node ARGS…`, succeeding; its output.
+pub(crate) fn ok(args: &[&str]) -> String {
+    let out = lapor(args);
+    assert!(out.status.success(), "{args:?}: {}", text(&out));
+    text(&out)
+}
+
 /// Standard output and error together.
 pub(crate) fn text(out: &Output) -> String {
     format!(
@@ -29,10 +36,16 @@ pub(crate) fn text(out: &Output) -> String {
 /// `lapor-node serve --config CONFIG` until it says it listens: the child (its log drained
 /// from then on, so it never writes into a closed pipe) and its API port.
 pub(crate) fn serve(config: &Path) -> (Child, u16) {
+    serve_with(config, &[])
+}
+
+/// [`serve`] with more environment variables.
+pub(crate) fn serve_with(config: &Path, env: &[(&str, &str)]) -> (Child, u16) {
     let mut child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(config)
         .env("LAPOR__LOG__FORMAT", "json")
+        .envs(env.iter().copied())
         .env_remove("RUST_LOG")
         .stderr(Stdio::piped())
         .spawn()

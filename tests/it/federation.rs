@@ -591,10 +591,23 @@ async fn demo_scenario_runs_with_background_workers() {
         .await
         .unwrap();
     let mut lines = Vec::new();
-    let s = lapor_node::demo::scenario::run(&c, &mut |l| lines.push(l.to_owned()), 5)
+    // The catch-up over an emulated link, shaped so that it stays quick here.
+    let link =
+        lapor_node::demo::linksim::Shape::new(2_000_000, std::time::Duration::from_millis(25));
+    let s = lapor_node::demo::scenario::run(&c, &mut |l| lines.push(l.to_owned()), 5, Some(link))
         .await
         .unwrap();
     assert_eq!(s.compared, 6, "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("caught up in") && l.contains("information bound")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("NTT → hub [")),
+        "{lines:#?}"
+    );
     assert!(s.piled_up > 0);
     assert_eq!(c.undelivered().unwrap(), 0);
     c.shutdown().await;

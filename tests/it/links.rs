@@ -123,3 +123,69 @@ async fn a_federation_connection_outlives_a_pause_longer_than_five_seconds() {
     assert_eq!(link.connections(), before, "a new connection was opened");
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_converges_over_a_link_that_flaps_every_five_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    // 200 kbit/s, 300 ms round trip, with the node's own retry delays and timeouts; catch-up
+    // pulls out of the way so that push alone has to cope with the flapping.
+    let opts = Options {
+        workers: true,
+        pull_interval_secs: 3600,
+        link: lapor_node::demo::linksim::Shape::new(200_000, Duration::from_millis(150)),
+        fast_retries: false,
+        ..Options::default()
+    };
+    let c = Cluster::start(dir.path(), &specs(None), &opts)
+        .await
+        .unwrap();
+    let line = c.line(NTT, HUB).unwrap();
+    line.cut();
+    // 700 tickets filed, verified and dispatched at NTT while the line is cut: 2,100 events for
+    // the hub, about 330 KB once compressed — more than two up-periods carry.
+    ntt_tickets(&c, 700);
+    let started = std::time::Instant::now();
+    line.restore();
+    line.flap(Duration::from_secs(5), Duration::from_secs(1));
+    let hub = node(&c, HUB);
+    loop {
+        let held = count(hub, "events WHERE origin = 'prov-53.lapor.test'");
+        let waiting = c.undelivered().unwrap();
+        if held >= 2100 && waiting == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "after {:?} over a flapping link: the hub holds {held} of NTT's events, {waiting} wait",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "2,100 events over a 5 s up / 1 s down link: converged in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    line.steady();
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_new_handler_keeps_the_contact_when_every_event_travels_in_its_own_batch() {
+    // One event per batch: the forwarded ticket's `created` event (whose commitment the
+    // personal data opens) arrives in a batch before the dispatch that makes the receiver its
+    // handler. The contact must still reach the handler, and still never the hub.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        federation_toml: "batch_max_events = 1\nin_flight = 1".into(),
+        ..Options::default()
+    };
+    let c = Cluster::start(dir.path(), &specs(None), &opts)
+        .await
+        .unwrap();
+    ntt_tickets(&c, 2);
+    c.settle(20).await.unwrap();
+    assert_eq!(c.undelivered().unwrap(), 0);
+    assert_eq!(count(node(&c, JAKARTA), "reporter_contacts"), 2);
+    assert_eq!(count(node(&c, HUB), "reporter_contacts"), 0);
+    c.shutdown().await;
+}

@@ -12,8 +12,10 @@ mod agencies;
 mod api;
 mod api_rules;
 mod bin;
+mod browser;
 mod cli;
 mod codes;
+mod crashes;
 mod db_resilience;
 mod docs;
 mod federation;
@@ -27,8 +29,10 @@ mod hub_props;
 mod links;
 mod linksim;
 mod migrations;
+mod nodes;
 mod operator_walk;
 mod operators;
+mod outage;
 mod packaging;
 mod protocol;
 mod queries;
@@ -36,6 +40,9 @@ mod refusals;
 mod signed_log;
 mod store;
 mod throttles;
+mod web;
+mod web_dashboard;
+mod web_officers;
 
 /// A report used by several test modules.
 pub fn api_report() -> lapor_node::tickets::NewReport {

@@ -6,162 +6,14 @@
 //! running (refused), done with it stopped, refused by the hub until its operator pins the key,
 //! then retried and resent until nothing is left refused or quarantined.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 
-use crate::bin::{lapor, serve, text};
+use crate::bin::{ok, text};
+use crate::nodes::{Node, federate, figures, make_node, password, s, wait_peers};
 
 const P72: &str = "prov-72.lapor.test";
 const HUB: &str = "hub.lapor.test";
 const AGENCY: &str = "SULTENG-DINKES";
-
-/// `lapor-node ARGS…`, succeeding; its output.
-fn ok(args: &[&str]) -> String {
-    let out = lapor(args);
-    assert!(out.status.success(), "{args:?}: {}", text(&out));
-    text(&out)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A node the walk runs: its config and, while serving, its process and API base URL.
-struct Node {
-    config: PathBuf,
-    fed_port: u16,
-    child: Option<Child>,
-    api: String,
-}
-
-impl Node {
-    fn cfg(&self) -> &str {
-        s(&self.config)
-    }
-
-    /// `lapor-node --config CONFIG ARGS…`, succeeding.
-    fn ok(&self, args: &[&str]) -> String {
-        let mut all = vec!["--config", self.cfg()];
-        all.extend_from_slice(args);
-        ok(&all)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut all = vec!["--config", self.cfg()];
-        all.extend_from_slice(args);
-        lapor(&all)
-    }
-
-    /// `serve`, until the node says it listens.
-    fn serve(&mut self) {
-        let (child, port) = serve(&self.config);
-        self.api = format!("http://127.0.0.1:{port}");
-        self.child = Some(child);
-    }
-
-    /// Stops the node as systemd does (SIGTERM), waiting for it to exit.
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let term = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(term.success());
-            let t = Instant::now();
-            while c.try_wait().unwrap().is_none() {
-                assert!(t.elapsed() < Duration::from_secs(30), "did not stop");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// README, Create and run a node; Joining the federation step 1 (key and CSR on the node,
-/// signed at the CA) and step 2 (the `[federation]` section).
-fn make_node(walk: &Path, id: &str, province: &str, role: &str) -> Node {
-    let dir = walk.join(id);
-    let said = ok(&[
-        "init",
-        "--node-id",
-        id,
-        "--province",
-        province,
-        "--role",
-        role,
-        "--dir",
-        s(&dir),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
-    assert!(said.contains("signing key: ed25519:"), "{said}");
-    let tls = dir.join("tls");
-    ok(&["certs", "csr", "--node-id", id, "--out", s(&tls)]);
-    let csr = tls.join("node.csr");
-    ok(&[
-        "certs",
-        "issue",
-        "--ca",
-        s(&walk.join("ca")),
-        "--csr",
-        s(&csr),
-        "--node-id",
-        id,
-        "--out",
-        s(&tls),
-    ]);
-    Node {
-        config: dir.join("config.toml"),
-        fed_port: free_port(),
-        child: None,
-        api: String::new(),
-    }
-}
-
-fn federate(n: &Node, peer_id: &str, peer: &Node, peer_role: &str, peer_province: &str) {
-    let tls = n.config.parent().unwrap().join("tls");
-    let q = |p: PathBuf| toml::Value::String(s(&p).to_owned()).to_string();
-    let section = format!(
-        "\n[federation]\nlisten = \"127.0.0.1:{port}\"\nca_file = {ca}\ncert_file = {cert}\nkey_file = {key}\n\
-         backoff_base_ms = 200\nbackoff_cap_ms = 2000\npull_interval_secs = 2\n\n\
-         [[federation.peers]]\nid = \"{peer_id}\"\nurl = \"https://{peer_id}:{pport}\"\nrole = \"{peer_role}\"\n\
-         province = \"{peer_province}\"\naddress = \"127.0.0.1:{pport}\"\n",
-        port = n.fed_port,
-        ca = q(tls.join("ca.pem")),
-        cert = q(tls.join("node.pem")),
-        key = q(tls.join("node.key")),
-        pport = peer.fed_port,
-    );
-    let mut text = std::fs::read_to_string(&n.config).unwrap();
-    text.push_str(&section);
-    std::fs::write(&n.config, text).unwrap();
-}
-
-fn password(said: &str) -> String {
-    said.lines()
-        .find_map(|l| l.trim().strip_prefix("password: "))
-        .unwrap_or_else(|| panic!("no password in {said}"))
-        .to_owned()
-}
 
 async fn call(
     c: &reqwest::Client,
@@ -228,30 +80,6 @@ async fn file(c: &reqwest::Client, n: &Node, title: &str) -> (String, String) {
         v["tracking_code"].as_str().unwrap().to_owned(),
         v["follow_up_token"].as_str().unwrap().to_owned(),
     )
-}
-
-/// Waits until `check` holds for `n`'s `lapor-node peers` output (at most 60 s).
-fn wait_peers(n: &Node, what: &str, check: impl Fn(&str) -> bool) -> String {
-    let t = Instant::now();
-    loop {
-        let said = n.ok(&["peers"]);
-        if check(&said) {
-            return said;
-        }
-        assert!(t.elapsed() < Duration::from_secs(60), "{what}: {said}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-/// The row of `peer` in a `peers` table: (outbox, refused, quarantined).
-fn figures(said: &str, peer: &str) -> (i64, i64, i64) {
-    let row = said
-        .lines()
-        .find(|l| l.starts_with(peer))
-        .unwrap_or_else(|| panic!("{peer} not in {said}"));
-    let cols: Vec<&str> = row.split_whitespace().collect();
-    let n = |i: usize| cols[cols.len() - i].parse::<i64>().unwrap();
-    (n(4), n(2), n(1))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,88 @@
+//! `/nasional`: the statistics dashboard — its public part without login, the rest for
+//! analysts and admins, charts as SVG.
+
+use lapor_node::domain::Role;
+use reqwest::StatusCode;
+
+use crate::helpers;
+use crate::web::{Client, file, node, report_form};
+
+#[tokio::test]
+async fn the_dashboard_shows_counts_as_svg_and_the_details_only_to_analysts() {
+    for db in helpers::backends() {
+        let (n, c) = node(&db).await;
+        for title in ["Satu", "Dua", "Tiga"] {
+            file(&c, &report_form(title, "isi", "Budi")).await;
+        }
+        let public = c.get("/nasional").await;
+        assert_eq!(public.status, StatusCode::OK);
+        assert_eq!(public.by_id("total").as_deref(), Some("3"), "{}", db.name);
+        assert!(public.body.contains("<svg id=\"per-status\""));
+        assert!(public.body.contains("Belum diverifikasi"));
+        assert!(
+            !public.body.contains("id=\"per-instansi\""),
+            "agencies are for analysts"
+        );
+        assert!(
+            !public.body.contains("Satu"),
+            "no report text on the dashboard"
+        );
+        let analyst = Client::new(&c.base);
+        crate::web_officers::login(&n.app_state, &analyst, "analis.web", Role::Analyst, None).await;
+        let full = analyst.get("/nasional").await;
+        assert!(full.body.contains("id=\"per-instansi\""));
+        assert!(full.body.contains("id=\"per-kategori\""));
+        assert!(full.body.contains("transportasi"));
+        // A verifier sees the public part only.
+        let verifier = Client::new(&c.base);
+        crate::web_officers::login(&n.app_state, &verifier, "v.dash", Role::Verifier, None).await;
+        assert!(
+            !verifier
+                .get("/nasional")
+                .await
+                .body
+                .contains("id=\"per-instansi\"")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sees_the_federation_peers_and_quarantine() {
+    use lapor_node::demo::scenario::{HUB, JAKARTA, NTT};
+    let dir = tempfile::tempdir().unwrap();
+    let c = crate::federation::cluster(dir.path(), None).await;
+    let ntt = c.node(NTT).unwrap();
+    let admin = Client::new(&ntt.api);
+    crate::web_officers::login(&ntt.state, &admin, "admin.ntt", Role::Admin, None).await;
+    let page = admin.get("/petugas/federasi").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let peers = &page.body[page.body.find("id=\"peers\"").unwrap()..];
+    assert!(
+        peers.contains(HUB) && peers.contains(JAKARTA),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Tidak ada event yang dikarantina"));
+    // Not for a verifier.
+    let v = Client::new(&ntt.api);
+    crate::web_officers::login(&ntt.state, &v, "v.fed", Role::Verifier, None).await;
+    assert_eq!(
+        v.get("/petugas/federasi").await.status,
+        StatusCode::FORBIDDEN
+    );
+    // The hub's dashboard: the federation's health for analysts, not for the public.
+    let hub = c.node(HUB).unwrap();
+    let analyst = Client::new(&hub.api);
+    crate::web_officers::login(&hub.state, &analyst, "analis.hub", Role::Analyst, None).await;
+    let dash = analyst.get("/nasional").await;
+    let health = &dash.body[dash.body.find("id=\"kesehatan\"").unwrap()..];
+    assert!(health.contains(NTT) && health.contains(JAKARTA));
+    assert!(
+        !Client::new(&hub.api)
+            .get("/nasional")
+            .await
+            .body
+            .contains("id=\"kesehatan\"")
+    );
+    c.shutdown().await;
+}
