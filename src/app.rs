@@ -80,7 +80,41 @@ pub fn open_database(settings: &Settings) -> Result<Db, StartError> {
     }
     let agencies = settings.agencies.clone();
     db.write(move |c| ticket_store::sync_agencies(c, &agencies).map_err(crate::db::DbError::from))?;
+    let version = crate::hub::STATISTICS_MIGRATION.replace('-', "");
+    if applied
+        .iter()
+        .any(|m| m.replace('-', "").starts_with(&version))
+    {
+        fill_statistics(&db, settings)?;
+    }
     Ok(db)
+}
+
+/// After the migration that adds the statistics, tickets stored before have no cells (and no
+/// milestones): refold them once, so every later change subtracts cells that were added.
+fn fill_statistics(db: &Db, settings: &Settings) -> Result<(), StartError> {
+    use diesel::prelude::*;
+    let held: i64 = {
+        let mut c = db.read()?;
+        crate::db::schema::tickets::table
+            .count()
+            .get_result(&mut c)
+            .map_err(crate::db::DbError::from)?
+    };
+    if held == 0 {
+        return Ok(());
+    }
+    let province = settings.raw.node.province.clone();
+    let done = db.write(move |c| {
+        ticket_store::rebuild(c, &province)
+            .map_err(|e| crate::db::DbError::Unavailable(format!("statistics rebuild: {e}")))
+    })?;
+    tracing::info!(
+        tickets = done.tickets,
+        events = done.events,
+        "statistics filled for the tickets stored before them"
+    );
+    Ok(())
 }
 
 /// How a node stops.

@@ -130,6 +130,14 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::sms::admin::SmsCommand,
     },
+    /// The federation's health as this node holds it: `federation status` prints every
+    /// origin's chain (head held, events held; gap, partial or equivocation with event ids)
+    /// and each peer's link — the table of `GET /api/v1/hub/federation`.
+    Federation {
+        /// What to do.
+        #[command(subcommand)]
+        command: FederationCommand,
+    },
     /// Events refused by this node's inbox: `quarantine list`, `quarantine retry [--from
     /// PEER]` after their cause is fixed, `quarantine clear --from PEER|--reason CODE|--all`.
     Quarantine {
@@ -259,6 +267,13 @@ pub enum RoleArg {
     Hub,
 }
 
+/// `federation …`.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum FederationCommand {
+    /// Every origin's chain as held here and each peer's link.
+    Status,
+}
+
 impl From<RoleArg> for NodeRole {
     fn from(r: RoleArg) -> Self {
         match r {
@@ -361,6 +376,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
             for line in crate::sms::admin::run(&db, command)? {
+                say(&line);
+            }
+            Ok(())
+        }
+        Command::Federation {
+            command: FederationCommand::Status,
+        } => {
+            let settings = load(cli.config.as_deref())?;
+            let _log = crate::telemetry::init(&settings.raw.log);
+            let db = app::open_database(&settings)?;
+            for line in crate::ops::federation_status::run(&settings, &db)? {
                 say(&line);
             }
             Ok(())
@@ -645,6 +671,13 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
         for line in crate::demo::console::accounts(&c).await? {
             say(&line);
         }
+        if let Some(hub) = c.node(scenario::HUB) {
+            hub_statistics(&hub.api, &mut |l| say(l)).await;
+            say("the federation's health at the hub (`lapor-node federation status`):");
+            for line in crate::ops::federation_status::run(&hub.settings, hub.federation.db())? {
+                say(&format!("  {line}"));
+            }
+        }
         if exit {
             c.shutdown().await;
             return anyhow::Ok(());
@@ -654,6 +687,32 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
         c.shutdown().await;
         anyhow::Ok(())
     })
+}
+
+/// Prints the hub's national statistics URLs, and what the public one shows now.
+async fn hub_statistics(api: &str, say: &mut dyn FnMut(&str)) {
+    say("national statistics at the hub (public; small counts show as \"<5\"):");
+    let stats = format!("{api}/api/v1/hub/stats?group_by=province,status");
+    for url in [
+        stats.clone(),
+        format!("{api}/api/v1/hub/sla?group_by=province"),
+        format!("{api}/api/v1/hub/export?format=csv&group_by=province,kind"),
+    ] {
+        say(&format!("  {url}"));
+    }
+    say(&format!(
+        "  with an analyst's token (`officer add NAME --role analyst` on the hub): {api}/api/v1/hub/flows?group_by=origin,handler, {api}/api/v1/hub/backlog?group_by=province"
+    ));
+    say(&format!(
+        "  the federation's health (chains, gaps, equivocations, links; analyst or admin): {api}/api/v1/hub/federation"
+    ));
+    match reqwest::get(&stats).await {
+        Ok(r) => match r.text().await {
+            Ok(body) => say(&format!("  GET {stats} → {body}")),
+            Err(e) => say(&format!("  (could not read the statistics: {e})")),
+        },
+        Err(e) => say(&format!("  (could not read the statistics: {e})")),
+    }
 }
 
 fn load(path: Option<&Path>) -> anyhow::Result<Settings> {

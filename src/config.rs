@@ -64,6 +64,7 @@
 //! | `sms.daily_cap_per_number` | `20` | outbound messages per number per day (the rest wait) |
 //! | `sms.retry_base_secs` / `retry_cap_secs` / `max_attempts` | `5` / `900` / `12` | `sendsms` retries, then dead letter |
 //! | `sms.worker` | `true` | run the SMS sender in the background |
+//! | `statistics.small_cell_k` | `5` | public and open-data statistics show counts from 1 to k−1 as `<k` (at least 2) |
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -481,6 +482,21 @@ impl Default for LogSettings {
     }
 }
 
+/// `[statistics]`: the national statistics API (`hub::query`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatisticsSettings {
+    /// Counts from 1 to one below this are shown as `<k` to the public and in the open-data
+    /// export (at least 2).
+    pub small_cell_k: u32,
+}
+
+impl Default for StatisticsSettings {
+    fn default() -> Self {
+        Self { small_cell_k: 5 }
+    }
+}
+
 /// `[[federation.peers]]`: a node this node exchanges events with.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -707,6 +723,9 @@ pub struct RawSettings {
     /// `[sms]` (absent: no SMS channel).
     #[serde(default)]
     pub sms: Option<crate::sms::settings::SmsSettings>,
+    /// `[statistics]`.
+    #[serde(default)]
+    pub statistics: StatisticsSettings,
 }
 
 /// Where the database is.
@@ -819,6 +838,12 @@ impl Settings {
 
     /// Checks cross-field rules and reads the reference files.
     pub fn check(raw: RawSettings) -> Result<Self, ConfigError> {
+        if raw.statistics.small_cell_k < 2 {
+            return Err(invalid(
+                "statistics.small_cell_k",
+                "must be at least 2 (1 would suppress nothing)",
+            ));
+        }
         let provinces_text = read_or(
             &raw.reference.provinces_file,
             BUILTIN_PROVINCES,

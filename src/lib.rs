@@ -29,7 +29,7 @@
 //! |---|---|
 //! | [`config`], [`config_check`] | layered settings (defaults → TOML → `LAPOR__…` environment); `config check`, `config example` |
 //! | [`telemetry`], [`metrics`] | tracing subscriber (text or JSON); the Prometheus registry both wings count into |
-//! | [`domain`] | pure types and rules: ids, reports, events, the ticket state machine and fold, SLA calendar, chain rules, who receives what (`replication`), who sees what (`visibility`, `report::may_see_reporter`) |
+//! | [`domain`] | pure types and rules: ids, reports, events, the ticket state machine and fold (with its `milestones`), SLA calendar, chain rules, who receives what (`replication`), who sees what (`visibility`, `report::may_see_reporter`) |
 //! | [`db`] | SQLite/PostgreSQL connection, pool, the single writer (group commit, reconnect, commit notices), migrations, schema |
 //! | [`crypto`] | node signing keys, strict JSON, event signatures (alone or grouped under a Merkle root), personal-data commitments |
 //! | [`event_log`] | the append-only signed log: wire form, canonical bytes, ids, chain heads, keys, audit |
@@ -39,6 +39,7 @@
 //! | [`sms`] | the SMS channel through Kannel: the endpoint its `sms-service` calls, the keyword parser, answers and notices in Bahasa Indonesia (GSM-7), the durable SMS outbox and its sender (`sendsms`), flood limits, blocked numbers |
 //! | [`auth`] | officer accounts, sessions, the role rule, account administration (`accounts`), login throttles |
 //! | [`federation`] | the federation wing: `protocol` at the bottom; `client` (with `push`, `pull`) and `server` (with `feed`, `inbox`, `judge`) over the shared `node::Member`; `outbox`, `peers`, `quarantine`, `store`; `dictionary` (the zstd dictionary every node ships) |
+//! | [`hub`] | national statistics: each ticket's cells (counts, SLA outcomes, flows) from its folded state, kept in the projection's transaction, read by rollup; the checked requests and read models of `/api/v1/hub/…` |
 //! | [`tls`] | rustls for the mTLS listener and client, peer identity, the development CA |
 //! | [`ops`] | operator commands on the node's files: the node lock, backup and restore, `peers` and `quarantine`, `sync` (a progress bar on the running node's delivery) |
 //! | [`demo`] | the in-process cluster for tests, benchmarks and `demo`; cuttable links over an emulated line (bandwidth, delay, queue, flapping: `demo::linksim`); the demo's catch-up over an emulated VSAT link (`demo::catchup`); a real Kannel on loopback (`demo::kannel`) and the demo's first report by SMS (`demo::sms_walk`) |
@@ -56,6 +57,7 @@ pub mod demo;
 pub mod domain;
 pub mod event_log;
 pub mod federation;
+pub mod hub;
 pub mod metrics;
 pub mod ops;
 pub mod sms;

@@ -16,6 +16,8 @@
 //!   `/api-docs/openapi.json`;
 //! - `federation`: operator routes for the federation (peers, quarantine);
 //! - `sms`: admin routes of the SMS channel (outbox, dead letters, blocked numbers);
+//! - `hub`: the national statistics (`/hub/stats`, `sla`, `flows`, `backlog`, `export`),
+//!   answered by `hub::report`;
 //! - `limits`: every per-client limit (intake, lookups, refused follow-up tokens, logins) and
 //!   the login lockout and hash gate, as route middleware and a login wrapper;
 //! - `forwarded`: the client address (from trusted reverse proxies' headers);
@@ -27,6 +29,7 @@ pub mod dto;
 pub mod error;
 pub mod federation;
 pub mod forwarded;
+pub mod hub;
 pub mod limits;
 pub mod officers;
 pub mod ops;
@@ -171,6 +174,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/tickets/{id}", web::get().to(officers::detail))
                 .route("/tickets/{id}/actions", web::post().to(officers::act))
                 .route("/stats", web::get().to(officers::stats))
+                .route("/hub/stats", web::get().to(hub::stats))
+                .route("/hub/sla", web::get().to(hub::sla))
+                .route("/hub/flows", web::get().to(hub::flows))
+                .route("/hub/backlog", web::get().to(hub::backlog))
+                .route("/hub/export", web::get().to(hub::export))
+                .route("/hub/federation", web::get().to(hub::federation))
                 .route("/admin/agencies", web::get().to(admin::list_agencies))
                 .route("/admin/agencies", web::post().to(admin::add_agency))
                 .route(
@@ -227,6 +236,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/tickets/{id}"),
     ("post", "/api/v1/tickets/{id}/actions"),
     ("get", "/api/v1/stats"),
+    ("get", "/api/v1/hub/stats"),
+    ("get", "/api/v1/hub/sla"),
+    ("get", "/api/v1/hub/flows"),
+    ("get", "/api/v1/hub/backlog"),
+    ("get", "/api/v1/hub/export"),
+    ("get", "/api/v1/hub/federation"),
     ("get", "/api/v1/admin/agencies"),
     ("post", "/api/v1/admin/agencies"),
     ("post", "/api/v1/admin/agencies/{code}/disable"),

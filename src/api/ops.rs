@@ -224,6 +224,7 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
         super::accounts::password, super::accounts::role,
         super::sms::outbox, super::sms::retry, super::sms::blocked, super::sms::block,
         super::sms::unblock,
+        super::hub::stats, super::hub::sla, super::hub::flows, super::hub::backlog, super::hub::export, super::hub::federation,
     ),
     modifiers(&BearerAuth),
 )]

@@ -227,6 +227,67 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    stat_counts (rollup, period, province, regency, kind, category, channel, agency, status) {
+        rollup -> Integer,
+        period -> Text,
+        province -> Text,
+        regency -> Text,
+        kind -> Text,
+        category -> Text,
+        channel -> Text,
+        agency -> Text,
+        status -> Text,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
+    stat_sla (rollup, period, province, agency) {
+        rollup -> Integer,
+        period -> Text,
+        province -> Text,
+        agency -> Text,
+        tickets -> BigInt,
+        verified_on_time -> BigInt,
+        verified_late -> BigInt,
+        dispatched_on_time -> BigInt,
+        dispatched_late -> BigInt,
+        responded_on_time -> BigInt,
+        responded_late -> BigInt,
+        resolved_on_time -> BigInt,
+        resolved_late -> BigInt,
+        breach_verify -> BigInt,
+        breach_response -> BigInt,
+        breach_overall -> BigInt,
+        rated -> BigInt,
+        rating_sum -> BigInt,
+    }
+}
+
+diesel::table! {
+    stat_flows (rollup, period, origin, handler) {
+        rollup -> Integer,
+        period -> Text,
+        origin -> Text,
+        handler -> Text,
+        dispatches -> BigInt,
+        acted -> BigInt,
+        returns -> BigInt,
+        lat_0 -> BigInt,
+        lat_1 -> BigInt,
+        lat_2 -> BigInt,
+        lat_3 -> BigInt,
+        lat_4 -> BigInt,
+        lat_5 -> BigInt,
+        lat_6 -> BigInt,
+        lat_7 -> BigInt,
+        lat_8 -> BigInt,
+        lat_9 -> BigInt,
+        lat_10 -> BigInt,
+    }
+}
+
 diesel::joinable!(tickets -> agencies (agency));
 diesel::joinable!(sessions -> officers (username));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -248,5 +309,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     sms_inbound,
     sms_outbox,
     sms_blocked,
-    sms_secrets
+    sms_secrets,
+    stat_counts,
+    stat_sla,
+    stat_flows
 );

@@ -478,6 +478,21 @@ fn fold_gives_the_same_state_in_any_order() {
         breaches: 0,
         events: 9,
         erased: false,
+        // The first answer on day 2, before its deadline (day 7); resolved on day 5.
+        milestones: crate::domain::milestones::Milestones {
+            verified_at: Some(at(H)),
+            dispatched_at: Some(at(2 * H)),
+            responded_at: Some(at(2 * D)),
+            responded_on_time: Some(true),
+            resolved_at: Some(at(5 * D)),
+            dispatches: vec![crate::domain::milestones::Dispatch {
+                handler: node(AGENCY_NODE),
+                agency: code(AGENCY),
+                at: at(2 * H),
+                first_action: Some(at(D)),
+                returned: false,
+            }],
+        },
     };
     assert_eq!(folded.state, Some(expected));
     assert_eq!(folded.head.as_ref(), list.last().map(|e| &e.id));

@@ -4,6 +4,7 @@ pub mod chain;
 pub mod event;
 pub mod fold;
 pub mod ids;
+pub mod milestones;
 pub mod reference;
 pub mod replication;
 pub mod report;

@@ -17,6 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::event::{Actor, ArchiveReason, Change, Created, Role, SlaStep};
+use super::milestones::Milestones;
 use super::{AgencyCode, NodeId, Timestamp};
 
 /// Where a ticket is in its lifecycle.
@@ -269,6 +270,9 @@ pub struct TicketState {
     /// The reporter's personal data has been erased.
     #[serde(default)]
     pub erased: bool,
+    /// When it was verified, dispatched, answered, resolved (statistics).
+    #[serde(default)]
+    pub milestones: Milestones,
 }
 
 fn illegal(change: &Change, status: Status) -> TransitionError {
@@ -319,6 +323,7 @@ impl TicketState {
             breaches: 0,
             events: 1,
             erased: false,
+            milestones: Milestones::default(),
         })
     }
 
@@ -503,6 +508,7 @@ impl TicketState {
                 next.breaches |= step.bit();
             }
         }
+        next.milestones.note(self, change, at);
         Ok(next)
     }
 

@@ -148,7 +148,7 @@ pub fn run_peers(
 }
 
 /// The `peers` table, with each peer's refusal and quarantine reasons and their fixes.
-fn table(list: &[PeerStatus]) -> Vec<String> {
+pub(crate) fn table(list: &[PeerStatus]) -> Vec<String> {
     let mut out = vec![
         "PEER                           ROLE      REACHABLE  LAST CONTACT               OUTBOX  OLDEST(s)  REFUSED  QUARANTINED".to_owned(),
     ];

@@ -1,7 +1,9 @@
 //! Operator commands that act on a node's files as a whole: the node lock (is the node
-//! running?), backup and restore, the federation state (`peers`, `quarantine`) and `sync`.
+//! running?), backup and restore, the federation state (`peers`, `quarantine`, `federation
+//! status`) and `sync`.
 
 pub mod backup;
 pub mod federation;
+pub mod federation_status;
 pub mod lock;
 pub mod sync;

@@ -36,6 +36,8 @@ pub struct Inner {
     pub(super) codes: CodeBook,
     /// Reports waiting for the writer, and the intake counters.
     pub(super) intake: Intake,
+    /// The statistics API's settings (`hub::report`).
+    pub(super) statistics: crate::config::StatisticsSettings,
 }
 
 impl std::ops::Deref for Tickets {
@@ -85,6 +87,7 @@ impl Tickets {
                 .chain([settings.raw.node.id.to_string()])
                 .collect(),
             intake: Intake::default(),
+            statistics: settings.raw.statistics.clone(),
         })))
     }
 
@@ -104,6 +107,19 @@ impl Tickets {
     #[must_use]
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The statistics API's settings.
+    #[must_use]
+    pub fn statistics_settings(&self) -> &crate::config::StatisticsSettings {
+        &self.statistics
+    }
+
+    /// The federation's hub, when this node is a province node under one (`None` on the hub
+    /// itself and on a node without federation).
+    #[must_use]
+    pub fn hub(&self) -> Option<&NodeId> {
+        self.hub.as_ref()
     }
 
     /// This node.

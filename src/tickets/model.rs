@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 
 use crate::db::schema::{agencies, reporter_contacts, tickets};
+use crate::domain::milestones::Milestones;
 use crate::domain::ticket::TicketState;
 use crate::domain::{AgencyCode, Created, EventId, Privacy, TicketId, Timestamp};
 
@@ -122,6 +123,7 @@ impl TicketRow {
             state: serde_json::to_string(&StateRest {
                 suggested_agency: r.suggested_agency.clone(),
                 erased: s.erased,
+                milestones: s.milestones.clone(),
             })?,
             code_number: None,
             next_due_ms: s.next_due().map(crate::domain::Timestamp::millis),
@@ -151,6 +153,7 @@ impl TicketRow {
                     .map(|v| serde_json::from_value(v.clone()))
                     .transpose()?
                     .unwrap_or(false),
+                milestones: Milestones::default(),
             },
             None => serde_json::from_value(stored)?,
         };
@@ -192,6 +195,7 @@ impl TicketRow {
                 serde_json::Error::custom(format!("event count out of range: {}", self.event_count))
             })?,
             erased: rest.erased,
+            milestones: rest.milestones,
         })
     }
 }
@@ -207,6 +211,14 @@ struct StateRest {
     /// The reporter's personal data has been erased.
     #[serde(default)]
     erased: bool,
+    /// When it was verified, dispatched, answered, resolved (absent in rows written before
+    /// the statistics: `rebuild` fills them).
+    #[serde(default, skip_serializing_if = "is_default")]
+    milestones: Milestones,
+}
+
+fn is_default(m: &Milestones) -> bool {
+    *m == Milestones::default()
 }
 
 /// A value stored as a column's text, read with its JSON form's checks.

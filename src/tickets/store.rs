@@ -1,4 +1,6 @@
-//! Queries on the projection tables, and the projection rebuild.
+//! Queries on the projection tables, and the projection rebuild. Every write of a ticket row
+//! also writes its difference to the national statistics (`hub::store`), in the same
+//! transaction.
 
 use diesel::prelude::*;
 
@@ -9,6 +11,8 @@ use crate::db::schema::{agencies, follow_up_tokens, reporter_contacts, tickets};
 use crate::domain::reference::Agency;
 use crate::domain::{ProvinceCode, TicketId, TrackingCode, fold};
 use crate::event_log::store::{self as log, LogError};
+use crate::hub::cells::Cells;
+use crate::hub::store as hub;
 
 /// Inserts or updates the configured agencies.
 #[tracing::instrument(name = "tickets.sync_agencies", skip_all, fields(agencies = list.len()))]
@@ -124,17 +128,37 @@ pub fn unnumbered_codes_taken(
     Ok(taken)
 }
 
-/// Inserts new ticket rows (`db::insert_rows!`).
+/// Inserts new ticket rows (`db::insert_rows!`), and adds them to the statistics.
 pub fn insert_many(conn: &mut DbConn, rows: &[TicketRow]) -> QueryResult<()> {
+    crate::db::insert_rows!(conn, tickets::table, rows, 100)?;
+    let mut cells = Cells::default();
+    for row in rows {
+        cells.ticket(&stored_state(row)?, 1);
+    }
+    cells.prune();
+    hub::apply(conn, &cells)
+}
+
+/// Inserts new ticket rows whose statistics the caller adds itself (the national data
+/// generator, `hub::generate`, sums a whole batch's cells before writing them).
+pub fn insert_many_counted_apart(conn: &mut DbConn, rows: &[TicketRow]) -> QueryResult<()> {
     crate::db::insert_rows!(conn, tickets::table, rows, 100)
 }
 
-/// Inserts a new ticket row.
+/// Inserts a new ticket row, and adds it to the statistics.
 pub fn insert(conn: &mut DbConn, row: &TicketRow) -> QueryResult<()> {
     crate::db::on_backend!(conn, c => diesel::insert_into(tickets::table)
         .values(row)
         .execute(c)
-        .map(|_| ()))
+        .map(|_| ()))?;
+    hub::ticket_changed(conn, None, &stored_state(row)?)
+}
+
+/// The folded state of a row about to be written (a row that does not decode is a fault of
+/// this node, reported as a database error so the transaction rolls back).
+fn stored_state(row: &TicketRow) -> QueryResult<crate::domain::TicketState> {
+    row.state()
+        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
 }
 
 /// Sets a ticket's next SLA time (the sweep found nothing due before it).
@@ -147,11 +171,27 @@ pub fn set_next_due(conn: &mut DbConn, id: &str, next_due_ms: Option<i64>) -> Qu
 
 /// Updates a ticket row with a new folded state: only the columns a change can alter (the
 /// key, tracking code and report columns stay, so their indexes are not touched).
+///
+/// The statistics follow in the same transaction: the stored row's cells are subtracted and
+/// the new row's added (`hub::cells`).
 pub fn update(conn: &mut DbConn, row: &TicketRow) -> QueryResult<()> {
+    let old = match by_id_text(conn, &row.id)? {
+        Some(o) => Some(stored_state(&o)?),
+        None => None,
+    };
     crate::db::on_backend!(conn, c => diesel::update(tickets::table.find(&row.id))
         .set(super::model::TicketChanges::of(row))
         .execute(c)
-        .map(|_| ()))
+        .map(|_| ()))?;
+    hub::ticket_changed(conn, old.as_ref(), &stored_state(row)?)
+}
+
+fn by_id_text(conn: &mut DbConn, id: &str) -> QueryResult<Option<TicketRow>> {
+    crate::db::on_backend!(conn, c => tickets::table
+        .find(id)
+        .select(TicketRow::as_select())
+        .first(c)
+        .optional())
 }
 
 /// Stores many reporters' contacts (one statement per 100 rows).
@@ -267,7 +307,9 @@ pub enum RebuildError {
 pub fn rebuild(conn: &mut DbConn, province: &ProvinceCode) -> Result<Rebuilt, RebuildError> {
     let codes = CodeBook::open(conn, province)?;
     diesel::delete(tickets::table).execute(conn)?;
+    hub::clear(conn)?;
     let mut done = Rebuilt::default();
+    let mut batch = Vec::new();
     for id in log::ticket_ids(conn)? {
         let rows = log::for_ticket(
             conn,
@@ -291,10 +333,14 @@ pub fn rebuild(conn: &mut DbConn, province: &ProvinceCode) -> Result<Rebuilt, Re
             let mut row = TicketRow::from_state(&tid, &state, &head)
                 .map_err(|e| RebuildError::Encode(id.clone(), e))?;
             row.code_number = codes.stored_number(&state.report.tracking_code);
-            insert(conn, &row)?;
+            batch.push(row);
+            if batch.len() >= 500 {
+                insert_many(conn, &std::mem::take(&mut batch))?;
+            }
             done.tickets += 1;
         }
     }
+    insert_many(conn, &batch)?;
     Ok(done)
 }
 
@@ -442,7 +488,7 @@ mod tests {
         let (_dir, db) = crate::app::temp_database();
         let filled = |n: i64| TicketRow {
             id: TicketId::new().to_string(),
-            tracking_code: format!("31-AAAA-{n:04}"),
+            tracking_code: format!("31-K7QX-9F{}M", n / 10 + 1),
             origin_node: "prov-31.lapor.test".into(),
             handling_node: "prov-32.lapor.test".into(),
             report_kind: "aspirasi".into(),
@@ -467,7 +513,8 @@ mod tests {
             breaches: 3,
             head: "e".repeat(64),
             event_count: 9,
-            state: format!("{{\"n\":{n}}}"),
+            // A valid rest of the state (the insert also adds the row to the statistics).
+            state: format!("{{\"erased\":{}}}", n % 20 == 0),
             code_number: Some(n + 8),
             next_due_ms: Some(n + 9),
         };

@@ -1,0 +1,3 @@
+DROP TABLE stat_flows;
+DROP TABLE stat_sla;
+DROP TABLE stat_counts;

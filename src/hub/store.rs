@@ -1,0 +1,209 @@
+//! Writing the statistics cells, in the caller's transaction: [`apply`] adds a set of
+//! [`Cells`] (one upsert per cell: `INSERT … ON CONFLICT DO UPDATE SET n = n + excluded.n`),
+//! [`clear`] empties the tables for a rebuild. Called by `tickets::store` wherever a ticket's
+//! projection row is written, so the cells always sum the rows' states.
+
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+
+use super::cells::Cells;
+use crate::db::DbConn;
+use crate::db::schema::{stat_counts, stat_flows, stat_sla};
+use crate::domain::TicketState;
+
+/// Adds the change from `old` (none for a new ticket) to `new` to the cells.
+pub fn ticket_changed(
+    conn: &mut DbConn,
+    old: Option<&TicketState>,
+    new: &TicketState,
+) -> QueryResult<()> {
+    apply(conn, &Cells::change(old, new))
+}
+
+/// Adds `cells` to the stored ones.
+#[tracing::instrument(name = "hub.cells.apply", skip_all, fields(cells = cells.counts.len()))]
+pub fn apply(conn: &mut DbConn, cells: &Cells) -> QueryResult<()> {
+    for (k, n) in &cells.counts {
+        use stat_counts::dsl as t;
+        let [province, regency, kind, category, channel, agency, status] = &k.dims;
+        let row = (
+            t::rollup.eq(k.rollup),
+            t::period.eq(&k.period),
+            t::province.eq(province),
+            t::regency.eq(regency),
+            t::kind.eq(kind),
+            t::category.eq(category),
+            t::channel.eq(channel),
+            t::agency.eq(agency),
+            t::status.eq(status),
+            t::n.eq(*n),
+        );
+        crate::db::on_backend!(conn, c => diesel::insert_into(t::stat_counts)
+            .values(row)
+            .on_conflict((
+                t::rollup, t::period, t::province, t::regency, t::kind, t::category,
+                t::channel, t::agency, t::status,
+            ))
+            .do_update()
+            .set(t::n.eq(t::n + excluded(t::n)))
+            .execute(c))?;
+    }
+    for (k, f) in &cells.sla {
+        use stat_sla::dsl as t;
+        let row = (
+            (
+                t::rollup.eq(k.rollup),
+                t::period.eq(&k.period),
+                t::province.eq(&k.province),
+                t::agency.eq(&k.agency),
+            ),
+            (
+                t::tickets.eq(f[0]),
+                t::verified_on_time.eq(f[1]),
+                t::verified_late.eq(f[2]),
+                t::dispatched_on_time.eq(f[3]),
+                t::dispatched_late.eq(f[4]),
+                t::responded_on_time.eq(f[5]),
+                t::responded_late.eq(f[6]),
+                t::resolved_on_time.eq(f[7]),
+                t::resolved_late.eq(f[8]),
+                t::breach_verify.eq(f[9]),
+                t::breach_response.eq(f[10]),
+                t::breach_overall.eq(f[11]),
+                t::rated.eq(f[12]),
+                t::rating_sum.eq(f[13]),
+            ),
+        );
+        crate::db::on_backend!(conn, c => diesel::insert_into(t::stat_sla)
+            .values(row)
+            .on_conflict((t::rollup, t::period, t::province, t::agency))
+            .do_update()
+            .set((
+                t::tickets.eq(t::tickets + excluded(t::tickets)),
+                t::verified_on_time.eq(t::verified_on_time + excluded(t::verified_on_time)),
+                t::verified_late.eq(t::verified_late + excluded(t::verified_late)),
+                t::dispatched_on_time.eq(t::dispatched_on_time + excluded(t::dispatched_on_time)),
+                t::dispatched_late.eq(t::dispatched_late + excluded(t::dispatched_late)),
+                t::responded_on_time.eq(t::responded_on_time + excluded(t::responded_on_time)),
+                t::responded_late.eq(t::responded_late + excluded(t::responded_late)),
+                t::resolved_on_time.eq(t::resolved_on_time + excluded(t::resolved_on_time)),
+                t::resolved_late.eq(t::resolved_late + excluded(t::resolved_late)),
+                t::breach_verify.eq(t::breach_verify + excluded(t::breach_verify)),
+                t::breach_response.eq(t::breach_response + excluded(t::breach_response)),
+                t::breach_overall.eq(t::breach_overall + excluded(t::breach_overall)),
+                t::rated.eq(t::rated + excluded(t::rated)),
+                t::rating_sum.eq(t::rating_sum + excluded(t::rating_sum)),
+            ))
+            .execute(c))?;
+    }
+    for (k, f) in &cells.flows {
+        use stat_flows::dsl as t;
+        let row = (
+            (
+                t::rollup.eq(k.rollup),
+                t::period.eq(&k.period),
+                t::origin.eq(&k.origin),
+                t::handler.eq(&k.handler),
+                t::dispatches.eq(f[0]),
+                t::acted.eq(f[1]),
+                t::returns.eq(f[2]),
+            ),
+            (
+                t::lat_0.eq(f[3]),
+                t::lat_1.eq(f[4]),
+                t::lat_2.eq(f[5]),
+                t::lat_3.eq(f[6]),
+                t::lat_4.eq(f[7]),
+                t::lat_5.eq(f[8]),
+                t::lat_6.eq(f[9]),
+                t::lat_7.eq(f[10]),
+                t::lat_8.eq(f[11]),
+                t::lat_9.eq(f[12]),
+                t::lat_10.eq(f[13]),
+            ),
+        );
+        crate::db::on_backend!(conn, c => diesel::insert_into(t::stat_flows)
+            .values(row)
+            .on_conflict((t::rollup, t::period, t::origin, t::handler))
+            .do_update()
+            .set((
+                (
+                    t::dispatches.eq(t::dispatches + excluded(t::dispatches)),
+                    t::acted.eq(t::acted + excluded(t::acted)),
+                    t::returns.eq(t::returns + excluded(t::returns)),
+                ),
+                (
+                    t::lat_0.eq(t::lat_0 + excluded(t::lat_0)),
+                    t::lat_1.eq(t::lat_1 + excluded(t::lat_1)),
+                    t::lat_2.eq(t::lat_2 + excluded(t::lat_2)),
+                    t::lat_3.eq(t::lat_3 + excluded(t::lat_3)),
+                    t::lat_4.eq(t::lat_4 + excluded(t::lat_4)),
+                    t::lat_5.eq(t::lat_5 + excluded(t::lat_5)),
+                    t::lat_6.eq(t::lat_6 + excluded(t::lat_6)),
+                    t::lat_7.eq(t::lat_7 + excluded(t::lat_7)),
+                    t::lat_8.eq(t::lat_8 + excluded(t::lat_8)),
+                    t::lat_9.eq(t::lat_9 + excluded(t::lat_9)),
+                    t::lat_10.eq(t::lat_10 + excluded(t::lat_10)),
+                ),
+            ))
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+/// Empties every statistics table (a rebuild refills them).
+pub fn clear(conn: &mut DbConn) -> QueryResult<()> {
+    diesel::delete(stat_counts::table).execute(conn)?;
+    diesel::delete(stat_sla::table).execute(conn)?;
+    diesel::delete(stat_flows::table).execute(conn)?;
+    Ok(())
+}
+
+/// Every stored cell with a figure other than zero, as [`Cells`] (tests compare the
+/// incremental tables with a recomputation).
+pub fn load(conn: &mut DbConn) -> QueryResult<Cells> {
+    use super::cells::{COUNT_ROLLUPS, CountKey, FLOW_ROLLUPS, SLA_ROLLUPS, SlaKey};
+    use super::read::{Table, cells_of};
+    let mut cells = Cells::default();
+    for (rollup, a) in cells_of(conn, Table::Counts, COUNT_ROLLUPS)? {
+        let dims = a.keys().map(str::to_owned);
+        let n = a.sums.0.first().copied().unwrap_or_default();
+        cells.counts.insert(
+            CountKey {
+                rollup,
+                period: a.period,
+                dims,
+            },
+            n,
+        );
+    }
+    for (rollup, a) in cells_of(conn, Table::Sla, SLA_ROLLUPS)? {
+        let mut f = [0; 14];
+        f.copy_from_slice(a.sums.0.get(..14).unwrap_or(&[0; 14]));
+        let key = SlaKey {
+            rollup,
+            period: a.period,
+            province: a.k0,
+            agency: a.k1,
+        };
+        cells.sla.insert(key, f);
+    }
+    for (rollup, a) in cells_of(conn, Table::Flows, FLOW_ROLLUPS)? {
+        let mut f = [0; super::cells::FLOW_FIGURES];
+        f.copy_from_slice(
+            a.sums
+                .0
+                .get(..super::cells::FLOW_FIGURES)
+                .unwrap_or(&[0; 14]),
+        );
+        let key = super::cells::FlowKey {
+            rollup,
+            period: a.period,
+            origin: a.k0,
+            handler: a.k1,
+        };
+        cells.flows.insert(key, f);
+    }
+    cells.prune();
+    Ok(cells)
+}
