@@ -4,8 +4,9 @@
 //! counts by category and by agency, and the federation's health (each peer's reachability
 //! and queue, as this node sees it). Charts are server-rendered SVG (`web::charts`).
 //!
-//! The figures come from [`figures`], the one function to point at the hub's national
-//! projections (issue 22) when they exist: today it reads `tickets::queries`' statistics.
+//! The totals come from [`figures`] (`tickets::queries`' statistics); the national part — by
+//! province, SLA by province and agency, flows, backlog by age — from the statistics kept with
+//! every stored event (`web::national`, the read model of `/api/v1/hub/*`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
@@ -137,10 +138,23 @@ pub async fn dashboard(ctx: Ctx, req: HttpRequest) -> HttpResponse {
         ctx.state.tickets.clone(),
         viewer.as_ref().map(|(o, _)| o.clone()),
     );
-    let result = block(move || Ok(figures(&tickets, o.as_ref()))).await;
     let full = viewer
         .as_ref()
         .is_some_and(|(o, _)| matches!(o.role, Role::Analyst | Role::Admin));
+    let who = if full {
+        crate::hub::report::Audience::Officials
+    } else {
+        crate::hub::report::Audience::Public {
+            k: i64::from(ctx.state.tickets.statistics_settings().small_cell_k),
+        }
+    };
+    let result = block(move || {
+        let s = figures(&tickets, o.as_ref())?;
+        let mut conn = tickets.db().read()?;
+        let n = super::national::figures(&mut conn, who, full)?;
+        Ok(Ok::<_, TicketError>((s, n)))
+    })
+    .await;
     let title = if ctx.console.hub {
         l.t("Statistik nasional", "National statistics")
     } else {
@@ -148,10 +162,11 @@ pub async fn dashboard(ctx: Ctx, req: HttpRequest) -> HttpResponse {
     };
     let peers = if full { health(&ctx) } else { None };
     let (status, body) = match result {
-        Ok(Ok(s)) => (
+        Ok(Ok((s, n))) => (
             StatusCode::OK,
             html! {
                 (page_body(l, &s, full))
+                (super::national::section(l, &n))
                 @if let Some(p) = &peers { (health_table(l, &ctx.console.site, p)) }
             },
         ),

@@ -35,6 +35,7 @@ pub mod dashboard;
 pub mod form;
 pub mod i18n;
 pub mod layout;
+pub mod national;
 pub mod officer;
 pub mod officer_pages;
 pub mod problem;

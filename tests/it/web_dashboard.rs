@@ -27,9 +27,27 @@ async fn the_dashboard_shows_counts_as_svg_and_the_details_only_to_analysts() {
             !public.body.contains("Satu"),
             "no report text on the dashboard"
         );
+        // The national part, from the statistics kept with each event: three reports of this
+        // province are below the public threshold (k = 5), so they show as "<5".
+        assert!(
+            public.body.contains("<svg id=\"per-provinsi\""),
+            "{}",
+            db.name
+        );
+        let provinces = &public.body[public.body.find("id=\"per-provinsi\"").unwrap()..];
+        assert!(provinces.contains("&lt;5"), "{}", db.name);
+        assert!(
+            !public.body.contains("id=\"aliran\""),
+            "flows are for analysts"
+        );
         let analyst = Client::new(&c.base);
         crate::web_officers::login(&n.app_state, &analyst, "analis.web", Role::Analyst, None).await;
         let full = analyst.get("/nasional").await;
+        // Analysts see exact figures, the flows table and the open backlog by age.
+        let provinces = &full.body[full.body.find("id=\"per-provinsi\"").unwrap()..];
+        assert!(provinces.contains(">3<"), "{}", db.name);
+        assert!(full.body.contains("id=\"aliran\"") && full.body.contains("id=\"umur\""));
+        assert!(full.body.contains("id=\"sla-instansi\""));
         assert!(full.body.contains("id=\"per-instansi\""));
         assert!(full.body.contains("id=\"per-kategori\""));
         assert!(full.body.contains("transportasi"));

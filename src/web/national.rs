@@ -1,0 +1,168 @@
+//! The national part of `/nasional`, read from the statistics every node keeps with each stored
+//! event (`hub::report`, the same read model as `/api/v1/hub/*`): reports and SLA compliance by
+//! province for everyone (small cells shown as `<k`), and for analysts and admins SLA
+//! compliance by agency, the flows from origin provinces to handling nodes, and the open
+//! backlog by age. The last twelve months, as the API's default period.
+
+use maud::{Markup, html};
+
+use super::charts::{self, Bar};
+use super::i18n::Lang;
+use crate::db::DbConn;
+use crate::hub::query::{self, Dataset};
+use crate::hub::report::{self, Audience, Table, Value};
+
+/// The tables the national part draws.
+#[derive(Debug, Clone)]
+pub struct National {
+    /// Reports by province.
+    pub by_province: Table,
+    /// SLA outcomes by province.
+    pub sla_by_province: Table,
+    /// For officials: SLA outcomes by agency, flows, backlog by age.
+    pub officials: Option<(Table, Table, Table)>,
+}
+
+fn ask(
+    conn: &mut DbConn,
+    dataset: Dataset,
+    group_by: &str,
+    who: Audience,
+) -> diesel::QueryResult<Table> {
+    let today = crate::hub::cells::wib_date(crate::domain::Timestamp::now());
+    let pairs = if group_by.is_empty() {
+        Vec::new()
+    } else {
+        vec![("group_by".to_owned(), group_by.to_owned())]
+    };
+    // Fixed, known-good parameters: a refusal here is a bug, answered as an empty table.
+    let Ok(req) = query::parse(dataset, &pairs, today) else {
+        return Err(diesel::result::Error::NotFound);
+    };
+    report::answer(conn, &req, today, who)
+}
+
+/// The national figures for `who` (`full`: analysts and admins).
+///
+/// # Errors
+///
+/// The database could not be read.
+pub fn figures(conn: &mut DbConn, who: Audience, full: bool) -> diesel::QueryResult<National> {
+    Ok(National {
+        by_province: ask(conn, Dataset::Stats, "province", who)?,
+        sla_by_province: ask(conn, Dataset::Sla, "province", who)?,
+        officials: if full {
+            Some((
+                ask(conn, Dataset::Sla, "agency", who)?,
+                ask(conn, Dataset::Flows, "origin,handler", who)?,
+                ask(conn, Dataset::Backlog, "", who)?,
+            ))
+        } else {
+            None
+        },
+    })
+}
+
+fn column(t: &Table, name: &str) -> Option<usize> {
+    t.columns.iter().position(|c| *c == name)
+}
+
+/// A figure as a bar: counts as themselves, `<k` as an empty bar, rates in per mille.
+fn bar(label: String, v: Option<&Value>) -> Bar {
+    match v {
+        Some(Value::Count(n)) => Bar {
+            label,
+            value: *n,
+            shown: n.to_string(),
+        },
+        Some(Value::Below(k)) => Bar {
+            label,
+            value: 0,
+            shown: format!("<{k}"),
+        },
+        Some(Value::Decimal(Some(x))) => Bar {
+            label,
+            #[expect(clippy::cast_possible_truncation, reason = "a percentage for a chart")]
+            value: (x * 10.0).round() as i64,
+            shown: format!("{x:.0} %"),
+        },
+        Some(Value::Decimal(None)) | None => Bar {
+            label,
+            value: 0,
+            shown: "–".to_owned(),
+        },
+    }
+}
+
+fn bars_of(t: &Table, col: &str) -> Vec<Bar> {
+    let Some(i) = column(t, col) else {
+        return Vec::new();
+    };
+    t.rows
+        .iter()
+        .map(|r| bar(r.keys.join(" → "), r.values.get(i)))
+        .collect()
+}
+
+fn cell(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::Count(n)) => n.to_string(),
+        Some(Value::Below(k)) => format!("<{k}"),
+        Some(Value::Decimal(Some(x))) => format!("{x:.1}"),
+        Some(Value::Decimal(None)) | None => "–".to_owned(),
+    }
+}
+
+/// The national part of the page.
+#[must_use]
+pub fn section(l: Lang, n: &National) -> Markup {
+    let t = &n.by_province;
+    html! {
+        h2 { (l.t("Laporan menurut provinsi (12 bulan)", "Reports by province (12 months)")) }
+        (charts::bars("per-provinsi", l.t("Laporan menurut provinsi", "Reports by province"), &bars_of(t, "count")))
+        @if let Some(k) = t.suppressed_below {
+            p { (l.t("Angka di bawah ", "Counts below ")) (k) (l.t(" ditampilkan sebagai <", " are shown as <")) (k) "." }
+        }
+        h2 { (l.t("Tanggapan tepat waktu menurut provinsi", "Responses on time by province")) }
+        (charts::bars("sla-provinsi", l.t("Persentase tanggapan tepat waktu", "Share of responses on time"), &bars_of(&n.sla_by_province, "responded_on_time_pct")))
+        @if let Some((by_agency, flows, backlog)) = &n.officials {
+            h2 { (l.t("Tanggapan tepat waktu menurut instansi", "Responses on time by agency")) }
+            (charts::bars("sla-instansi", l.t("Persentase tanggapan tepat waktu per instansi", "Share of responses on time per agency"), &bars_of(by_agency, "responded_on_time_pct")))
+            h2 { (l.t("Aliran antarprovinsi", "Flows between provinces")) }
+            table #aliran {
+                thead { tr {
+                    th { (l.t("Asal", "Origin")) } th { (l.t("Penanganan", "Handler")) }
+                    th { (l.t("Disposisi", "Dispatches")) } th { (l.t("Ditindaklanjuti", "Acted on")) }
+                    th { (l.t("Dikembalikan", "Returned")) } th { (l.t("Median jam ke tindakan pertama", "Median hours to first action")) }
+                } }
+                tbody {
+                    @for r in &flows.rows {
+                        tr {
+                            @for k in &r.keys { td { (k) } }
+                            @for c in ["dispatches", "acted", "returns", "median_hours_to_first_action"] {
+                                td { (cell(column(flows, c).and_then(|i| r.values.get(i)))) }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { (l.t("Laporan terbuka menurut umur", "Open reports by age")) }
+            (charts::bars("umur", l.t("Laporan terbuka menurut umur", "Open reports by age"), &backlog.rows.first().map(|r| {
+                backlog.columns.iter().zip(&r.values).map(|(c, v)| bar(age_label(l, c), Some(v))).collect::<Vec<_>>()
+            }).unwrap_or_default()))
+        }
+    }
+}
+
+fn age_label(l: Lang, column: &str) -> String {
+    match column {
+        "age_0_3_days" => l.t("0–3 hari", "0–3 days").to_owned(),
+        "age_4_7_days" => l.t("4–7 hari", "4–7 days").to_owned(),
+        "age_8_14_days" => l.t("8–14 hari", "8–14 days").to_owned(),
+        "age_15_30_days" => l.t("15–30 hari", "15–30 days").to_owned(),
+        "age_31_60_days" => l.t("31–60 hari", "31–60 days").to_owned(),
+        "age_61_90_days" => l.t("61–90 hari", "61–90 days").to_owned(),
+        "age_over_90_days" => l.t("> 90 hari", "> 90 days").to_owned(),
+        other => other.to_owned(),
+    }
+}
