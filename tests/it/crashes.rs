@@ -13,7 +13,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::bin::ok;
-use crate::nodes::{federate, figures, file_backlog, holdings, make_node, s};
+use crate::nodes::{
+    assert_converged, federate, figures, file_backlog, holdings, make_node, s, wait_delivered,
+};
 
 const P53: &str = "prov-53.lapor.test";
 const HUB: &str = "hub.lapor.test";
@@ -73,20 +75,7 @@ fn kill_9_of_sender_or_receiver_while_a_backlog_replicates_loses_and_doubles_not
     );
 
     // Delivery resumes by itself: the province's outbox empties.
-    let t = Instant::now();
-    loop {
-        let said = p53.ok(&["peers"]);
-        let (outbox, refused, _) = figures(&said, HUB);
-        assert_eq!(refused, 0, "{said}");
-        if outbox == 0 {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(240),
-            "not delivered: {said}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_delivered(&p53, HUB, Duration::from_secs(240));
     eprintln!(
         "converged {:.1} s after the first start",
         started.elapsed().as_secs_f64()
@@ -97,18 +86,7 @@ fn kill_9_of_sender_or_receiver_while_a_backlog_replicates_loses_and_doubles_not
     hub.stop();
 
     // 0 lost, 0 applied twice, the same state everywhere.
-    let (here, written) = holdings(&p53, P53);
-    let (there, received) = holdings(&hub, P53);
-    assert_eq!(received, written, "events of the province held at the hub");
-    assert_eq!(here.len(), backlog);
-    assert_eq!(there.len(), here.len(), "tickets at the hub");
-    let differ: Vec<&String> = here
-        .iter()
-        .filter(|(id, state)| there.get(*id) != Some(state))
-        .map(|(id, _)| id)
-        .take(5)
-        .collect();
-    assert!(differ.is_empty(), "tickets whose state differs: {differ:?}");
+    assert_eq!(assert_converged(&p53, &hub, P53), backlog);
     for n in [&p53, &hub] {
         let said = n.ok(&["audit", "verify"]);
         assert!(said.contains("verified"), "{said}");

@@ -234,3 +234,49 @@ pub(crate) fn holdings(n: &Node, origin: &str) -> (BTreeMap<String, String>, i64
         .unwrap();
     (states.into_iter().collect(), count)
 }
+
+/// Waits until `sender`'s outbox for `peer` is empty (nothing refused on the way), at most
+/// `limit`; returns how long after the wait began the first event left (the depth fell below
+/// what it was at the start).
+pub(crate) fn wait_delivered(sender: &Node, peer: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    let mut initial = None;
+    let mut first = None;
+    loop {
+        let said = sender.ok(&["peers"]);
+        let (outbox, refused, _) = figures(&said, peer);
+        assert_eq!(refused, 0, "{said}");
+        let initial = *initial.get_or_insert(outbox);
+        if first.is_none() && outbox < initial {
+            first = Some(start.elapsed());
+        }
+        if outbox == 0 {
+            return first.unwrap_or_default();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "not delivered after {limit:?}: {said}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Once both nodes are stopped: `receiver` holds every event `origin` wrote (none lost, none
+/// twice) and both derive the same state for every ticket; returns the tickets compared.
+pub(crate) fn assert_converged(origin: &Node, receiver: &Node, origin_id: &str) -> usize {
+    let (here, written) = holdings(origin, origin_id);
+    let (there, received) = holdings(receiver, origin_id);
+    assert_eq!(
+        received, written,
+        "events of {origin_id} held by the receiver"
+    );
+    assert_eq!(there.len(), here.len(), "tickets held by the receiver");
+    let differ: Vec<&String> = here
+        .iter()
+        .filter(|(id, state)| there.get(*id) != Some(state))
+        .map(|(id, _)| id)
+        .take(5)
+        .collect();
+    assert!(differ.is_empty(), "tickets whose state differs: {differ:?}");
+    here.len()
+}
