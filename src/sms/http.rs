@@ -34,7 +34,7 @@ fn refuse(sms: &Sms, status: StatusCode, code: &'static str, message: &str) -> H
 }
 
 /// `+` as space and `%XX` as its byte (the query as Kannel encodes it), without assuming UTF-8.
-fn percent_decode(s: &str) -> Vec<u8> {
+pub fn percent_decode(s: &str) -> Vec<u8> {
     let hex = |c: u8| {
         char::from(c)
             .to_digit(16)

@@ -56,8 +56,9 @@ pub(super) fn join_parts(lines: &[String]) -> Vec<Delivered> {
                 let (Some(udh), _, Some(data)) = (r.next(), r.next(), r.next()) else {
                     continue;
                 };
-                let udh = urldecode(udh);
-                let text = String::from_utf8_lossy(&urldecode(data)).into_owned();
+                let udh = crate::sms::http::percent_decode(udh);
+                let text =
+                    String::from_utf8_lossy(&crate::sms::http::percent_decode(data)).into_owned();
                 if let [5, 0, 3, reference, total, seq] = udh[..] {
                     let slot = parts
                         .entry((to.to_owned(), reference))
@@ -82,37 +83,12 @@ pub(super) fn join_parts(lines: &[String]) -> Vec<Delivered> {
             }
             _ => out.push(Delivered {
                 to: to.to_owned(),
-                text: String::from_utf8_lossy(&urldecode(rest.rsplit(' ').next().unwrap_or(rest)))
-                    .into_owned(),
+                text: String::from_utf8_lossy(&crate::sms::http::percent_decode(
+                    rest.rsplit(' ').next().unwrap_or(rest),
+                ))
+                .into_owned(),
             }),
         }
-    }
-    out
-}
-
-fn urldecode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let hex = |c: u8| {
-        char::from(c)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    };
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'+', ..) => out.push(b' '),
-            (b'%', Some(h), Some(l)) => {
-                out.push(h * 16 + l);
-                i += 2;
-            }
-            (c, ..) => out.push(c),
-        }
-        i += 1;
     }
     out
 }
