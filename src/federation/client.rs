@@ -390,6 +390,14 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The dictionary a peer's answer names (`dictionary::HEADER`), for
+/// [`Member::dictionary_named`](super::node::Member::dictionary_named).
+pub(super) fn dictionary_of(resp: &reqwest::Response) -> Option<&[u8]> {
+    resp.headers()
+        .get(super::dictionary::HEADER)
+        .map(reqwest::header::HeaderValue::as_bytes)
+}
+
 /// Reads a JSON answer (zstd-decoded when so marked), turning error statuses into
 /// [`FedError::Refused`].
 pub(super) async fn read_json<T: serde::de::DeserializeOwned>(

@@ -163,12 +163,7 @@ impl Federation {
             .send()
             .await
             .map_err(|e| Self::unreachable(peer, &e))?;
-        self.dictionary_named(
-            &peer.id,
-            resp.headers()
-                .get(super::dictionary::HEADER)
-                .map(reqwest::header::HeaderValue::as_bytes),
-        );
+        self.dictionary_named(&peer.id, super::client::dictionary_of(&resp));
         read_json(peer, resp).await
     }
 

@@ -275,12 +275,7 @@ impl Federation {
                 *connect_failed = e.is_connect();
                 Self::unreachable(peer, &e)
             })?;
-        self.dictionary_named(
-            &peer.id,
-            resp.headers()
-                .get(dictionary::HEADER)
-                .map(reqwest::header::HeaderValue::as_bytes),
-        );
+        self.dictionary_named(&peer.id, super::client::dictionary_of(&resp));
         let answer: BatchAnswer = read_json(peer, resp).await?;
         if answer.batch != batch.id {
             return Err(FedError::BadAnswer {

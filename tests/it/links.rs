@@ -187,5 +187,14 @@ async fn the_new_handler_keeps_the_contact_when_every_event_travels_in_its_own_b
     assert_eq!(c.undelivered().unwrap(), 0);
     assert_eq!(count(node(&c, JAKARTA), "reporter_contacts"), 2);
     assert_eq!(count(node(&c, HUB), "reporter_contacts"), 0);
+    // Both peers named the shipped dictionary in their answers: NTT's batches now use it.
+    for peer in [HUB, JAKARTA] {
+        assert!(
+            node(&c, NTT)
+                .federation
+                .uses_dictionary(&NodeId::parse(peer).unwrap()),
+            "{peer}"
+        );
+    }
     c.shutdown().await;
 }
