@@ -42,6 +42,27 @@ mod tests {
         );
         let ntt = of_province("53");
         assert!(ntt.iter().any(|(c, n)| c == "5371" && n == "Kota Kupang"));
-        assert!(of_province("11").is_empty());
+        assert!(
+            ntt.iter()
+                .any(|(c, n)| c == "5301" && n == "Kabupaten Kupang")
+        );
+        // Every province of the reference list offers its regencies, and no row names a
+        // province that is not on it.
+        let provinces: Vec<&str> = include_str!("../../config/provinces.csv")
+            .lines()
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+            .filter_map(|l| l.split(',').next())
+            .collect();
+        assert_eq!(provinces.len(), 38);
+        for p in &provinces {
+            assert!(!of_province(p).is_empty(), "province {p} has no regencies");
+        }
+        let listed: usize = provinces.iter().map(|p| of_province(p).len()).sum();
+        assert_eq!(
+            listed,
+            parse(REGENCIES).len(),
+            "a row names an unknown province"
+        );
+        assert_eq!(listed, 514, "Kemendagri lists 416 regencies and 98 cities");
     }
 }
