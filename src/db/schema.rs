@@ -290,6 +290,14 @@ diesel::table! {
 
 diesel::joinable!(tickets -> agencies (agency));
 diesel::joinable!(sessions -> officers (username));
+diesel::table! {
+    work_leases (name) {
+        name -> Text,
+        owner -> Text,
+        until_ms -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tracking_code_books,
     node_keys,
@@ -312,5 +320,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     sms_secrets,
     stat_counts,
     stat_sla,
-    stat_flows
+    stat_flows,
+    work_leases
 );

@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::node::Member;
 use super::peers;
 use super::protocol::{self as wire, NodeInfo};
-use super::{FedError, outbox};
+use super::{FedError, lease, outbox};
 use crate::config::{PeerSettings, Settings};
 use crate::db::{Db, DbError};
 use crate::domain::{NodeId, Timestamp};
@@ -263,7 +263,20 @@ impl Federation {
         let this = self.clone();
         tasks.push(tokio::spawn(async move { this.puller().await }));
         let _guard = AbortOnDrop(tasks);
+        let _leases = ReleaseOnDrop(self.member.clone());
         std::future::pending::<()>().await;
+    }
+
+    /// Whether this process holds the lease on the work `name` (see [`super::lease`]); a
+    /// database that cannot be written says no, and the work waits.
+    async fn holds(&self, name: String) -> bool {
+        let member = self.member.clone();
+        blocking(move || member.leases().hold(member.db(), &name))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "federation lease not checked; waiting");
+                false
+            })
     }
 
     async fn worker(self, dest: NodeId) {
@@ -302,6 +315,14 @@ impl Federation {
                 continue;
             }
             backing_off_since = None;
+            // Another process of this node (same database) may be delivering to this peer.
+            if !self.holds(format!("push:{dest}")).await {
+                tokio::select! {
+                    () = tokio::time::sleep(lease::WAIT) => {}
+                    () = wake.notified() => {}
+                }
+                continue;
+            }
             if !keys_pinned {
                 match self.fetch_keys(&dest).await {
                     Ok(_) => keys_pinned = true,
@@ -352,6 +373,10 @@ impl Federation {
     async fn puller(self) {
         let every = Duration::from_secs(self.settings.pull_interval_secs);
         loop {
+            if !self.holds("pull".to_owned()).await {
+                tokio::time::sleep(every).await;
+                continue;
+            }
             match self.pull_round(Some(every)).await {
                 Ok(p) if p.accepted > 0 => {
                     tracing::info!(
@@ -370,6 +395,16 @@ impl Federation {
 }
 
 struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+/// Gives this process's leases up when its workers stop, so another process takes the work
+/// over at once.
+struct ReleaseOnDrop(Member);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        self.0.leases().release_all(self.0.db());
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -27,6 +27,7 @@
 //! | [`feed`] | what a member may pull: its events after a cursor, or whole tickets |
 //! | [`inbox`] | events received: signatures checked, then judged, stored and applied in one transaction (`judge`) |
 //! | [`store`] | lookups of held events used by the inbox, the feed and the client |
+//! | [`lease`] | which process of several sharing a PostgreSQL database delivers to a peer or catches up |
 //! | [`quarantine`] | refused events kept for operators, bounded per sender; retried after a fix |
 
 pub mod client;
@@ -35,6 +36,7 @@ pub mod error;
 pub mod feed;
 pub mod inbox;
 mod judge;
+pub mod lease;
 pub mod node;
 pub mod outbox;
 pub mod peers;

@@ -48,6 +48,9 @@ pub struct State {
     tuning: Mutex<HashMap<NodeId, Tuning>>,
     /// When each peer last pushed a batch here.
     pushed: Mutex<HashMap<NodeId, std::time::Instant>>,
+    /// Which delivery and catch-up work this process holds (several processes on one
+    /// PostgreSQL database).
+    leases: super::lease::Leases,
 }
 
 /// Delivery to one peer, fitted to its link: batches grow while their answers come back fast
@@ -165,7 +168,14 @@ impl Member {
             keys_fetcher: OnceLock::new(),
             tuning: Mutex::new(HashMap::new()),
             pushed: Mutex::new(HashMap::new()),
+            leases: super::lease::Leases::new(),
         })))
+    }
+
+    /// This process's leases on federation work.
+    #[must_use]
+    pub fn leases(&self) -> &super::lease::Leases {
+        &self.leases
     }
 
     /// The federation settings.

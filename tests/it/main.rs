@@ -25,6 +25,7 @@ mod hardening;
 mod helpers;
 mod hub_api;
 mod hub_health;
+mod hub_processes;
 mod hub_props;
 mod kannel;
 mod links;

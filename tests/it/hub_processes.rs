@@ -1,0 +1,252 @@
+//! Two hub processes on one PostgreSQL database (issue 22, README "Several hub processes"):
+//! real `lapor-node serve` children with the same config, each taking federation batches from
+//! a different province and officers' requests at the same time; at the end the hub's own
+//! chain is one linear chain, every province event is held once with the same ticket states,
+//! the statistics equal a rebuild's, and a province received the hub's events once (one
+//! process at a time delivers to a peer).
+
+use diesel::prelude::*;
+use lapor_node::db::schema::events;
+use lapor_node::domain::Timestamp;
+use serde_json::{Value, json};
+
+use crate::bin::ok;
+use crate::helpers;
+use crate::nodes::{
+    Node, federate, file_backlog, free_port, holdings, make_node, password, s, settings,
+    wait_delivered,
+};
+
+const HUB: &str = "hub.lapor.test";
+const P53: &str = "prov-53.lapor.test";
+const P73: &str = "prov-73.lapor.test";
+/// Reports each hub process takes from citizens, then verified and dispatched by an officer.
+const HUB_REPORTS: usize = 40;
+/// Reports waiting at each province when everything starts.
+const BACKLOG: usize = 1_500;
+
+/// Appends one more `[[federation.peers]]` entry to `n`'s config.
+fn add_peer(n: &Node, id: &str, peer: &Node, role: &str, province: &str) {
+    let mut text = std::fs::read_to_string(&n.config).unwrap();
+    text.push_str(&format!(
+        "\n[[federation.peers]]\nid = \"{id}\"\nurl = \"https://{id}:{p}\"\nrole = \"{role}\"\n\
+         province = \"{province}\"\naddress = \"127.0.0.1:{p}\"\n",
+        p = peer.fed_port
+    ));
+    std::fs::write(&n.config, text).unwrap();
+}
+
+async fn call(c: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut r = c.post(url).json(&body);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let resp = r.send().await.unwrap();
+    let st = resp.status().as_u16();
+    (st, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// A citizen files at `filing`, an officer verifies at `other` and dispatches at `filing`
+/// (the ticket moves between processes); every answer must be a success.
+async fn officer_work(filing: String, other: String, token: String, tag: &str) -> Vec<String> {
+    let c = reqwest::Client::new();
+    let mut failures = Vec::new();
+    for i in 0..HUB_REPORTS {
+        let (st, v) = call(
+            &c,
+            format!("{filing}/api/v1/reports"),
+            None,
+            json!({
+                "kind": "pengaduan", "title": format!("Layanan BPJS antrean{tag}{i:02}x"),
+                "body": "Antrean klaim di kantor cabang tidak bergerak sejak pagi.",
+                "category": "kesehatan", "region": "3171", "channel": "web",
+                "anonymous": true, "confidential": false
+            }),
+        )
+        .await;
+        if st != 201 {
+            failures.push(format!("file {tag} {i}: {st} {v}"));
+            continue;
+        }
+        // The officer finds it at the other process by a word of its title.
+        let word = format!("antrean{tag}{i:02}x");
+        let list: Value = c
+            .get(format!("{other}/api/v1/tickets?q={word}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let Some(ticket) = list["items"][0]["id"].as_str().map(str::to_owned) else {
+            failures.push(format!("{word} not in the inbox: {list}"));
+            continue;
+        };
+        for (base, action) in [
+            (&other, json!({"action": "verify"})),
+            (
+                &filing,
+                json!({"action": "dispatch", "agency": "NTT-DINKES"}),
+            ),
+        ] {
+            let (st, v) = call(
+                &c,
+                format!("{base}/api/v1/tickets/{ticket}/actions"),
+                Some(&token),
+                action.clone(),
+            )
+            .await;
+            if st != 200 {
+                failures.push(format!("{action} on {ticket} at {base}: {st} {v}"));
+            }
+        }
+    }
+    failures
+}
+
+#[test]
+fn pg_two_hub_processes_on_one_database_keep_one_chain_and_apply_every_event_once() {
+    let Some(pg) = helpers::postgres() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let walk = dir.path();
+    ok(&["certs", "ca", "--out", s(&walk.join("ca"))]);
+    let mut p53 = make_node(walk, P53, "53", "province");
+    let mut p73 = make_node(walk, P73, "73", "province");
+    let mut hub = make_node(walk, HUB, "31", "hub");
+    // The hub's database is PostgreSQL; its second process runs from the same config with
+    // its own listeners (another machine, in a real deployment).
+    let mut text = std::fs::read_to_string(&hub.config).unwrap();
+    text.push_str(&format!("\n[database]\nurl = \"{}\"\n", pg.url));
+    std::fs::write(&hub.config, text).unwrap();
+    let mut hub2 = Node {
+        config: hub.config.clone(),
+        fed_port: free_port(),
+        child: None,
+        api: String::new(),
+    };
+    federate(&p53, HUB, &hub, "hub", "31");
+    federate(&p73, HUB, &hub2, "hub", "31");
+    federate(&hub, P53, &p53, "province", "53");
+    add_peer(&hub, P73, &p73, "province", "73");
+
+    file_backlog(&p53, BACKLOG, Timestamp::now());
+    file_backlog(&p73, BACKLOG, Timestamp::now());
+    let verifier = password(&hub.ok(&["officer", "add", "verif31", "--role", "verifier"]));
+
+    // One test client files every report: above the per-address limit citizens get.
+    let intake = ("LAPOR__HTTP__INTAKE_PER_MINUTE", "10000");
+    hub.serve_with(&[intake]);
+    let listen = format!("127.0.0.1:{}", hub2.fed_port);
+    hub2.serve_with(&[intake, ("LAPOR__FEDERATION__LISTEN", &listen)]);
+    // p53 does not pull (it would fetch what the hub is about to push, a duplicate that says
+    // nothing about the hub's processes).
+    p53.serve_with(&[("LAPOR__FEDERATION__PULL_INTERVAL_SECS", "3600")]);
+    p73.serve();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Officers work through both processes while the provinces' backlogs arrive.
+    let c = reqwest::Client::new();
+    rt.block_on(async {
+        let (st, login) = call(
+            &c,
+            format!("{}/api/v1/auth/login", hub.api),
+            None,
+            json!({"username": "verif31", "password": verifier}),
+        )
+        .await;
+        assert_eq!(st, 200, "{login}");
+        let token = login["token"].as_str().unwrap().to_owned();
+        let a = tokio::spawn(officer_work(
+            hub.api.clone(),
+            hub2.api.clone(),
+            token.clone(),
+            "a",
+        ));
+        let b = tokio::spawn(officer_work(hub2.api.clone(), hub.api.clone(), token, "b"));
+        let mut failures = a.await.unwrap();
+        failures.extend(b.await.unwrap());
+        assert!(failures.is_empty(), "{failures:#?}");
+    });
+
+    let limit = std::time::Duration::from_secs(180);
+    wait_delivered(&p53, HUB, limit);
+    wait_delivered(&p73, HUB, limit);
+    wait_delivered(&hub, P53, limit);
+    // p53 received the hub's events once: one process delivered to it at a time.
+    let metrics = rt.block_on(async {
+        c.get(format!("{}/metrics", p53.api))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    let duplicates: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("lapor_federation_events_total") && l.contains("duplicate"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        metrics.contains("lapor_federation_events_total"),
+        "{metrics}"
+    );
+    assert_eq!(duplicates, 0.0, "events p53 received twice");
+
+    {
+        for n in [&mut p53, &mut p73, &mut hub, &mut hub2] {
+            n.stop();
+        }
+        // Every province event once, with the same ticket states on both sides.
+        let (at_hub, _) = holdings(&hub, HUB);
+        let mut compared = 0;
+        for (province, id) in [(&p53, P53), (&p73, P73)] {
+            let (here, written) = holdings(province, id);
+            let (_, received) = holdings(&hub, id);
+            assert_eq!(received, written, "events of {id} held by the hub");
+            for (ticket, state) in &here {
+                assert_eq!(at_hub.get(ticket), Some(state), "ticket {ticket} of {id}");
+                compared += 1;
+            }
+        }
+        // p53 holds the hub's tickets dispatched to its agency, too.
+        assert_eq!(compared, 2 * BACKLOG + 2 * HUB_REPORTS);
+        // The hub's own chain: every officer and citizen request one event, numbered 1..n
+        // without a gap or a fork, and the audit verifies it.
+        let db = lapor_node::app::open_database(&settings(&hub)).unwrap();
+        let seqs: Vec<i64> = {
+            let mut conn = db.read().unwrap();
+            events::table
+                .filter(events::origin.eq(HUB))
+                .select(events::seq)
+                .order(events::seq.asc())
+                .load(&mut *conn)
+                .unwrap()
+        };
+        let expected: Vec<i64> = (1..=i64::try_from(HUB_REPORTS * 2 * 3).unwrap()).collect();
+        assert_eq!(seqs, expected, "the hub's chain");
+        let said = hub.ok(&["audit", "verify"]);
+        assert!(said.contains("verified"), "{said}");
+        // The statistics kept by both processes equal a recomputation.
+        let kept = {
+            let mut conn = db.read().unwrap();
+            lapor_node::hub::store::load(&mut conn).unwrap()
+        };
+        drop(db);
+        hub.ok(&["rebuild"]);
+        let db = lapor_node::app::open_database(&settings(&hub)).unwrap();
+        let mut conn = db.read().unwrap();
+        assert_eq!(
+            lapor_node::hub::store::load(&mut conn).unwrap(),
+            kept,
+            "statistics kept by two processes vs rebuilt"
+        );
+    }
+}
