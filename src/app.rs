@@ -74,6 +74,13 @@ pub fn open_database(settings: &Settings) -> Result<Db, StartError> {
         &settings.raw.database.options(),
         Duration::from_secs(settings.raw.database.start_timeout_secs),
     )?;
+    let db = match &settings.statistics_database {
+        Some(replica) => {
+            tracing::info!(replica = %replica.describe(), "statistics read from a replica");
+            db.with_statistics(replica, &settings.raw.database.options())
+        }
+        None => db,
+    };
     let applied = db.with_writer(migrations::run_pending)??;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "migrations applied");

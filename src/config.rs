@@ -15,6 +15,7 @@
 //! | `http.max_body_bytes` | `65536` | request body limit |
 //! | `http.workers` | `0` (one per CPU core but one, at least 1) | public API worker threads |
 //! | `database.url` | `<data_dir>/lapor.sqlite` | `sqlite://PATH` or `postgres://…` |
+//! | `database.statistics_url` | unset (the primary) | PostgreSQL: a streaming replica that serves the national statistics reads (`/api/v1/hub/*` but `federation`, `/nasional`) |
 //! | `database.pool_size` | `8` | connections in the pool |
 //! | `database.connect_timeout_secs` | `5` | PostgreSQL: give up opening a connection after this (libpq `connect_timeout`, at least 2) |
 //! | `database.statement_timeout_ms` | `30000` | PostgreSQL: the server cancels a statement running longer (`statement_timeout`; 0 = none) |
@@ -299,6 +300,8 @@ impl Default for HttpSettings {
 pub struct DatabaseSettings {
     /// Connection URL (secret: may hold a password).
     pub url: Option<SecretString>,
+    /// PostgreSQL: a read-only replica for the statistics reads (secret: may hold a password).
+    pub statistics_url: Option<SecretString>,
     /// Pool size.
     pub pool_size: u32,
     /// PostgreSQL: seconds to open a connection before giving up (libpq `connect_timeout`).
@@ -316,6 +319,7 @@ impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
             url: None,
+            statistics_url: None,
             pool_size: 8,
             connect_timeout_secs: 5,
             statement_timeout_ms: 30_000,
@@ -782,6 +786,8 @@ pub struct Settings {
     pub raw: RawSettings,
     /// The database to use.
     pub database: DatabaseUrl,
+    /// A replica serving the statistics reads, when configured.
+    pub statistics_database: Option<DatabaseUrl>,
     /// Working-day calendar in the node's time zone.
     pub calendar: WorkCalendar,
     /// Province list.
@@ -883,6 +889,25 @@ impl Settings {
             Some(url) => DatabaseUrl::parse(url.expose_secret())?,
             None => DatabaseUrl::Sqlite(raw.node.data_dir.join("lapor.sqlite")),
         };
+        let statistics_database = match &raw.database.statistics_url {
+            Some(url) => Some(
+                DatabaseUrl::parse(url.expose_secret())
+                    .map_err(|_| invalid("database.statistics_url", "must be a postgres:// URL"))?,
+            ),
+            None => None,
+        };
+        if let Some(replica) = &statistics_database {
+            if !matches!(
+                (&database, replica),
+                (DatabaseUrl::Postgres(_), DatabaseUrl::Postgres(_))
+            ) {
+                return Err(invalid(
+                    "database.statistics_url",
+                    "a statistics replica needs PostgreSQL for both database.url and \
+                     database.statistics_url",
+                ));
+            }
+        }
         if raw.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));
         }
@@ -935,6 +960,7 @@ impl Settings {
         Ok(Self {
             raw,
             database,
+            statistics_database,
             calendar,
             provinces,
             agencies,

@@ -151,7 +151,7 @@ async fn run(
     })?;
     let db = state.tickets.db().clone();
     block(move || {
-        let mut c = db.read()?;
+        let mut c = db.read_statistics()?;
         Ok(report::answer(&mut c, &request, today, who)?)
     })
     .await

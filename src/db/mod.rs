@@ -539,6 +539,8 @@ fn private_sqlite_files(path: &Path) -> Result<(), ConnectError> {
 #[derive(Clone)]
 pub struct Db {
     pool: DbPool,
+    /// Reads of the national statistics, from a replica when one is configured.
+    statistics: Option<DbPool>,
     writer: std::sync::mpsc::SyncSender<writer::Job>,
     writer_stats: std::sync::Arc<writer::WriterStats>,
     health: std::sync::Arc<health::Health>,
@@ -768,6 +770,7 @@ impl Db {
         }
         Ok(Self {
             pool,
+            statistics: None,
             writer: spawned.sender,
             writer_stats: spawned.stats,
             health: spawned.health,
@@ -874,6 +877,33 @@ impl Db {
     #[must_use]
     pub fn writer_stats(&self) -> &writer::WriterStats {
         &self.writer_stats
+    }
+
+    /// Serves [`Db::read_statistics`] from `url` (a PostgreSQL streaming replica): its pool
+    /// is opened lazily, so a replica that is down fails the statistics reads only (503), not
+    /// the node's start.
+    #[must_use]
+    pub fn with_statistics(mut self, url: &DatabaseUrl, options: &DbOptions) -> Self {
+        let manager = ConnManager::with_options(url.clone(), *options);
+        let pool = Pool::builder()
+            .max_size(options.pool_size)
+            .min_idle(Some(0))
+            .connection_timeout(options.pool_timeout)
+            .build_unchecked(manager);
+        self.statistics = Some(pool);
+        self
+    }
+
+    /// A pooled connection for reading the national statistics: from the replica when
+    /// `database.statistics_url` is set (its figures may lag the primary by the replication
+    /// delay), else as [`Db::read`].
+    pub fn read_statistics(&self) -> Result<PooledConn, DbError> {
+        match &self.statistics {
+            Some(pool) => pool
+                .get()
+                .map_err(|e| DbError::Unavailable(format!("statistics replica: {e}"))),
+            None => self.read(),
+        }
     }
 
     /// A pooled connection for reads.

@@ -150,7 +150,7 @@ pub async fn dashboard(ctx: Ctx, req: HttpRequest) -> HttpResponse {
     };
     let result = block(move || {
         let s = figures(&tickets, o.as_ref())?;
-        let mut conn = tickets.db().read()?;
+        let mut conn = tickets.db().read_statistics()?;
         let n = super::national::figures(&mut conn, who, full)?;
         Ok(Ok::<_, TicketError>((s, n)))
     })

@@ -27,6 +27,13 @@ impl Drop for TestDb {
     }
 }
 
+impl TestDb {
+    /// The database's name on the PostgreSQL server (PostgreSQL only).
+    pub fn name_in_server(&self) -> &str {
+        &self.pg_drop.as_ref().expect("a PostgreSQL test database").1
+    }
+}
+
 pub fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("lapor.sqlite").display());

@@ -250,3 +250,115 @@ fn pg_two_hub_processes_on_one_database_keep_one_chain_and_apply_every_event_onc
         );
     }
 }
+
+/// The count of reports in a `/api/v1/hub/stats?group_by=kind` answer.
+fn reports_counted(v: &Value) -> i64 {
+    v["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|r| r["count"].as_i64().unwrap())
+        .sum()
+}
+
+/// `database.statistics_url` (README "Several hub processes"): the national statistics are
+/// read from the replica, everything else from the primary; a replica that is down fails the
+/// statistics alone, with 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_statistics_are_read_from_the_replica_and_only_they_fail_without_it() {
+    let Some(db) = helpers::postgres() else {
+        return;
+    };
+    let admin_url = std::env::var("LAPOR_TEST_PG_URL").unwrap();
+    let file = |n: usize| {
+        let t = helpers::tickets(&db);
+        for _ in 0..n {
+            t.submit(
+                &crate::api_report(),
+                &lapor_node::domain::Actor::citizen(),
+                Timestamp::now(),
+            )
+            .unwrap();
+        }
+    };
+    // Six reports, then the replica as of then (a copy of the database), then two more.
+    file(6);
+    let replica = format!("{}_replica", db.name_in_server());
+    let mut admin = PgConnection::establish(&admin_url).unwrap();
+    for sql in [
+        format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            db.name_in_server()
+        ),
+        format!("DROP DATABASE IF EXISTS {replica}"),
+        format!("CREATE DATABASE {replica} TEMPLATE {}", db.name_in_server()),
+    ] {
+        diesel::sql_query(sql).execute(&mut admin).unwrap();
+    }
+    file(2);
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    for (statistics_url, expect_stats) in [
+        (format!("{base}/{replica}"), Some(6)),
+        ("postgres://postgres@127.0.0.1:1/none".to_owned(), None),
+    ] {
+        let settings = helpers::settings_at(
+            &db,
+            &db.url,
+            &format!(
+                "statistics_url = {statistics_url:?}\nconnect_timeout_secs = 2\npool_timeout_ms = 500"
+            ),
+            "[http]\nlisten = \"127.0.0.1:0\"\n",
+        );
+        let app = lapor_node::app::App::build(&settings).unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state().clone();
+        let server = tokio::spawn(app.run_until_stopped());
+        let analyst = "analis-replika";
+        let _ = state.auth.add(
+            analyst,
+            "correct horse battery",
+            lapor_node::domain::Role::Analyst,
+            None,
+            Timestamp::now(),
+        );
+        let c = reqwest::Client::new();
+        let (st, login) = call(
+            &c,
+            format!("{base}/api/v1/auth/login"),
+            None,
+            json!({"username": analyst, "password": "correct horse battery"}),
+        )
+        .await;
+        assert_eq!(st, 200, "{login}");
+        let token = login["token"].as_str().unwrap();
+        let resp = c
+            .get(format!("{base}/api/v1/hub/stats?group_by=kind"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let st = resp.status().as_u16();
+        let v: Value = resp.json().await.unwrap();
+        match expect_stats {
+            Some(n) => {
+                assert_eq!(st, 200, "{v}");
+                assert_eq!(reports_counted(&v), n, "the replica's figures: {v}");
+            }
+            None => assert_eq!(st, 503, "{v}"),
+        }
+        // The primary still answers everything else: the node's own counts hold all eight.
+        let overview = c
+            .get(format!("{base}/api/v1/stats"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(overview.status().as_u16(), 200);
+        let v: Value = overview.json().await.unwrap();
+        assert_eq!(v["total"], 8, "the primary's own counts: {v}");
+        server.abort();
+    }
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {replica} WITH (FORCE)"))
+        .execute(&mut admin)
+        .unwrap();
+}
