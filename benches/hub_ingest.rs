@@ -125,6 +125,7 @@ fn backlog(config: &Path, province: &str, count: usize) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
+    let citizen = Actor::citizen();
     rt.block_on(async {
         let mut filed = 0;
         while filed < count {
@@ -138,7 +139,7 @@ fn backlog(config: &Path, province: &str, count: usize) {
                 .collect();
             let all = reports
                 .iter()
-                .map(|r| t.submit_async(r, &Actor::citizen(), Timestamp::now()));
+                .map(|r| t.submit_async(r, &citizen, Timestamp::now()));
             for r in futures_util::future::join_all(all).await {
                 r.expect("submit");
             }
