@@ -54,6 +54,12 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The hub-signed roster: make the roster key, sign, show, compare, apply to this node.
+    Roster {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::ops::roster::RosterCommand,
+    },
     /// Erase the reporter's personal data of a report filed here (UU 27/2022 right to
     /// erasure): the contact and its salt are deleted and an `erased` event is appended; every
     /// signature stays valid.
@@ -486,6 +492,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 anyhow::bail!("audit found {} fault(s)", report.faults.len())
             }
+        }
+        Command::Roster { command } => {
+            use crate::ops::roster::RosterCommand;
+            let settings = match command {
+                RosterCommand::Apply { .. } => Some(load(cli.config.as_deref())?),
+                RosterCommand::Show { .. } => load(cli.config.as_deref()).ok(),
+                _ => None,
+            };
+            let _log = settings
+                .as_ref()
+                .map(|s| crate::telemetry::init(&s.raw.log));
+            for line in crate::ops::roster::run(&command, settings.as_ref())? {
+                say(&line);
+            }
+            Ok(())
         }
         Command::Keys { command } => {
             let settings = load(cli.config.as_deref())?;

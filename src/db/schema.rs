@@ -117,6 +117,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    rosters (version) {
+        version -> BigInt,
+        body -> Text,
+        received_from -> Text,
+        received_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
     node_keys (key_id) {
         key_id -> Text,
         origin -> Text,
@@ -293,6 +302,7 @@ diesel::joinable!(sessions -> officers (username));
 diesel::allow_tables_to_appear_in_same_query!(
     tracking_code_books,
     node_keys,
+    rosters,
     officers,
     sessions,
     follow_up_tokens,

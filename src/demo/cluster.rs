@@ -360,7 +360,7 @@ impl Cluster {
     pub async fn deliver_round(&self) -> Delivered {
         let mut total = Delivered::default();
         for n in self.nodes.values() {
-            for p in &n.federation.settings().peers {
+            for p in &n.federation.peers() {
                 if let Ok(r) = n.federation.drain(&p.id).await {
                     total.sent += r.sent;
                     total.acknowledged += r.acknowledged;

@@ -68,15 +68,13 @@ impl Federation {
             cert: fed.cert_file.clone(),
             key: fed.key_file.clone(),
         };
-        let resolve: Vec<(String, std::net::SocketAddr)> = fed
-            .peers
-            .iter()
-            .filter_map(|p| p.address.map(|a| (p.id.to_string(), a)))
-            .collect();
-        let client = crate::tls::config::client(
+        // The resolver and the certificate rules are the membership's: peers and revocations a
+        // roster brings apply to this client without rebuilding it.
+        let client = crate::tls::config::client_with(
             &files,
-            &resolve,
+            member.members().resolver(),
             Duration::from_secs(fed.request_timeout_secs),
+            member.members().policy(),
         )?;
         // The server asks for a peer's keys when its events arrive unjudgeable; the client
         // fetches them at once (holding the member weakly: it holds this callback).
@@ -107,8 +105,8 @@ impl Federation {
         &self.member
     }
 
-    pub(super) fn peer(&self, id: &NodeId) -> Result<&PeerSettings, FedError> {
-        self.settings
+    pub(super) fn peer(&self, id: &NodeId) -> Result<PeerSettings, FedError> {
+        self.members()
             .peer(id)
             .ok_or_else(|| FedError::UnknownPeer(id.to_string()))
     }
@@ -197,13 +195,14 @@ impl Federation {
 
     /// `GET /federation/v1/node` of a configured peer, checked to answer as that peer.
     async fn node_info_of(&self, peer_id: &NodeId) -> Result<(PeerSettings, NodeInfo), FedError> {
-        let peer = self.peer(peer_id)?.clone();
+        let peer = self.peer(peer_id)?;
         let resp = self
             .client
             .get(Self::url(&peer, "/federation/v1/node"))
             .send()
             .await
             .map_err(|e| Self::unreachable(&peer, &e))?;
+        self.noticed(&peer.id, &resp);
         let info: NodeInfo = read_json(&peer, resp).await?;
         if info.id != peer.id.as_str() {
             return Err(FedError::BadAnswer {
@@ -244,7 +243,7 @@ impl Federation {
     /// be reached or whose keys were refused, with the reason.
     pub async fn fetch_all_keys(&self) -> Vec<(NodeId, String)> {
         let mut failed = Vec::new();
-        for p in &self.settings.peers {
+        for p in &self.peers() {
             if let Err(e) = self.fetch_keys(&p.id).await {
                 failed.push((p.id.clone(), e.to_string()));
             }
@@ -253,17 +252,36 @@ impl Federation {
     }
 
     /// Runs the delivery workers (one per peer) and the catch-up loop until the task is
-    /// dropped.
+    /// dropped. When a roster changes the membership, workers start for new peers and stop for
+    /// removed ones, without a restart.
     pub async fn run(self) {
-        let mut tasks = Vec::new();
-        for p in &self.settings.peers {
-            let (this, id) = (self.clone(), p.id.clone());
-            tasks.push(tokio::spawn(async move { this.worker(id).await }));
-        }
         let this = self.clone();
-        tasks.push(tokio::spawn(async move { this.puller().await }));
-        let _guard = AbortOnDrop(tasks);
-        std::future::pending::<()>().await;
+        let _puller = AbortOnDrop(vec![tokio::spawn(async move { this.puller().await })]);
+        let mut workers: std::collections::HashMap<NodeId, AbortOnDrop> =
+            std::collections::HashMap::new();
+        let mut changes = self.members().subscribe();
+        loop {
+            let peers = self.peers();
+            workers.retain(|id, _| {
+                let keep = peers.iter().any(|p| &p.id == id);
+                if !keep {
+                    tracing::info!(peer = %id, "no longer a member: delivery worker stopped");
+                }
+                keep
+            });
+            for p in peers {
+                if !workers.contains_key(&p.id) {
+                    let (this, id) = (self.clone(), p.id.clone());
+                    workers.insert(
+                        p.id.clone(),
+                        AbortOnDrop(vec![tokio::spawn(async move { this.worker(id).await })]),
+                    );
+                }
+            }
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     async fn worker(self, dest: NodeId) {
@@ -352,6 +370,7 @@ impl Federation {
     async fn puller(self) {
         let every = Duration::from_secs(self.settings.pull_interval_secs);
         loop {
+            self.roster_round().await;
             match self.pull_round(Some(every)).await {
                 Ok(p) if p.accepted > 0 => {
                     tracing::info!(

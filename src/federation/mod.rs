@@ -28,6 +28,9 @@
 //! | [`inbox`] | events received: signatures checked, then judged, stored and applied in one transaction (`judge`) |
 //! | [`store`] | lookups of held events used by the inbox, the feed and the client |
 //! | [`quarantine`] | refused events kept for operators, bounded per sender; retried after a fix |
+//! | [`roster`] | the hub-signed roster: wire format, signature, consistency rules, diff |
+//! | [`roster_store`] | rosters held; accepting a newer one with its agencies and keys in one transaction |
+//! | [`membership`] | the live membership (static peers, then the roster): peers, provinces, certificate rules |
 
 pub mod client;
 pub mod dictionary;
@@ -35,6 +38,7 @@ pub mod error;
 pub mod feed;
 pub mod inbox;
 mod judge;
+pub mod membership;
 pub mod node;
 pub mod outbox;
 pub mod peers;
@@ -42,6 +46,9 @@ pub mod protocol;
 pub mod pull;
 pub mod push;
 pub mod quarantine;
+pub mod roster;
+mod roster_fetch;
+pub mod roster_store;
 pub mod server;
 pub mod store;
 

@@ -56,7 +56,7 @@ impl Federation {
             /// A batch's answer was recorded in the outbox.
             Settled(Result<Delivered, FedError>),
         }
-        let peer = self.peer(dest)?.clone();
+        let peer = self.peer(dest)?;
         let max_events = self.settings.batch_max_events;
         let started = std::time::Instant::now();
         let mut wire_bytes = 0_u64;
@@ -276,6 +276,7 @@ impl Federation {
                 Self::unreachable(peer, &e)
             })?;
         self.dictionary_named(&peer.id, super::client::dictionary_of(&resp));
+        self.noticed(&peer.id, &resp);
         let answer: BatchAnswer = read_json(peer, resp).await?;
         if answer.batch != batch.id {
             return Err(FedError::BadAnswer {

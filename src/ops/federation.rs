@@ -234,7 +234,13 @@ pub fn run_quarantine(
         QuarantineCommand::Retry { from } => {
             let fed = federation(settings)?;
             let from = from.map(|f| member(settings, &f)).transpose()?;
-            let inbox = Inbox::of_node(settings, &fed.peers, db, Arc::new(Metrics::default()));
+            let members = crate::federation::membership::Members::from_settings(settings);
+            let key = fed
+                .roster_key
+                .as_deref()
+                .and_then(|k| crate::crypto::keys::parse_public_key(k).ok());
+            members.restore(&db, key.as_ref());
+            let inbox = Inbox::of_node(settings, &members, db, Arc::new(Metrics::default()));
             let r = inbox.retry_quarantine(from.as_ref(), Timestamp::now())?;
             tracing::info!(
                 tried = r.tried,
