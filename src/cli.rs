@@ -496,7 +496,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Roster { command } => {
             use crate::ops::roster::RosterCommand;
             let settings = match command {
-                RosterCommand::Apply { .. } => Some(load(cli.config.as_deref())?),
+                RosterCommand::Apply { .. } | RosterCommand::Entry { .. } => {
+                    Some(load(cli.config.as_deref())?)
+                }
                 RosterCommand::Show { .. } => load(cli.config.as_deref()).ok(),
                 _ => None,
             };
@@ -663,8 +665,11 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
             cluster::NodeSpec::new(scenario::NTT, "53", NodeRole::Province),
         ];
         let mut opts = cluster::Options { workers: true, pull_interval_secs: 2, ..cluster::Options::default() };
+        // The hub operator's roster key, pinned on every node (Papua joins by roster below).
+        let roster_key = crate::demo::join::RosterAuthority::new();
+        opts.federation_toml.push_str(&roster_key.toml());
         let ports = crate::demo::sms_walk::prepare(&mut opts, &mut |l| say(l));
-        let c = cluster::Cluster::start(dir.path(), &specs, &opts).await?;
+        let mut c = cluster::Cluster::start(dir.path(), &specs, &opts).await?;
         say(&format!("lapor-node demo: a federation on loopback, files in {}", dir.path().display()));
         for n in c.nodes() {
             say(&format!(
@@ -688,6 +693,7 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
             summary.piled_up,
             summary.catch_up.as_millis()
         ));
+        crate::demo::join::papua_joins(&mut c, &roster_key, &opts, &mut |l| say(l)).await?;
         say("web consoles (click through the same steps; Bahasa Indonesia, English by the switch):");
         for line in crate::demo::console::accounts(&c).await? {
             say(&line);

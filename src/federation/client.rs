@@ -28,7 +28,11 @@ use crate::tls::config::TlsFiles;
 #[derive(Debug, Clone)]
 pub struct Federation {
     member: Member,
-    pub(super) client: reqwest::Client,
+    /// The mTLS client; replaced when a roster changes the membership, so that no kept-alive
+    /// connection outlives a revocation.
+    client: Arc<std::sync::RwLock<reqwest::Client>>,
+    /// What the client is built from.
+    tls: Arc<(TlsFiles, Duration)>,
 }
 
 impl std::ops::Deref for Federation {
@@ -70,15 +74,18 @@ impl Federation {
         };
         // The resolver and the certificate rules are the membership's: peers and revocations a
         // roster brings apply to this client without rebuilding it.
+        let timeout = Duration::from_secs(fed.request_timeout_secs);
         let client = crate::tls::config::client_with(
             &files,
             member.members().resolver(),
-            Duration::from_secs(fed.request_timeout_secs),
+            timeout,
             member.members().policy(),
         )?;
+        let client = Arc::new(std::sync::RwLock::new(client));
+        let tls = Arc::new((files, timeout));
         // The server asks for a peer's keys when its events arrive unjudgeable; the client
         // fetches them at once (holding the member weakly: it holds this callback).
-        let (weak, c) = (member.downgrade(), client.clone());
+        let (weak, c, t) = (member.downgrade(), client.clone(), tls.clone());
         member.on_keys_wanted(move |peer| {
             let Some(member) = weak.upgrade() else {
                 return;
@@ -89,6 +96,7 @@ impl Federation {
             let fed = Self {
                 member,
                 client: c.clone(),
+                tls: t.clone(),
             };
             rt.spawn(async move {
                 if let Err(e) = fed.fetch_keys(&peer).await {
@@ -96,7 +104,39 @@ impl Federation {
                 }
             });
         });
-        Ok(Some(Self { member, client }))
+        Ok(Some(Self {
+            member,
+            client,
+            tls,
+        }))
+    }
+
+    /// The mTLS client now.
+    pub(super) fn http(&self) -> reqwest::Client {
+        self.client
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the mTLS client by a new one (no pooled connection carried over): after a
+    /// roster changed the membership, every connection is made again through the verifiers.
+    pub(super) fn renew_client(&self) {
+        let (files, timeout) = &*self.tls;
+        match crate::tls::config::client_with(
+            files,
+            self.members().resolver(),
+            *timeout,
+            self.members().policy(),
+        ) {
+            Ok(c) => {
+                *self
+                    .client
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = c;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot renew the federation client"),
+        }
     }
 
     /// This node's federation state (what the server shares).
@@ -197,7 +237,7 @@ impl Federation {
     async fn node_info_of(&self, peer_id: &NodeId) -> Result<(PeerSettings, NodeInfo), FedError> {
         let peer = self.peer(peer_id)?;
         let resp = self
-            .client
+            .http()
             .get(Self::url(&peer, "/federation/v1/node"))
             .send()
             .await
@@ -281,6 +321,7 @@ impl Federation {
             if changes.changed().await.is_err() {
                 std::future::pending::<()>().await;
             }
+            self.renew_client();
         }
     }
 

@@ -152,7 +152,7 @@ impl Federation {
 
     async fn get_feed(&self, peer: &PeerSettings, url: &str) -> Result<FeedPage, FedError> {
         let resp = self
-            .client
+            .http()
             .get(url)
             .header(
                 super::dictionary::HEADER,

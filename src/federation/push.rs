@@ -257,7 +257,7 @@ impl Federation {
         connect_failed: &mut bool,
     ) -> Result<Vec<Outcome>, FedError> {
         let resp = self
-            .client
+            .http()
             .post(Self::url(peer, "/federation/v1/events"))
             .header("content-type", "application/json")
             .header("content-encoding", "zstd")

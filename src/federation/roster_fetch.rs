@@ -62,7 +62,7 @@ impl Federation {
         let mut url = Self::url(&peer, "/federation/v1/roster");
         url.push_str(&format!("?after={held}"));
         let resp = self
-            .client
+            .http()
             .get(url)
             .send()
             .await
@@ -80,7 +80,10 @@ impl Federation {
         })
         .await?;
         match accepted {
-            Ok(v) => Ok(Some(v)),
+            Ok(v) => {
+                self.renew_client();
+                Ok(Some(v))
+            }
             Err(super::roster_store::AcceptError::Refused(e)) => Err(FedError::BadAnswer {
                 peer: peer.id.to_string(),
                 cause: format!("roster refused ({}): {e}", e.code()),

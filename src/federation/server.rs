@@ -201,7 +201,6 @@ impl ResponseError for Refusal {
             Self::NotAMember(_)
             | Self::CertificateRevoked
             | Self::Feed(FeedRefusal::NotAParticipant(_)) => StatusCode::FORBIDDEN,
-            Self::NoRoster => StatusCode::NOT_FOUND,
             Self::NoPeerIdentity => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge(_) | Self::DecompressedTooLarge(_) | Self::BatchTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -215,7 +214,7 @@ impl ResponseError for Refusal {
             Self::MalformedBatch(_) | Self::BatchIdMismatch { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Self::Feed(FeedRefusal::UnknownTicket(_)) => StatusCode::NOT_FOUND,
+            Self::NoRoster | Self::Feed(FeedRefusal::UnknownTicket(_)) => StatusCode::NOT_FOUND,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -7,6 +7,7 @@
 //!   (`federation::roster::check`) and signs it;
 //! - `show FILE` prints a signed roster (and whether it verifies with this node's pinned key);
 //! - `diff OLD NEW` prints what changes between two rosters (signed or not);
+//! - `entry --url URL` prints this node's entry for the hub operator to add;
 //! - `apply FILE` judges a signed roster as a received one would be and stores it: a running
 //!   node acts on it within `federation.pull_interval_secs`, and serves it to its peers.
 
@@ -52,6 +53,13 @@ pub enum RosterCommand {
         old: PathBuf,
         /// The newer roster.
         new: PathBuf,
+    },
+    /// Print this node's roster entry (JSON) for the hub operator: id, role, province, the
+    /// given federation URL, signing keys, certificate fingerprint, the agencies it owns.
+    Entry {
+        /// This node's federation URL as the other members reach it (`https://<id>:<port>`).
+        #[arg(long)]
+        url: url::Url,
     },
     /// Judge a signed roster and store it in this node's database.
     Apply {
@@ -146,6 +154,38 @@ pub fn run(cmd: &RosterCommand, settings: Option<&Settings>) -> anyhow::Result<V
             Ok(out)
         }
         RosterCommand::Diff { old, new } => Ok(roster::diff(&roster_of(old)?, &roster_of(new)?)),
+        RosterCommand::Entry { url } => {
+            let settings = settings.context("roster entry needs the node's configuration")?;
+            let fed = settings
+                .raw
+                .federation
+                .as_ref()
+                .context("roster entry needs [federation]")?;
+            let db = crate::app::open_database(settings)?;
+            let me = settings.node_id();
+            let mut conn = db.read()?;
+            let keys = crate::event_log::keys::own_keys(&mut conn, me)?;
+            let agencies = crate::tickets::agencies::list(&mut conn)?
+                .into_iter()
+                .filter(|a| a.owner_node == me.as_str())
+                .map(|a| {
+                    serde_json::json!({"code": a.code, "name": a.name, "level": a.level, "region": a.region})
+                })
+                .collect::<Vec<_>>();
+            let entry = serde_json::json!({
+                "id": me.as_str(),
+                "role": settings.raw.node.role,
+                "province": settings.raw.node.province.as_str(),
+                "url": url.as_str(),
+                "certificate": crate::federation::node::own_certificate(&fed.cert_file),
+                "keys": keys.iter().map(|k| serde_json::json!({
+                    "id": k.key_id, "public_key": k.public_key,
+                    "valid_from_ms": k.valid_from_ms, "valid_until_ms": k.valid_until_ms,
+                })).collect::<Vec<_>>(),
+                "agencies": agencies,
+            });
+            Ok(vec![serde_json::to_string_pretty(&entry)?])
+        }
         RosterCommand::Apply { file } => {
             let settings = settings.context("roster apply needs the node's configuration")?;
             let fed = settings
