@@ -155,6 +155,21 @@ impl Members {
         left_out
     }
 
+    /// The membership of the node `settings` describe as its database holds it: the static
+    /// peers, replaced by the roster held when one verifies (for commands run beside a node).
+    #[must_use]
+    pub fn of_node(settings: &Settings, db: &crate::db::Db) -> Self {
+        let m = Self::from_settings(settings);
+        let key = settings
+            .raw
+            .federation
+            .as_ref()
+            .and_then(|f| f.roster_key.as_deref())
+            .and_then(|k| crate::crypto::keys::parse_public_key(k).ok());
+        m.restore(db, key.as_ref());
+        m
+    }
+
     /// Applies the roster held in `db`, if any and if it verifies with `key` (at start, and in
     /// commands run beside a node). Returns its version (`0`: none applied).
     pub fn restore(&self, db: &crate::db::Db, key: Option<&ed25519_dalek::VerifyingKey>) -> i64 {
