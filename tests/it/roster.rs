@@ -458,3 +458,94 @@ fn count_agencies(n: &ClusterNode) -> usize {
 fn count_keys(n: &ClusterNode) -> i64 {
     crate::federation::count(n, "node_keys")
 }
+
+/// `roster keygen`, `sign`, `show`, `diff` and `apply` as an operator runs them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_commands_make_sign_show_diff_and_apply_a_roster() {
+    use lapor_node::ops::roster::{RosterCommand, run};
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f);
+    let out = run(
+        &RosterCommand::Keygen {
+            out: p("roster.key"),
+        },
+        None,
+    )
+    .unwrap();
+    let public = out[1]
+        .split('"')
+        .nth(1)
+        .expect("the line to pin")
+        .to_owned();
+    let c = Cluster::start(
+        &p("cluster"),
+        &specs(None),
+        &Options {
+            federation_toml: format!("roster_key = \"{public}\"\n"),
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let v1 = roster_of(&c, 1);
+    let mut v2 = roster_of(&c, 2);
+    v2.nodes.retain(|n| n.id.as_str() != NTT);
+    std::fs::write(p("v1.json"), serde_json::to_vec(&v1).unwrap()).unwrap();
+    std::fs::write(p("v2.json"), serde_json::to_vec(&v2).unwrap()).unwrap();
+    for v in ["v1", "v2"] {
+        run(
+            &RosterCommand::Sign {
+                key: p("roster.key"),
+                roster: p(&format!("{v}.json")),
+                out: p(&format!("{v}.signed.json")),
+            },
+            None,
+        )
+        .unwrap();
+    }
+    let jkt = node(&c, JAKARTA);
+    let shown = run(
+        &RosterCommand::Show {
+            file: p("v2.signed.json"),
+        },
+        Some(&jkt.settings),
+    )
+    .unwrap();
+    assert!(
+        shown[1].contains("verifies with federation.roster_key"),
+        "{shown:?}"
+    );
+    let diff = run(
+        &RosterCommand::Diff {
+            old: p("v1.signed.json"),
+            new: p("v2.json"),
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        diff,
+        vec!["version 1 -> 2".to_owned(), format!("- node {NTT}")]
+    );
+    // Applied beside the running node: the node takes it up from its database.
+    run(
+        &RosterCommand::Apply {
+            file: p("v2.signed.json"),
+        },
+        Some(&jkt.settings),
+    )
+    .unwrap();
+    assert!(jkt.federation.member().reload_roster().unwrap());
+    let ntt = lapor_node::domain::NodeId::parse(NTT).unwrap();
+    assert!(!jkt.federation.is_peer(&ntt), "NTT left the membership");
+    // Applying the older one now is refused with its reason.
+    let e = run(
+        &RosterCommand::Apply {
+            file: p("v1.signed.json"),
+        },
+        Some(&jkt.settings),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("not_newer"), "{e}");
+    c.shutdown().await;
+}
