@@ -549,3 +549,62 @@ async fn roster_commands_make_sign_show_diff_and_apply_a_roster() {
     assert!(e.to_string().contains("not_newer"), "{e}");
     c.shutdown().await;
 }
+
+/// A key the roster retires: events its node signs with it afterwards are refused, with the
+/// reason, by a node holding that roster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_signed_with_a_key_the_roster_retired_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = RosterAuthority::new();
+    let c = Cluster::start(
+        dir.path(),
+        &specs(None),
+        &Options {
+            federation_toml: auth.toml(),
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut r = roster_of(&c, 1);
+    let now = lapor_node::domain::Timestamp::now().millis();
+    for n in r.nodes.iter_mut().filter(|n| n.id.as_str() == NTT) {
+        for k in &mut n.keys {
+            k.retired_at_ms = Some(now);
+        }
+    }
+    let jkt = node(&c, JAKARTA);
+    offer(jkt, &auth.sign(&r).unwrap()).await.unwrap();
+    // NTT (which does not know) goes on signing with its key.
+    let ntt = Api::of(node(&c, NTT));
+    let (_, _, ticket) = ntt.file(&report("5371", AGENCY)).await.unwrap();
+    let v = ntt
+        .officer("verifikator.ntt", Role::Verifier, None)
+        .await
+        .unwrap();
+    ntt.act(&v, &ticket, &json!({"action": "verify"}))
+        .await
+        .unwrap();
+    ntt.act(
+        &v,
+        &ticket,
+        &json!({"action": "dispatch", "agency": AGENCY}),
+    )
+    .await
+    .unwrap();
+    c.settle(5).await.unwrap();
+    assert_eq!(
+        Api::of(jkt).status(&ticket).unwrap(),
+        None,
+        "Jakarta holds nothing of it"
+    );
+    let mut conn = jkt.federation.db().read().unwrap();
+    let q = lapor_node::federation::quarantine::list(&mut conn, 100).unwrap();
+    assert!(
+        q.iter()
+            .any(|row| row.reason == "key_not_valid_at_event_time"),
+        "quarantined with the reason: {q:?}"
+    );
+    drop(conn);
+    c.shutdown().await;
+}
