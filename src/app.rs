@@ -160,7 +160,12 @@ impl App {
         let metrics = std::sync::Arc::new(Metrics::new());
         let federation = crate::federation::Federation::new(settings, db.clone(), metrics.clone())
             .map_err(|e| StartError::Federation(e.to_string()))?;
-        let tickets = Tickets::new(db.clone(), settings, key)?;
+        let tickets = Tickets::new_in(
+            db.clone(),
+            settings,
+            key,
+            federation.as_ref().map(|f| f.members().clone()),
+        )?;
         let sms = match settings.raw.sms.clone() {
             Some(s) => Some(crate::sms::Sms::new(
                 tickets.clone(),
@@ -373,7 +378,7 @@ fn federation_server(
         cert: s.cert_file.clone(),
         key: s.key_file.clone(),
     };
-    let tls = crate::tls::config::server_config(&files)
+    let tls = crate::tls::config::server_config_with(&files, fed.members().policy())
         .map_err(|e| StartError::Federation(e.to_string()))?;
     let bind_err = |cause| StartError::Bind {
         addr: s.listen.to_string(),
@@ -386,6 +391,9 @@ fn federation_server(
         ActixApp::new()
             .app_data(data.clone())
             .wrap(api::security_headers())
+            .wrap(actix_web::middleware::from_fn(
+                crate::federation::server::roster_version,
+            ))
             .configure(crate::federation::server::routes)
     })
     .on_connect(crate::tls::identity::on_connect)

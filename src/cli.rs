@@ -54,6 +54,12 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The hub-signed roster: make the roster key, sign, show, compare, apply to this node.
+    Roster {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::ops::roster::RosterCommand,
+    },
     /// Erase the reporter's personal data of a report filed here (UU 27/2022 right to
     /// erasure): the contact and its salt are deleted and an `erased` event is appended; every
     /// signature stays valid.
@@ -487,6 +493,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("audit found {} fault(s)", report.faults.len())
             }
         }
+        Command::Roster { command } => {
+            use crate::ops::roster::RosterCommand;
+            let settings = match command {
+                RosterCommand::Apply { .. } | RosterCommand::Entry { .. } => {
+                    Some(load(cli.config.as_deref())?)
+                }
+                RosterCommand::Show { .. } => load(cli.config.as_deref()).ok(),
+                _ => None,
+            };
+            let _log = settings
+                .as_ref()
+                .map(|s| crate::telemetry::init(&s.raw.log));
+            for line in crate::ops::roster::run(&command, settings.as_ref())? {
+                say(&line);
+            }
+            Ok(())
+        }
         Command::Keys { command } => {
             let settings = load(cli.config.as_deref())?;
             let _log = crate::telemetry::init(&settings.raw.log);
@@ -642,8 +665,11 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
             cluster::NodeSpec::new(scenario::NTT, "53", NodeRole::Province),
         ];
         let mut opts = cluster::Options { workers: true, pull_interval_secs: 2, ..cluster::Options::default() };
+        // The hub operator's roster key, pinned on every node (Papua joins by roster below).
+        let roster_key = crate::demo::join::RosterAuthority::new();
+        opts.federation_toml.push_str(&roster_key.toml());
         let ports = crate::demo::sms_walk::prepare(&mut opts, &mut |l| say(l));
-        let c = cluster::Cluster::start(dir.path(), &specs, &opts).await?;
+        let mut c = cluster::Cluster::start(dir.path(), &specs, &opts).await?;
         say(&format!("lapor-node demo: a federation on loopback, files in {}", dir.path().display()));
         for n in c.nodes() {
             say(&format!(
@@ -667,6 +693,7 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
             summary.piled_up,
             summary.catch_up.as_millis()
         ));
+        crate::demo::join::papua_joins(&mut c, &roster_key, &opts, &mut |l| say(l)).await?;
         say("web consoles (click through the same steps; Bahasa Indonesia, English by the switch):");
         for line in crate::demo::console::accounts(&c).await? {
             say(&line);

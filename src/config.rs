@@ -57,6 +57,7 @@
 //! | `federation.min_link_kbit` | `8` | the slowest link a request's timeout allows for (kbit/s) |
 //! | `federation.link_timeout_secs` | `120` | the listener's keep-alive, TLS handshake and request-head timeouts (a full queue on a slow link delays them) |
 //! | `federation.workers` | `true` | run delivery and catch-up in the background |
+//! | `federation.roster_key` | (none) | the hub's roster public key (base64): rosters it signs set the membership |
 //! | `sms` | (no SMS channel) | Kannel gateway (`docs/SMS.md`); with it, `shared_secret` (≥ 16 characters), `sendsms_url`, `sendsms_username`, `sendsms_password` are required |
 //! | `sms.allowed_gateways` | `["127.0.0.1"]` | addresses allowed to call `/sms/kannel` |
 //! | `sms.sender` / `sms.smsc_id` | `1708` / none | `from=` and `smsc=` of outbound messages |
@@ -571,6 +572,11 @@ pub struct FederationSettings {
     /// Run the delivery and catch-up workers (tests drive them by hand with `false`).
     #[serde(default = "d_true")]
     pub workers: bool,
+    /// The public key (standard base64) of the hub operator's roster key: rosters signed by it
+    /// are accepted from any member. Absent: no roster is accepted, the static peers are the
+    /// membership.
+    #[serde(default)]
+    pub roster_key: Option<String>,
 }
 
 const fn d_batch_events() -> usize {
@@ -680,6 +686,14 @@ impl FederationSettings {
                 "federation.min_link_kbit",
                 "min_link_kbit and link_timeout_secs must be at least 1",
             ));
+        }
+        if let Some(k) = &self.roster_key {
+            crate::crypto::keys::parse_public_key(k).map_err(|e| {
+                invalid(
+                    "federation.roster_key",
+                    format!("not an Ed25519 public key in base64: {e}"),
+                )
+            })?;
         }
         if self.pull_interval_secs == 0 || self.request_timeout_secs == 0 {
             return Err(invalid(

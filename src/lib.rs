@@ -38,9 +38,9 @@
 //! | [`web`] | the web console (HTML, Bahasa Indonesia and English, no JavaScript): citizens file and follow reports, officers handle tickets, admins manage accounts — through `tickets` and `auth` exactly as `api` does |
 //! | [`sms`] | the SMS channel through Kannel: the endpoint its `sms-service` calls, the keyword parser, answers and notices in Bahasa Indonesia (GSM-7), the durable SMS outbox and its sender (`sendsms`), flood limits, blocked numbers |
 //! | [`auth`] | officer accounts, sessions, the role rule, account administration (`accounts`), login throttles |
-//! | [`federation`] | the federation wing: `protocol` at the bottom; `client` (with `push`, `pull`) and `server` (with `feed`, `inbox`, `judge`) over the shared `node::Member`; `outbox`, `peers`, `quarantine`, `store`; `dictionary` (the zstd dictionary every node ships) |
+//! | [`federation`] | the federation wing: `protocol` at the bottom; `client` (with `push`, `pull`) and `server` (with `feed`, `inbox`, `judge`) over the shared `node::Member`; `outbox`, `peers`, `quarantine`, `store`; `dictionary` (the zstd dictionary every node ships); `roster`, `roster_store`, `membership` (the hub-signed roster and the live membership) |
 //! | [`hub`] | national statistics: each ticket's cells (counts, SLA outcomes, flows) from its folded state, kept in the projection's transaction, read by rollup; the checked requests and read models of `/api/v1/hub/…` |
-//! | [`tls`] | rustls for the mTLS listener and client, peer identity, the development CA |
+//! | [`tls`] | rustls for the mTLS listener and client, peer identity, the development CA, offline revocation (`revocation`) |
 //! | [`ops`] | operator commands on the node's files: the node lock, backup and restore, `peers` and `quarantine`, `sync` (a progress bar on the running node's delivery) |
 //! | [`demo`] | the in-process cluster for tests, benchmarks and `demo`; cuttable links over an emulated line (bandwidth, delay, queue, flapping: `demo::linksim`); the demo's catch-up over an emulated VSAT link (`demo::catchup`); a real Kannel on loopback (`demo::kannel`) and the demo's first report by SMS (`demo::sms_walk`) |
 //! | [`app`], [`cli`] | builds and runs the node (listeners, workers, jobs); the command line |

@@ -117,6 +117,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    rosters (version) {
+        version -> BigInt,
+        body -> Text,
+        received_from -> Text,
+        received_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
     node_keys (key_id) {
         key_id -> Text,
         origin -> Text,
@@ -301,6 +310,7 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(
     tracking_code_books,
     node_keys,
+    rosters,
     officers,
     sessions,
     follow_up_tokens,

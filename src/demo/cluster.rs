@@ -265,6 +265,37 @@ impl Cluster {
         }
     }
 
+    /// Starts a new node `spec` beside the running ones, as a province joining by roster: its
+    /// certificate from the cluster's CA, and for peers only the hub (direct, no emulated
+    /// line) — the rest it learns from the roster. No other node is touched.
+    pub fn join(&mut self, spec: &NodeSpec, opts: &Options) -> anyhow::Result<&ClusterNode> {
+        let id = NodeId::parse(&spec.id)?;
+        certs::issue(
+            &self.dir.join("ca"),
+            &id,
+            &self.dir.join(&spec.id).join("tls"),
+            Validity::days(30),
+        )?;
+        let hub = self
+            .nodes
+            .values()
+            .find(|n| n.settings.raw.node.role == NodeRole::Hub)
+            .context("the cluster has no hub")?;
+        let hub_spec = NodeSpec::new(
+            hub.id.as_str(),
+            hub.settings.raw.node.province.as_str(),
+            NodeRole::Hub,
+        );
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], hub.federation_port));
+        let text = node_toml(spec, &self.dir, &[(hub_spec, addr)], opts);
+        std::fs::write(self.dir.join(format!("{}.toml", spec.id)), &text)?;
+        let settings =
+            Settings::from_toml(&text).with_context(|| format!("configuration of {}", spec.id))?;
+        let node = Self::launch(settings)?;
+        self.nodes.insert(spec.id.clone(), node);
+        self.nodes.get(&spec.id).context("just inserted")
+    }
+
     /// A node by id.
     ///
     /// # Panics
@@ -360,7 +391,7 @@ impl Cluster {
     pub async fn deliver_round(&self) -> Delivered {
         let mut total = Delivered::default();
         for n in self.nodes.values() {
-            for p in &n.federation.settings().peers {
+            for p in &n.federation.peers() {
                 if let Ok(r) = n.federation.drain(&p.id).await {
                     total.sent += r.sent;
                     total.acknowledged += r.acknowledged;

@@ -8,6 +8,7 @@
 pub mod catchup;
 pub mod cluster;
 pub mod console;
+pub mod join;
 pub mod kannel;
 pub mod link;
 pub mod linksim;

@@ -28,7 +28,11 @@ use crate::tls::config::TlsFiles;
 #[derive(Debug, Clone)]
 pub struct Federation {
     member: Member,
-    pub(super) client: reqwest::Client,
+    /// The mTLS client; replaced when a roster changes the membership, so that no kept-alive
+    /// connection outlives a revocation.
+    client: Arc<std::sync::RwLock<reqwest::Client>>,
+    /// What the client is built from.
+    tls: Arc<(TlsFiles, Duration)>,
 }
 
 impl std::ops::Deref for Federation {
@@ -68,19 +72,20 @@ impl Federation {
             cert: fed.cert_file.clone(),
             key: fed.key_file.clone(),
         };
-        let resolve: Vec<(String, std::net::SocketAddr)> = fed
-            .peers
-            .iter()
-            .filter_map(|p| p.address.map(|a| (p.id.to_string(), a)))
-            .collect();
-        let client = crate::tls::config::client(
+        // The resolver and the certificate rules are the membership's: peers and revocations a
+        // roster brings apply to this client without rebuilding it.
+        let timeout = Duration::from_secs(fed.request_timeout_secs);
+        let client = crate::tls::config::client_with(
             &files,
-            &resolve,
-            Duration::from_secs(fed.request_timeout_secs),
+            member.members().resolver(),
+            timeout,
+            member.members().policy(),
         )?;
+        let client = Arc::new(std::sync::RwLock::new(client));
+        let tls = Arc::new((files, timeout));
         // The server asks for a peer's keys when its events arrive unjudgeable; the client
         // fetches them at once (holding the member weakly: it holds this callback).
-        let (weak, c) = (member.downgrade(), client.clone());
+        let (weak, c, t) = (member.downgrade(), client.clone(), tls.clone());
         member.on_keys_wanted(move |peer| {
             let Some(member) = weak.upgrade() else {
                 return;
@@ -91,6 +96,7 @@ impl Federation {
             let fed = Self {
                 member,
                 client: c.clone(),
+                tls: t.clone(),
             };
             rt.spawn(async move {
                 if let Err(e) = fed.fetch_keys(&peer).await {
@@ -98,7 +104,39 @@ impl Federation {
                 }
             });
         });
-        Ok(Some(Self { member, client }))
+        Ok(Some(Self {
+            member,
+            client,
+            tls,
+        }))
+    }
+
+    /// The mTLS client now.
+    pub(super) fn http(&self) -> reqwest::Client {
+        self.client
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the mTLS client by a new one (no pooled connection carried over): after a
+    /// roster changed the membership, every connection is made again through the verifiers.
+    pub(super) fn renew_client(&self) {
+        let (files, timeout) = &*self.tls;
+        match crate::tls::config::client_with(
+            files,
+            self.members().resolver(),
+            *timeout,
+            self.members().policy(),
+        ) {
+            Ok(c) => {
+                *self
+                    .client
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = c;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot renew the federation client"),
+        }
     }
 
     /// This node's federation state (what the server shares).
@@ -107,8 +145,8 @@ impl Federation {
         &self.member
     }
 
-    pub(super) fn peer(&self, id: &NodeId) -> Result<&PeerSettings, FedError> {
-        self.settings
+    pub(super) fn peer(&self, id: &NodeId) -> Result<PeerSettings, FedError> {
+        self.members()
             .peer(id)
             .ok_or_else(|| FedError::UnknownPeer(id.to_string()))
     }
@@ -197,13 +235,14 @@ impl Federation {
 
     /// `GET /federation/v1/node` of a configured peer, checked to answer as that peer.
     async fn node_info_of(&self, peer_id: &NodeId) -> Result<(PeerSettings, NodeInfo), FedError> {
-        let peer = self.peer(peer_id)?.clone();
+        let peer = self.peer(peer_id)?;
         let resp = self
-            .client
+            .http()
             .get(Self::url(&peer, "/federation/v1/node"))
             .send()
             .await
             .map_err(|e| Self::unreachable(&peer, &e))?;
+        self.noticed(&peer.id, &resp);
         let info: NodeInfo = read_json(&peer, resp).await?;
         if info.id != peer.id.as_str() {
             return Err(FedError::BadAnswer {
@@ -244,7 +283,7 @@ impl Federation {
     /// be reached or whose keys were refused, with the reason.
     pub async fn fetch_all_keys(&self) -> Vec<(NodeId, String)> {
         let mut failed = Vec::new();
-        for p in &self.settings.peers {
+        for p in &self.peers() {
             if let Err(e) = self.fetch_keys(&p.id).await {
                 failed.push((p.id.clone(), e.to_string()));
             }
@@ -253,18 +292,38 @@ impl Federation {
     }
 
     /// Runs the delivery workers (one per peer) and the catch-up loop until the task is
-    /// dropped.
+    /// dropped. When a roster changes the membership, workers start for new peers and stop for
+    /// removed ones, without a restart.
     pub async fn run(self) {
-        let mut tasks = Vec::new();
-        for p in &self.settings.peers {
-            let (this, id) = (self.clone(), p.id.clone());
-            tasks.push(tokio::spawn(async move { this.worker(id).await }));
-        }
         let this = self.clone();
-        tasks.push(tokio::spawn(async move { this.puller().await }));
-        let _guard = AbortOnDrop(tasks);
+        let _puller = AbortOnDrop(vec![tokio::spawn(async move { this.puller().await })]);
         let _leases = ReleaseOnDrop(self.member.clone());
-        std::future::pending::<()>().await;
+        let mut workers: std::collections::HashMap<NodeId, AbortOnDrop> =
+            std::collections::HashMap::new();
+        let mut changes = self.members().subscribe();
+        loop {
+            let peers = self.peers();
+            workers.retain(|id, _| {
+                let keep = peers.iter().any(|p| &p.id == id);
+                if !keep {
+                    tracing::info!(peer = %id, "no longer a member: delivery worker stopped");
+                }
+                keep
+            });
+            for p in peers {
+                if !workers.contains_key(&p.id) {
+                    let (this, id) = (self.clone(), p.id.clone());
+                    workers.insert(
+                        p.id.clone(),
+                        AbortOnDrop(vec![tokio::spawn(async move { this.worker(id).await })]),
+                    );
+                }
+            }
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            self.renew_client();
+        }
     }
 
     /// Whether this process holds the lease on the work `name` (see [`super::lease`]); a
@@ -373,6 +432,8 @@ impl Federation {
     async fn puller(self) {
         let every = Duration::from_secs(self.settings.pull_interval_secs);
         loop {
+            // Every process follows the roster; one at a time catches up.
+            self.roster_round().await;
             if !self.holds("pull".to_owned()).await {
                 tokio::time::sleep(every).await;
                 continue;

@@ -137,6 +137,8 @@ pub struct Inbox {
     /// The province of every member (this node and its peers): a `created` event's tracking
     /// code must carry its origin's province.
     provinces: Arc<HashMap<String, ProvinceCode>>,
+    /// The live membership, when the node has one: its provinces replace `provinces`.
+    members: Option<super::membership::Members>,
 }
 
 impl Inbox {
@@ -156,26 +158,25 @@ impl Inbox {
             hub,
             metrics,
             provinces: Arc::new(provinces),
+            members: None,
         }
     }
 
-    /// The inbox of the node `settings` describe, whose peers are `peers` (their provinces
-    /// bound the tracking codes they may create).
+    /// The inbox of the node `settings` describe, whose members are `members` (their
+    /// provinces bound the tracking codes they may create; read at each batch, so members a
+    /// roster adds are known at once).
     #[must_use]
     pub fn of_node(
         settings: &crate::config::Settings,
-        peers: &[crate::config::PeerSettings],
+        members: &super::membership::Members,
         db: Db,
         metrics: Arc<Metrics>,
     ) -> Self {
         let me = settings.node_id().clone();
-        let provinces = peers
-            .iter()
-            .map(|p| (p.id.to_string(), p.province.clone()))
-            .chain([(me.to_string(), settings.raw.node.province.clone())])
-            .collect();
         let hub = settings.raw.node.role == crate::config::NodeRole::Hub;
-        Self::new(db, me, hub, metrics, provinces)
+        let mut inbox = Self::new(db, me, hub, metrics, HashMap::new());
+        inbox.members = Some(members.clone());
+        inbox
     }
 
     /// Checks, stores and applies `values` received from `from` (the transport peer: the
@@ -197,7 +198,10 @@ impl Inbox {
         let me = self.node.clone();
         let hub = self.hub;
         let from_c = from.clone();
-        let provinces = Arc::clone(&self.provinces);
+        let provinces = self.members.as_ref().map_or_else(
+            || Arc::clone(&self.provinces),
+            super::membership::Members::provinces,
+        );
         let mut pii: HashMap<String, PiiPart> =
             pii.into_iter().map(|p| (p.event.clone(), p)).collect();
         let (outcomes, deleted, over) = self.db.write(move |conn| {

@@ -29,6 +29,9 @@
 //! | [`store`] | lookups of held events used by the inbox, the feed and the client |
 //! | [`lease`] | which process of several sharing a PostgreSQL database delivers to a peer or catches up |
 //! | [`quarantine`] | refused events kept for operators, bounded per sender; retried after a fix |
+//! | [`roster`] | the hub-signed roster: wire format, signature, consistency rules, diff |
+//! | [`roster_store`] | rosters held; accepting a newer one with its agencies and keys in one transaction |
+//! | [`membership`] | the live membership (static peers, then the roster): peers, provinces, certificate rules |
 
 pub mod client;
 pub mod dictionary;
@@ -37,6 +40,7 @@ pub mod feed;
 pub mod inbox;
 mod judge;
 pub mod lease;
+pub mod membership;
 pub mod node;
 pub mod outbox;
 pub mod peers;
@@ -44,6 +48,9 @@ pub mod protocol;
 pub mod pull;
 pub mod push;
 pub mod quarantine;
+pub mod roster;
+mod roster_fetch;
+pub mod roster_store;
 pub mod server;
 pub mod store;
 

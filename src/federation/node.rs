@@ -10,8 +10,10 @@ use tokio::sync::Notify;
 
 use super::FedError;
 use super::inbox::Inbox;
+use super::membership::Members;
 use super::peers::{self, PeerStatus};
 use super::protocol::{KeyInfo, NodeInfo};
+use super::roster_store;
 use crate::config::{FederationSettings, NodeRole, Settings};
 use crate::db::Db;
 use crate::domain::{NodeId, ProvinceCode, Timestamp};
@@ -36,8 +38,14 @@ pub struct State {
     pub(super) settings: FederationSettings,
     pub(super) inbox: Inbox,
     pub(super) metrics: Arc<Metrics>,
+    /// Who the peers are now (static peers, then the roster).
+    pub(super) members: Members,
+    /// What a roster is judged with.
+    pub(super) roster_judge: roster_store::Judge,
+    /// A roster fetch is under way (one at a time).
+    pub(super) roster_fetching: std::sync::atomic::AtomicBool,
     /// One per peer: wakes its delivery worker.
-    wake: HashMap<NodeId, Arc<Notify>>,
+    wake: Mutex<HashMap<NodeId, Arc<Notify>>>,
     /// When each peer's contact was last recorded (ms), while no failure has been recorded
     /// since: further contacts within [`CONTACT_RECORD_MS`] need no write.
     contacts: Mutex<HashMap<NodeId, i64>>,
@@ -150,20 +158,53 @@ impl Member {
                 metrics.inc(name, &[("peer", p.id.as_str())], 0);
             }
         }
-        let wake = fed
-            .peers
-            .iter()
-            .map(|p| (p.id.clone(), Arc::new(Notify::new())))
-            .collect();
+        let members = Members::from_settings(settings);
+        members.policy().count_into(metrics.clone());
+        for reason in [
+            "malformed_roster",
+            "no_roster_key",
+            "wrong_roster_key",
+            "bad_signature",
+            "not_newer",
+            "overlapping_key_windows",
+            "node_certificate_mismatch",
+            "key_conflict",
+            "invalid_roster",
+        ] {
+            metrics.inc(
+                "lapor_federation_rosters_refused_total",
+                &[("reason", reason)],
+                0,
+            );
+        }
+        let roster_judge = roster_store::Judge {
+            key: fed
+                .roster_key
+                .as_deref()
+                .and_then(|k| crate::crypto::keys::parse_public_key(k).ok()),
+            me: settings.node_id().clone(),
+            own_certificate: own_certificate(&fed.cert_file),
+        };
+        let version = members.restore(&db, roster_judge.key.as_ref());
+        if version > 0 {
+            tracing::info!(
+                version,
+                peers = members.peers().len(),
+                "membership from the roster held"
+            );
+        }
         Some(Self(Arc::new(State {
-            inbox: Inbox::of_node(settings, &fed.peers, db.clone(), metrics.clone()),
+            inbox: Inbox::of_node(settings, &members, db.clone(), metrics.clone()),
+            members,
+            roster_judge,
             db,
             node: settings.node_id().clone(),
             role: settings.raw.node.role,
             province: settings.raw.node.province.clone(),
             settings: fed,
             metrics,
-            wake,
+            wake: Mutex::new(HashMap::new()),
+            roster_fetching: std::sync::atomic::AtomicBool::new(false),
             contacts: Mutex::new(HashMap::new()),
             keys_fetcher: OnceLock::new(),
             tuning: Mutex::new(HashMap::new()),
@@ -208,15 +249,102 @@ impl Member {
         &self.db
     }
 
-    /// The operator view of every configured peer.
+    /// The operator view of every peer.
     pub fn status(&self, now: Timestamp) -> Result<Vec<PeerStatus>, FedError> {
-        peers::status(&self.db, &self.node, &self.settings.peers, now)
+        peers::status(&self.db, &self.node, &self.members.peers(), now)
+    }
+
+    /// The live membership.
+    #[must_use]
+    pub fn members(&self) -> &Members {
+        &self.members
+    }
+
+    /// The peers now (static, or from the roster held).
+    #[must_use]
+    pub fn peers(&self) -> Vec<crate::config::PeerSettings> {
+        self.members.peers()
+    }
+
+    /// The roster held, as received (served to peers).
+    pub fn roster(&self) -> Result<Option<super::roster::SignedRoster>, FedError> {
+        let mut c = self.db.read()?;
+        Ok(roster_store::held(&mut c)?)
+    }
+
+    /// Judges a roster received from `from` (a peer, or `operator` for one applied by hand):
+    /// when accepted (stored with its agencies and keys in one transaction), the membership
+    /// becomes it at once — new peers get workers, removed ones are refused, revoked
+    /// certificates fail their next handshake. A refusal is logged and counted
+    /// (`lapor_federation_rosters_refused_total{reason}`) and changes nothing.
+    pub fn offer_roster(
+        &self,
+        signed: &super::roster::SignedRoster,
+        from: &str,
+    ) -> Result<roster_store::Accepted, roster_store::AcceptError> {
+        let r = roster_store::accept(&self.db, &self.roster_judge, signed, from, Timestamp::now());
+        match &r {
+            Ok(a) => {
+                let left_out = self.members.apply(&a.roster);
+                self.metrics
+                    .inc("lapor_federation_rosters_accepted_total", &[], 1);
+                let changes = a
+                    .previous
+                    .as_ref()
+                    .map(|p| super::roster::diff(p, &a.roster).len().saturating_sub(1));
+                tracing::info!(
+                    version = a.roster.version,
+                    from,
+                    peers = self.members.peers().len(),
+                    revoked = a.roster.revoked.len(),
+                    changes,
+                    "roster applied"
+                );
+                for s in left_out {
+                    tracing::warn!(peer = %s, "static peer not in the roster: not a member while this roster holds");
+                }
+            }
+            Err(roster_store::AcceptError::Refused(e)) => {
+                self.metrics.inc(
+                    "lapor_federation_rosters_refused_total",
+                    &[("reason", e.code())],
+                    1,
+                );
+                tracing::warn!(
+                    from,
+                    offered = signed.claimed_version(),
+                    reason = e.code(),
+                    message = %e,
+                    "roster refused"
+                );
+            }
+            Err(roster_store::AcceptError::Db(e)) => {
+                tracing::error!(from, error = %e, "roster could not be stored");
+            }
+        }
+        r
+    }
+
+    /// Applies a roster that was stored beside the running node (`lapor-node roster apply`
+    /// writes the database): when the database holds a newer version than the membership.
+    pub fn reload_roster(&self) -> Result<bool, FedError> {
+        let held = {
+            let mut c = self.db.read()?;
+            roster_store::held_version(&mut c)?
+        };
+        if held > self.members.version() {
+            return Ok(self
+                .members
+                .restore(&self.db, self.roster_judge.key.as_ref())
+                == held);
+        }
+        Ok(false)
     }
 
     /// Whether `node` is one of this node's peers (a member of its federation).
     #[must_use]
     pub fn is_peer(&self, node: &NodeId) -> bool {
-        self.settings.peer(node).is_some()
+        self.members.peer(node).is_some()
     }
 
     /// Whether `node` is the federation's hub.
@@ -224,7 +352,7 @@ impl Member {
     pub fn is_hub(&self, node: &NodeId) -> bool {
         (self.role == NodeRole::Hub && node == &self.node)
             || self
-                .settings
+                .members
                 .peer(node)
                 .is_some_and(|p| p.role == NodeRole::Hub)
     }
@@ -295,23 +423,30 @@ impl Member {
         }
     }
 
+    fn wakers(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Arc<Notify>>> {
+        self.wake
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Wakes `peer`'s delivery worker.
     pub fn wake(&self, peer: &NodeId) {
-        if let Some(n) = self.wake.get(peer) {
+        if let Some(n) = self.wakers().get(peer) {
             n.notify_one();
         }
     }
 
     /// Wakes every delivery worker (new outbox rows).
     pub fn wake_all(&self) {
-        for n in self.wake.values() {
+        for n in self.wakers().values() {
             n.notify_one();
         }
     }
 
-    /// The signal that wakes `peer`'s delivery worker.
+    /// The signal that wakes `peer`'s delivery worker (made on first use: peers the roster
+    /// adds get one when their worker starts).
     pub(super) fn waker(&self, peer: &NodeId) -> Arc<Notify> {
-        self.wake.get(peer).cloned().unwrap_or_default()
+        Arc::clone(self.wakers().entry(peer.clone()).or_default())
     }
 
     fn tuning_of<T>(&self, peer: &NodeId, f: impl FnOnce(&mut Tuning) -> T) -> T {
@@ -446,6 +581,14 @@ impl Member {
             (f.0)(peer.clone());
         }
     }
+}
+
+/// SHA-256 of the certificate in `path` (the first of the file), when readable.
+pub fn own_certificate(path: &std::path::Path) -> Option<String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let der = CertificateDer::pem_file_iter(path).ok()?.next()?.ok()?;
+    Some(crate::tls::revocation::fingerprint(der.as_ref()))
 }
 
 #[cfg(test)]

@@ -53,8 +53,8 @@ impl Federation {
     /// carry them a second time over its link while its push is still sending them.
     pub(super) async fn pull_round(&self, pushing: Option<Duration>) -> Result<Pulled, FedError> {
         let mut total = Pulled::default();
-        let hub = self.settings.hub().cloned();
-        for origin in self.settings.peers.iter().map(|p| p.id.clone()) {
+        let hub = self.members().hub();
+        for origin in self.peers().into_iter().map(|p| p.id) {
             if pushing.is_some_and(|w| self.pushing(&origin, w)) {
                 continue;
             }
@@ -88,7 +88,7 @@ impl Federation {
 
     /// Pulls `origin`'s events from `source` from this node's cursor to the source's head.
     pub async fn pull_origin(&self, source: &NodeId, origin: &NodeId) -> Result<Pulled, FedError> {
-        let peer = self.peer(source)?.clone();
+        let peer = self.peer(source)?;
         let mut total = Pulled::default();
         loop {
             let (db, o) = (self.db.clone(), origin.to_string());
@@ -152,7 +152,7 @@ impl Federation {
 
     async fn get_feed(&self, peer: &PeerSettings, url: &str) -> Result<FeedPage, FedError> {
         let resp = self
-            .client
+            .http()
             .get(url)
             .header(
                 super::dictionary::HEADER,
@@ -164,6 +164,7 @@ impl Federation {
             .await
             .map_err(|e| Self::unreachable(peer, &e))?;
         self.dictionary_named(&peer.id, super::client::dictionary_of(&resp));
+        self.noticed(&peer.id, &resp);
         read_json(peer, resp).await
     }
 
@@ -188,7 +189,7 @@ impl Federation {
                 }
             )
         }) {
-            for p in &self.settings.peers {
+            for p in &self.peers() {
                 let _ = self.fetch_keys(&p.id).await;
             }
         }

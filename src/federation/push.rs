@@ -56,7 +56,7 @@ impl Federation {
             /// A batch's answer was recorded in the outbox.
             Settled(Result<Delivered, FedError>),
         }
-        let peer = self.peer(dest)?.clone();
+        let peer = self.peer(dest)?;
         let max_events = self.settings.batch_max_events;
         let started = std::time::Instant::now();
         let mut wire_bytes = 0_u64;
@@ -257,7 +257,7 @@ impl Federation {
         connect_failed: &mut bool,
     ) -> Result<Vec<Outcome>, FedError> {
         let resp = self
-            .client
+            .http()
             .post(Self::url(peer, "/federation/v1/events"))
             .header("content-type", "application/json")
             .header("content-encoding", "zstd")
@@ -276,6 +276,7 @@ impl Federation {
                 Self::unreachable(peer, &e)
             })?;
         self.dictionary_named(&peer.id, super::client::dictionary_of(&resp));
+        self.noticed(&peer.id, &resp);
         let answer: BatchAnswer = read_json(peer, resp).await?;
         if answer.batch != batch.id {
             return Err(FedError::BadAnswer {

@@ -8,6 +8,9 @@
 //! | `GET /federation/v1/events?origin=X&after=N&limit=M` | catch-up feed of X's events the caller may hold |
 //! | `GET /federation/v1/events?ticket=ID` | the whole ticket (filling a causal gap) |
 //! | `POST /federation/v1/noop` | reads the body and answers its size (transport baseline for benchmarks) |
+//! | `GET /federation/v1/roster?after=N` | the hub-signed roster held (204 when not newer than `N`; 404 when none) |
+//!
+//! Every answer names the roster version held in `lapor-roster-version` ([`roster_version`]).
 //!
 //! Each handler parses, calls the member's inbox or feed, and renders. A refused request is a
 //! [`Refusal`]: its status and `{"error": code, "message": …}` body come from its
@@ -25,13 +28,68 @@ use super::node::Member;
 use super::protocol::{self, Batch, BatchAnswer, DecompressError, DeferReason, Outcome};
 use crate::domain::{NodeId, Timestamp};
 use crate::tls::PeerIdentity;
+use crate::tls::identity::PeerCertificate;
 
 /// Registers the federation routes; the app data must hold a [`Member`].
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/federation/v1/node", web::get().to(node))
         .route("/federation/v1/events", web::post().to(post_events))
         .route("/federation/v1/events", web::get().to(get_events))
-        .route("/federation/v1/noop", web::post().to(noop));
+        .route("/federation/v1/noop", web::post().to(noop))
+        .route("/federation/v1/roster", web::get().to(get_roster));
+}
+
+/// Middleware: every answer names the roster version this node holds, so a caller holding an
+/// older one fetches it from here.
+pub async fn roster_version(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let held = req
+        .app_data::<web::Data<Member>>()
+        .map(|m| m.members().version());
+    let mut res = next.call(req).await?;
+    if let Some(v) = held {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static(super::roster::VERSION_HEADER),
+            actix_web::http::header::HeaderValue::from(v),
+        );
+    }
+    Ok(res)
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RosterQuery {
+    #[serde(default)]
+    after: i64,
+}
+
+async fn get_roster(
+    req: HttpRequest,
+    query: Result<web::Query<RosterQuery>, actix_web::Error>,
+    member: web::Data<Member>,
+) -> Result<HttpResponse, Refusal> {
+    let r = async {
+        let from = peer(&req, &member)?;
+        let after = query.map_err(|e| Refusal::BadQuery(e.to_string()))?.after;
+        let m = member.get_ref().clone();
+        let held = web::block(move || {
+            m.contact_from(&from, Timestamp::now());
+            m.roster()
+        })
+        .await
+        .map_err(|e| Refusal::failed(&e))?
+        .map_err(|e| Refusal::failed(&e))?;
+        match held {
+            None => Err(Refusal::NoRoster),
+            Some(r) if r.claimed_version().unwrap_or(0) <= after => {
+                Ok(HttpResponse::NoContent().finish())
+            }
+            Some(r) => Ok(HttpResponse::Ok().json(r)),
+        }
+    }
+    .await;
+    counted(&member, r)
 }
 
 /// Why a federation request is refused.
@@ -42,6 +100,12 @@ pub enum Refusal {
         "{0} holds a federation certificate but is not a member of this node's federation (not among its peers)"
     )]
     NotAMember(NodeId),
+    /// The caller's certificate is revoked by the roster held (a connection made before).
+    #[error("the client certificate is revoked by the federation roster")]
+    CertificateRevoked,
+    /// No roster is held here.
+    #[error("this node holds no roster")]
+    NoRoster,
     /// No verified client certificate naming a node.
     #[error("federation routes need a client certificate from the federation CA naming a node")]
     NoPeerIdentity,
@@ -100,6 +164,8 @@ impl Refusal {
         match self {
             Self::NotAMember(_) => "not_a_member",
             Self::NoPeerIdentity => "no_peer_identity",
+            Self::CertificateRevoked => "certificate_revoked",
+            Self::NoRoster => "no_roster",
             Self::BodyTooLarge(_) => "body_too_large",
             Self::BodyUnreadable(_) => "body_unreadable",
             Self::DecompressedTooLarge(_) => "decompressed_too_large",
@@ -132,9 +198,9 @@ impl Refusal {
 impl ResponseError for Refusal {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::NotAMember(_) | Self::Feed(FeedRefusal::NotAParticipant(_)) => {
-                StatusCode::FORBIDDEN
-            }
+            Self::NotAMember(_)
+            | Self::CertificateRevoked
+            | Self::Feed(FeedRefusal::NotAParticipant(_)) => StatusCode::FORBIDDEN,
             Self::NoPeerIdentity => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge(_) | Self::DecompressedTooLarge(_) | Self::BatchTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -148,7 +214,7 @@ impl ResponseError for Refusal {
             Self::MalformedBatch(_) | Self::BatchIdMismatch { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Self::Feed(FeedRefusal::UnknownTicket(_)) => StatusCode::NOT_FOUND,
+            Self::NoRoster | Self::Feed(FeedRefusal::UnknownTicket(_)) => StatusCode::NOT_FOUND,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -182,9 +248,15 @@ fn counted(member: &Member, r: Result<HttpResponse, Refusal>) -> Result<HttpResp
 
 /// The caller's node id, from its certificate, if it is a member of the federation: a
 /// certificate from the federation CA proves who the caller is, not that it belongs — only the
-/// configured peers do (a node removed from `[[federation.peers]]` is refused here even though
-/// its certificate still verifies).
+/// members do (a node removed from `[[federation.peers]]` or from the roster is refused here
+/// even though its certificate still verifies), and not with a certificate the roster revoked.
 fn peer(req: &HttpRequest, member: &Member) -> Result<NodeId, Refusal> {
+    // A session resumed (or kept alive) from before a revocation skipped the handshake's check.
+    if let Some(PeerCertificate(fp)) = req.conn_data::<PeerCertificate>() {
+        if member.members().policy().is_revoked(fp) {
+            return Err(Refusal::CertificateRevoked);
+        }
+    }
     match req.conn_data::<PeerIdentity>() {
         Some(PeerIdentity(node)) if member.is_peer(node) => Ok(node.clone()),
         Some(PeerIdentity(node)) => Err(Refusal::NotAMember(node.clone())),

@@ -102,8 +102,9 @@ pub fn run_peers(
 ) -> anyhow::Result<Vec<String>> {
     match command {
         None => {
-            let fed = federation(settings)?;
-            let list = peers::status(&db, settings.node_id(), &fed.peers, Timestamp::now())?;
+            federation(settings)?;
+            let members = crate::federation::membership::Members::of_node(settings, &db).peers();
+            let list = peers::status(&db, settings.node_id(), &members, Timestamp::now())?;
             Ok(table(&list))
         }
         Some(PeersCommand::Pin { peer, key }) => {
@@ -232,9 +233,10 @@ pub fn run_quarantine(
             Ok(out)
         }
         QuarantineCommand::Retry { from } => {
-            let fed = federation(settings)?;
+            federation(settings)?;
             let from = from.map(|f| member(settings, &f)).transpose()?;
-            let inbox = Inbox::of_node(settings, &fed.peers, db, Arc::new(Metrics::default()));
+            let members = crate::federation::membership::Members::of_node(settings, &db);
+            let inbox = Inbox::of_node(settings, &members, db, Arc::new(Metrics::default()));
             let r = inbox.retry_quarantine(from.as_ref(), Timestamp::now())?;
             tracing::info!(
                 tried = r.tried,

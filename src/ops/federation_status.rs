@@ -41,10 +41,11 @@ pub fn run(settings: &Settings, db: &Db) -> anyhow::Result<Vec<String>> {
     if list.is_empty() {
         out.push("(no events held yet)".into());
     }
-    if let Some(fed) = &settings.raw.federation {
+    if settings.raw.federation.is_some() {
         out.push(String::new());
+        let members = crate::federation::membership::Members::of_node(settings, db).peers();
         let peers =
-            crate::federation::peers::status(db, settings.node_id(), &fed.peers, Timestamp::now())?;
+            crate::federation::peers::status(db, settings.node_id(), &members, Timestamp::now())?;
         out.extend(super::federation::table(&peers));
     }
     Ok(out)

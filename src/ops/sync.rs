@@ -45,10 +45,11 @@ pub fn run(
              `lapor-node serve`)"
         );
     }
-    let fed = super::federation::federation(settings)?;
+    super::federation::federation(settings)?;
+    let members = crate::federation::membership::Members::of_node(settings, db).peers();
     peers::retry_now(db, &peer)?;
     let status = || -> anyhow::Result<PeerStatus> {
-        peers::status(db, settings.node_id(), &fed.peers, Timestamp::now())?
+        peers::status(db, settings.node_id(), &members, Timestamp::now())?
             .into_iter()
             .find(|s| s.node == peer.as_str())
             .ok_or_else(|| anyhow::anyhow!("{peer} has no state yet"))

@@ -31,7 +31,7 @@ pub struct Inner {
     pub(super) federated: bool,
     /// The members of this node's federation (itself and its peers): the nodes a ticket can
     /// be dispatched to.
-    pub(super) members: std::collections::BTreeSet<String>,
+    pub(super) members: crate::federation::membership::Members,
     /// Tracking codes.
     pub(super) codes: CodeBook,
     /// Reports waiting for the writer, and the intake counters.
@@ -60,6 +60,22 @@ impl Tickets {
         settings: &crate::config::Settings,
         key: std::sync::Arc<crate::crypto::keys::NodeKey>,
     ) -> Result<Self, DbError> {
+        Self::new_in(db, settings, key, None)
+    }
+
+    /// [`Tickets::new`] in a federation whose live membership is `members` (the federation
+    /// side's, so agencies of members a roster adds become dispatchable at once); `None`: the
+    /// static peers of `settings`.
+    ///
+    /// # Errors
+    ///
+    /// The database could not be read or written.
+    pub fn new_in(
+        db: Db,
+        settings: &crate::config::Settings,
+        key: std::sync::Arc<crate::crypto::keys::NodeKey>,
+        members: Option<crate::federation::membership::Members>,
+    ) -> Result<Self, DbError> {
         let province = settings.raw.node.province.clone();
         let codes =
             db.write(move |conn| CodeBook::open(conn, &province).map_err(DbError::Query))?;
@@ -79,13 +95,8 @@ impl Tickets {
                 .and_then(|f| f.hub())
                 .map(|h| h.id.clone()),
             federated: settings.raw.federation.is_some(),
-            members: settings
-                .raw
-                .federation
-                .iter()
-                .flat_map(|f| f.peers.iter().map(|p| p.id.to_string()))
-                .chain([settings.raw.node.id.to_string()])
-                .collect(),
+            members: members
+                .unwrap_or_else(|| crate::federation::membership::Members::from_settings(settings)),
             intake: Intake::default(),
             statistics: settings.raw.statistics.clone(),
         })))

@@ -12,6 +12,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 
 use super::TlsError;
+use super::revocation::{CertPolicy, PolicyClientVerifier, PolicyServerVerifier};
 
 /// The three files of a node's federation identity.
 #[derive(Debug, Clone)]
@@ -75,10 +76,20 @@ fn roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
 
 /// The federation listener's configuration: requires a client certificate from the CA.
 pub fn server_config(files: &TlsFiles) -> Result<rustls::ServerConfig, TlsError> {
+    server_config_with(files, &CertPolicy::default())
+}
+
+/// [`server_config`], refusing in the handshake the client certificates `policy` refuses
+/// (revoked by the roster, or not the one it names for the node).
+pub fn server_config_with(
+    files: &TlsFiles,
+    policy: &CertPolicy,
+) -> Result<rustls::ServerConfig, TlsError> {
     super::install_crypto_provider();
-    let verifier = WebPkiClientVerifier::builder(Arc::new(roots(&files.ca)?))
+    let webpki = WebPkiClientVerifier::builder(Arc::new(roots(&files.ca)?))
         .build()
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier = Arc::new(PolicyClientVerifier::new(webpki, policy.clone()));
     let mut cfg = rustls::ServerConfig::builder()
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs(&files.cert)?, key(&files.key)?)?;
@@ -124,4 +135,70 @@ pub fn client(
         b = b.resolve(host, *addr);
     }
     b.build().map_err(|e| TlsError::Client(e.to_string()))
+}
+
+/// Node names pinned to addresses, changeable while the client runs (peers the roster adds);
+/// other names go to the system resolver.
+#[derive(Debug, Default)]
+pub struct Resolver(std::sync::RwLock<std::collections::HashMap<String, SocketAddr>>);
+
+impl Resolver {
+    /// Pins `host` to `addr`.
+    pub fn pin(&self, host: &str, addr: SocketAddr) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(host.to_owned(), addr);
+    }
+}
+
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let pinned = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name.as_str())
+            .copied();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            if let Some(a) = pinned {
+                let addrs: reqwest::dns::Addrs = Box::new(std::iter::once(a));
+                return Ok(addrs);
+            }
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: reqwest::dns::Addrs = Box::new(found.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// The federation client: this node's certificate, trusting only the federation CA, refusing
+/// in the handshake the server certificates `policy` refuses, names resolved by `resolver`.
+pub fn client_with(
+    files: &TlsFiles,
+    resolver: Arc<Resolver>,
+    timeout: Duration,
+    policy: &CertPolicy,
+) -> Result<reqwest::Client, TlsError> {
+    super::install_crypto_provider();
+    let webpki = rustls::client::WebPkiServerVerifier::builder(Arc::new(roots(&files.ca)?))
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier = Arc::new(PolicyServerVerifier::new(webpki, policy.clone()));
+    let mut cfg = rustls::ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(certs(&files.cert)?, key(&files.key)?)?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .use_preconfigured_tls(cfg)
+        .dns_resolver(resolver)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(timeout)
+        .build()
+        .map_err(|e| TlsError::Client(e.to_string()))
 }

@@ -14,6 +14,11 @@ use crate::domain::NodeId;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerIdentity(pub NodeId);
 
+/// The SHA-256 fingerprint of the certificate the peer presented (checked against the roster's
+/// revocations on every request, so a resumed or kept-alive connection is refused too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCertificate(pub String);
+
 /// The first DNS name of a certificate's subject alternative names.
 #[must_use]
 pub fn dns_san(cert: &X509Certificate<'_>) -> Option<String> {
@@ -53,6 +58,9 @@ pub fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
             let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
             tracing::debug!(peer = %node, resumed, "federation connection");
             ext.insert(PeerIdentity(node));
+            ext.insert(PeerCertificate(super::revocation::fingerprint(
+                first.as_ref(),
+            )));
         }
         None => tracing::warn!("federation client certificate names no valid node id"),
     }

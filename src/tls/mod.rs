@@ -1,6 +1,7 @@
 //! Transport security of the federation: the federation CA and node certificates
 //! ([`certs`]), rustls server and client configurations ([`config`]), and the peer's node id
-//! read from its verified client certificate ([`identity`]).
+//! read from its verified client certificate ([`identity`]), and the roster's revocations and
+//! pinned certificates checked in every handshake ([`revocation`]).
 //!
 //! Transport identity is the certificate (invariant 7): a node's certificate carries its node
 //! id as DNS SAN and serves as both server and client certificate. Per-event authorisation is
@@ -9,6 +10,7 @@
 pub mod certs;
 pub mod config;
 pub mod identity;
+pub mod revocation;
 
 pub use identity::PeerIdentity;
 

@@ -39,6 +39,7 @@ mod packaging;
 mod protocol;
 mod queries;
 mod refusals;
+mod roster;
 mod signed_log;
 mod sms;
 mod store;
