@@ -320,6 +320,17 @@ pub struct FederationHealth {
     pub peers: Vec<crate::federation::PeerStatus>,
 }
 
+/// Whose federation health this node reads (`hub::watch`).
+#[must_use]
+pub fn health_scope(state: &ApiState) -> crate::hub::watch::Scope {
+    crate::hub::watch::Scope {
+        me: state.tickets.node().clone(),
+        // The hub (no hub above it) receives every event; a province only its tickets'.
+        holds_all: state.tickets.hub().is_none(),
+        federation: state.federation.as_ref().map(|f| f.settings().clone()),
+    }
+}
+
 /// The federation's health (analysts and admins): every origin's chain as held here, every
 /// member node's signed status against what the hub holds, the alerts that hold (each logged
 /// once as a warning and counted in `lapor_federation_alerts_raised_total{kind}`), and each
@@ -335,12 +346,7 @@ pub async fn federation(
         &[Role::Analyst, Role::Admin],
         "read the federation's health",
     )?;
-    let scope = crate::hub::watch::Scope {
-        me: state.tickets.node().clone(),
-        // The hub (no hub above it) receives every event; a province only its tickets'.
-        holds_all: state.tickets.hub().is_none(),
-        federation: state.federation.as_ref().map(|f| f.settings().clone()),
-    };
+    let scope = health_scope(&state);
     let (db, metrics) = (state.tickets.db().clone(), state.metrics.clone());
     let h = block(move || {
         crate::hub::watch::read(&db, &scope, Some(&metrics), Timestamp::now())

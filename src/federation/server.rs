@@ -470,6 +470,13 @@ async fn post_status(
             })
         }
         Err(e) => {
+            // A member whose key is not pinned yet (its first status can beat the key fetch):
+            // its keys are fetched, and its next status verifies.
+            if let (StatusRefusal::UnknownKey(_), Some(PeerIdentity(node))) =
+                (&e, req.conn_data::<PeerIdentity>())
+            {
+                member.want_keys(node);
+            }
             member.metrics().inc(
                 "lapor_federation_status_refused_total",
                 &[("reason", e.code())],

@@ -25,6 +25,8 @@ const CHECK_EVERY: Duration = Duration::from_secs(5);
 const MIN_GAP: Duration = Duration::from_secs(5);
 /// A status request's timeout: a status is a few hundred bytes.
 const TIMEOUT: Duration = Duration::from_secs(20);
+/// After a failed send, the next try comes this soon (or at the interval, if shorter).
+const RETRY_AFTER: Duration = Duration::from_secs(15);
 
 /// What one status send did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +98,9 @@ impl Federation {
             return;
         }
         let every = Duration::from_secs(self.settings.status_interval_secs.max(1));
+        let retry = RETRY_AFTER.min(every);
+        // When the last status was sent (or tried: a failure counts from `retry` before the
+        // interval's end, so the next try comes `retry` later) and what it told.
         let mut last: Option<(Instant, (i64, i64))> = None;
         loop {
             let (db, me) = (self.db.clone(), self.node.to_string());
@@ -118,14 +123,15 @@ impl Federation {
                 (Some(_), None) => false,
             };
             if due {
-                let result = match self.send_status(&key).await {
+                let (result, at) = match self.send_status(&key).await {
                     Ok(s) => {
                         tracing::debug!(bytes = s.bytes, "status sent to the hub");
-                        "ok"
+                        ("ok", Instant::now())
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "status not sent to the hub");
-                        "failed"
+                        let now = Instant::now();
+                        ("failed", now.checked_sub(every - retry).unwrap_or(now))
                     }
                 };
                 self.metrics.inc(
@@ -133,7 +139,7 @@ impl Federation {
                     &[("result", result)],
                     1,
                 );
-                last = Some((Instant::now(), now_seen.unwrap_or_default()));
+                last = Some((at, now_seen.unwrap_or_default()));
             }
             tokio::time::sleep(CHECK_EVERY).await;
         }

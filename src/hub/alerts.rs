@@ -195,3 +195,72 @@ pub fn counts(conn: &mut DbConn) -> QueryResult<Vec<(&'static str, i64)>> {
         .map(|k| (*k, rows.iter().find(|(r, _)| r == k).map_or(0, |(_, n)| *n)))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, contact: Option<i64>, skew: Option<i64>, audit: Audit) -> NodeHealth {
+        NodeHealth {
+            node: name.into(),
+            role: "province",
+            last_contact_ms: contact,
+            status_received_ms: contact,
+            version: None,
+            clock_skew_ms: skew,
+            head_reported: None,
+            head_event_reported: None,
+            head_held: 4,
+            events_held: 3,
+            missing_at_hub: None,
+            quarantined: None,
+            outbox: Vec::new(),
+            cursors: Vec::new(),
+            audit,
+        }
+    }
+
+    #[test]
+    fn silence_skew_gaps_and_equivocations_raise_alerts_and_the_hub_itself_is_never_silent() {
+        let now = Timestamp::from_millis(10_000_000);
+        let t = Thresholds {
+            silent_ms: 60_000,
+            skew_ms: 5_000,
+        };
+        let nodes = [
+            node("fresh", Some(9_990_000), Some(4_999), Audit::Ok),
+            node(
+                "quiet",
+                Some(9_000_000),
+                Some(-5_001),
+                Audit::Gap { missing: 1 },
+            ),
+            node("never", None, None, Audit::Ok),
+            node(
+                "hub",
+                None,
+                None,
+                Audit::Equivocation {
+                    events: vec!["e1".into(), "e2".into()],
+                },
+            ),
+        ];
+        let got: Vec<(&str, String, String)> = current(&nodes, "hub", t, now)
+            .into_iter()
+            .map(|a| (a.kind, a.node, a.detail))
+            .collect();
+        let want = [
+            ("gap", "quiet", "1 event(s) missing below seq 4"),
+            ("silent", "quiet", "not heard from for 1000 s"),
+            ("skew", "quiet", "clock off by -5001 ms"),
+            ("silent", "never", "never heard from"),
+            ("equivocation", "hub", "refused events: e1, e2"),
+        ];
+        assert_eq!(
+            got,
+            want.iter()
+                .map(|(k, n, d)| (*k, (*n).to_owned(), (*d).to_owned()))
+                .collect::<Vec<_>>()
+        );
+    }
+}
