@@ -185,7 +185,11 @@ pub fn build(
 
 /// The bytes a status signature covers: the domain and the canonical bytes of the status
 /// object without `sig`.
-fn message(unsigned: &Value) -> Result<Vec<u8>, String> {
+///
+/// # Errors
+///
+/// The value cannot be made canonical (a float in it).
+pub fn message(unsigned: &Value) -> Result<Vec<u8>, String> {
     let canonical = serde_json_canonicalizer::to_vec(unsigned).map_err(|e| e.to_string())?;
     let mut m = Vec::with_capacity(STATUS_DOMAIN.len() + canonical.len());
     m.extend_from_slice(STATUS_DOMAIN);
