@@ -27,6 +27,10 @@ use crate::domain::{NodeId, Timestamp};
 pub const MAX_STATUS_BYTES: usize = 64 * 1024;
 /// Largest status body after decompression.
 pub const MAX_STATUS_DECOMPRESSED: usize = 512 * 1024;
+/// Most outbox entries, and most cursors, in a status (a federation has a few dozen members).
+pub const MAX_ENTRIES: usize = 1000;
+/// Longest text in a status (version, node ids, event id).
+pub const MAX_TEXT: usize = 255;
 
 /// Why a status is refused. Each has a stable code (the body's `error` and the metric's
 /// `reason`) and an HTTP status.
@@ -222,6 +226,21 @@ pub fn verify(conn: &mut DbConn, from: &NodeId, mut v: Value) -> Result<NodeStat
         .ok_or_else(|| StatusRefusal::Malformed("no `sig` object".into()))?;
     let status: NodeStatus =
         serde_json::from_value(v.clone()).map_err(|e| StatusRefusal::Malformed(e.to_string()))?;
+    if status.version.chars().count() > MAX_TEXT
+        || status.outbox.len() > MAX_ENTRIES
+        || status.cursors.len() > MAX_ENTRIES
+        || status
+            .outbox
+            .iter()
+            .map(|o| &o.peer)
+            .chain(status.cursors.iter().map(|c| &c.origin))
+            .chain(&status.head.event)
+            .any(|t| t.chars().count() > MAX_TEXT)
+    {
+        return Err(StatusRefusal::Malformed(format!(
+            "at most {MAX_ENTRIES} outbox entries and cursors, each text at most {MAX_TEXT} characters"
+        )));
+    }
     if status.node != from.as_str() {
         return Err(StatusRefusal::NodeMismatch {
             claimed: status.node.chars().take(100).collect(),

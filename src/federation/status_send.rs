@@ -91,7 +91,7 @@ impl Federation {
     }
 
     /// Sends this node's status to the hub every `status_interval_secs`, and within
-    /// [`CHECK_EVERY`] of a new chain head or a change in its quarantine. Runs until dropped;
+    /// 5 s of a new chain head or a change in its quarantine. Runs until dropped;
     /// failures are logged at debug level and counted, nothing else waits on it.
     pub async fn run_status(self, key: Arc<NodeKey>) {
         if self.settings.hub().is_none() {

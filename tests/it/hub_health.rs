@@ -361,6 +361,14 @@ async fn the_hub_shows_each_nodes_signed_status_and_refuses_forged_or_stale_ones
             (422, Some("malformed_status")),
             "{v}"
         );
+        let mut long = newer.clone();
+        long.version = "9".repeat(300);
+        let (st, v) = post_status(&c, &ntt_files, &sign(&long, &ntt_key).unwrap()).await;
+        assert_eq!(
+            (st, v["error"].as_str()),
+            (422, Some("malformed_status")),
+            "{v}"
+        );
         assert_eq!(
             held_sent_at(&c, NTT),
             held,
@@ -378,15 +386,16 @@ async fn the_hub_shows_each_nodes_signed_status_and_refuses_forged_or_stale_ones
             .text()
             .await
             .unwrap();
-        for reason in [
-            "unknown_key",
-            "bad_signature",
-            "node_mismatch",
-            "stale_status",
-            "not_a_member",
-            "malformed_status",
+        for (reason, n) in [
+            ("unknown_key", 1),
+            ("bad_signature", 1),
+            ("node_mismatch", 1),
+            ("stale_status", 1),
+            ("not_a_member", 1),
+            ("malformed_status", 2),
         ] {
-            let needle = format!("lapor_federation_status_refused_total{{reason=\"{reason}\"}} 1");
+            let needle =
+                format!("lapor_federation_status_refused_total{{reason=\"{reason}\"}} {n}");
             assert!(metric(&metrics, &needle), "{needle} missing");
         }
         // A province does not take statuses.
