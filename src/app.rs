@@ -313,10 +313,14 @@ impl App {
         let (fed_server, fed_handle, workers) = match self.federation {
             Some((fed, srv, _)) => {
                 let h = srv.handle();
-                let workers = fed
-                    .settings()
-                    .workers
-                    .then(|| tokio::spawn(fed.clone().run()).abort_handle());
+                let workers = fed.settings().workers.then(|| {
+                    let health = health_job(&self.state, &fed);
+                    let run = fed.clone().run();
+                    tokio::spawn(async move {
+                        tokio::join!(run, health);
+                    })
+                    .abort_handle()
+                });
                 (Some(srv), Some(h), workers)
             }
             None => (None, None, None),
@@ -410,6 +414,30 @@ fn federation_server(
     .run();
     tracing::info!(node = %fed.node(), port, "federation listener (mTLS)");
     Ok((fed, server, port))
+}
+
+/// The federation-health job beside delivery: on a province under a hub, the status sender
+/// (`federation::status_send`); on the hub, the alert job (`hub::watch::run_alerts`).
+fn health_job(
+    state: &ApiState,
+    fed: &crate::federation::Federation,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    if !fed.is_hub(fed.node()) {
+        // `run_status` returns at once on a node without a hub among its peers.
+        Box::pin(fed.clone().run_status(state.tickets.signing_key().clone()))
+    } else {
+        let scope = crate::hub::watch::Scope {
+            me: state.tickets.node().clone(),
+            holds_all: true,
+            federation: Some(fed.settings().clone()),
+            members: Some(fed.members().clone()),
+        };
+        Box::pin(crate::hub::watch::run_alerts(
+            state.tickets.db().clone(),
+            scope,
+            state.metrics.clone(),
+        ))
+    }
 }
 
 /// The longest a graceful stop waits for requests in flight.

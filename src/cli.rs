@@ -700,6 +700,13 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
         }
         if let Some(hub) = c.node(scenario::HUB) {
             hub_statistics(&hub.api, &mut |l| say(l)).await;
+            // The provinces' status senders run on their own; one status each now, so the table
+            // shows where the scenario ended.
+            for n in c.nodes().filter(|n| n.id.as_str() != scenario::HUB) {
+                if let Err(e) = n.federation.send_status(n.state.tickets.signing_key()).await {
+                    say(&format!("  ({} could not send its status: {e})", n.id));
+                }
+            }
             say("the federation's health at the hub (`lapor-node federation status`):");
             for line in crate::ops::federation_status::run(&hub.settings, hub.federation.db())? {
                 say(&format!("  {line}"));
@@ -731,7 +738,10 @@ async fn hub_statistics(api: &str, say: &mut dyn FnMut(&str)) {
         "  with an analyst's token (`officer add NAME --role analyst` on the hub): {api}/api/v1/hub/flows?group_by=origin,handler, {api}/api/v1/hub/backlog?group_by=province"
     ));
     say(&format!(
-        "  the federation's health (chains, gaps, equivocations, links; analyst or admin): {api}/api/v1/hub/federation"
+        "  the federation's health (each node's signed status beside what the hub holds, outbox matrix, chains, alerts; analyst or admin): {api}/api/v1/hub/federation"
+    ));
+    say(&format!(
+        "  the same on the dashboard: log in as admin.hub at {api}/petugas/masuk, then {api}/nasional"
     ));
     match reqwest::get(&stats).await {
         Ok(r) => match r.text().await {

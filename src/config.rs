@@ -56,8 +56,11 @@
 //! | `federation.request_timeout_secs` | `60` | one federation request, plus the time its bytes take at `min_link_kbit` |
 //! | `federation.min_link_kbit` | `8` | the slowest link a request's timeout allows for (kbit/s) |
 //! | `federation.link_timeout_secs` | `120` | the listener's keep-alive, TLS handshake and request-head timeouts (a full queue on a slow link delays them) |
-//! | `federation.workers` | `true` | run delivery and catch-up in the background |
+//! | `federation.workers` | `true` | run delivery and catch-up in the background (and, on a province, the status sender; on the hub, the alert job) |
 //! | `federation.roster_key` | (none) | the hub's roster public key (base64): rosters it signs set the membership |
+//! | `federation.status_interval_secs` | `60` | a province's signed status to the hub (also soon after its head or quarantine changes); the hub's alert job |
+//! | `federation.alert_silent_secs` | `1800` | the hub alerts on a member not heard from for longer |
+//! | `federation.alert_skew_secs` | `120` | the hub alerts on a member whose clock is off by more |
 //! | `sms` | (no SMS channel) | Kannel gateway (`docs/SMS.md`); with it, `shared_secret` (≥ 16 characters), `sendsms_url`, `sendsms_username`, `sendsms_password` are required |
 //! | `sms.allowed_gateways` | `["127.0.0.1"]` | addresses allowed to call `/sms/kannel` |
 //! | `sms.sender` / `sms.smsc_id` | `1708` / none | `from=` and `smsc=` of outbound messages |
@@ -577,6 +580,26 @@ pub struct FederationSettings {
     /// membership.
     #[serde(default)]
     pub roster_key: Option<String>,
+    /// A province sends the hub its signed status this often (and soon after its chain head
+    /// or quarantine changes); the hub's alert job runs this often.
+    #[serde(default = "d_status_interval")]
+    pub status_interval_secs: u64,
+    /// The hub raises a `silent` alert for a member not heard from for longer than this.
+    #[serde(default = "d_alert_silent")]
+    pub alert_silent_secs: u64,
+    /// The hub raises a `skew` alert for a member whose clock is off by more than this.
+    #[serde(default = "d_alert_skew")]
+    pub alert_skew_secs: u64,
+}
+
+const fn d_status_interval() -> u64 {
+    60
+}
+const fn d_alert_silent() -> u64 {
+    30 * 60
+}
+const fn d_alert_skew() -> u64 {
+    120
 }
 
 const fn d_batch_events() -> usize {

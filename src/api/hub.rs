@@ -300,20 +300,42 @@ pub async fn export(
     }
 }
 
-/// The federation's health at this node (the hub holds every chain).
+/// The federation's health at this node (the hub holds every chain and every member's status).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FederationHealth {
     /// Every origin's chain: head held, events held, audit state (`ok`, `gap` with the count
     /// missing, `partial` on a province, `equivocation` with the refused events' ids).
     #[schema(value_type = Vec<Object>)]
     pub chains: Vec<crate::hub::health::ChainHealth>,
+    /// At the hub, every member node: last contact, version, clock skew, head reported (by its
+    /// signed status) vs held, events missing at the hub, quarantine, its outbox towards each
+    /// peer (depth, oldest age), pull cursors, the chain's audit state. Empty on a province.
+    #[schema(value_type = Vec<Object>)]
+    pub nodes: Vec<crate::hub::health::NodeHealth>,
+    /// At the hub, the alerts that hold: `{kind, node, detail, since_ms}` with kind
+    /// `equivocation`, `gap`, `silent` or `skew`.
+    #[schema(value_type = Vec<Object>)]
+    pub alerts: Vec<crate::hub::alerts::Alert>,
     /// Each configured peer: last contact, delivery queue towards it, refusals, quarantine.
     pub peers: Vec<crate::federation::PeerStatus>,
 }
 
-/// The federation's health (analysts and admins): every origin's chain as held here (gaps and
-/// equivocations raise an alert: a warning in the log and
-/// `lapor_federation_chain_alerts_total{kind}`), and each peer's link.
+/// Whose federation health this node reads (`hub::watch`).
+#[must_use]
+pub fn health_scope(state: &ApiState) -> crate::hub::watch::Scope {
+    crate::hub::watch::Scope {
+        me: state.tickets.node().clone(),
+        // The hub (no hub above it) receives every event; a province only its tickets'.
+        holds_all: state.tickets.hub().is_none(),
+        federation: state.federation.as_ref().map(|f| f.settings().clone()),
+        members: state.federation.as_ref().map(|f| f.members().clone()),
+    }
+}
+
+/// The federation's health (analysts and admins): every origin's chain as held here, every
+/// member node's signed status against what the hub holds, the alerts that hold (each logged
+/// once as a warning and counted in `lapor_federation_alerts_raised_total{kind}`), and each
+/// peer's link.
 #[utoipa::path(get, path = "/api/v1/hub/federation", tag = "hub", security(("bearer" = [])),
     responses((status = 200, body = FederationHealth), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn federation(
@@ -325,39 +347,17 @@ pub async fn federation(
         &[Role::Analyst, Role::Admin],
         "read the federation's health",
     )?;
-    let (db, fed) = (state.tickets.db().clone(), state.federation.clone());
-    // The hub (no hub above it) receives every event; a province only its tickets'.
-    let holds_all = state.tickets.hub().is_none();
-    let me = state.tickets.node().to_string();
-    let health = block(move || {
-        let chains = {
-            let mut c = db.read()?;
-            crate::hub::health::chains(&mut c, &me, holds_all)?
-        };
-        let peers = match fed {
-            Some(f) => f
-                .status(Timestamp::now())
-                .map_err(|e| ApiError::Internal(e.to_string()))?,
-            None => Vec::new(),
-        };
-        Ok(FederationHealth { chains, peers })
+    let scope = health_scope(&state);
+    let (db, metrics) = (state.tickets.db().clone(), state.metrics.clone());
+    let h = block(move || {
+        crate::hub::watch::read(&db, &scope, Some(&metrics), Timestamp::now())
+            .map_err(|e| ApiError::Internal(e.to_string()))
     })
     .await?;
-    for c in &health.chains {
-        let kind = match &c.audit {
-            crate::hub::health::Audit::Ok | crate::hub::health::Audit::Partial { .. } => continue,
-            crate::hub::health::Audit::Gap { missing } => {
-                tracing::warn!(origin = %c.origin, missing, head = c.head_held, "federation alert: gap in a chain");
-                "gap"
-            }
-            crate::hub::health::Audit::Equivocation { events } => {
-                tracing::warn!(origin = %c.origin, events = ?events, "federation alert: equivocation or broken chain");
-                "equivocation"
-            }
-        };
-        state
-            .metrics
-            .inc("lapor_federation_chain_alerts_total", &[("kind", kind)], 1);
-    }
-    Ok(HttpResponse::Ok().json(health))
+    Ok(HttpResponse::Ok().json(FederationHealth {
+        chains: h.chains,
+        nodes: h.nodes,
+        alerts: h.alerts,
+        peers: h.peers,
+    }))
 }

@@ -104,11 +104,12 @@ fn peer_gauges(peers: &[crate::federation::PeerStatus]) -> Vec<Gauge> {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let db = state.tickets.db().clone();
-    let (by_status, groups) = block(move || {
+    let (by_status, groups, alerts) = block(move || {
         let mut c = db.read()?;
         Ok((
             store::count_by(&mut c, GroupColumn::Status)?,
             store::count_by_status_and_breaches(&mut c)?,
+            crate::hub::alerts::counts(&mut c)?,
         ))
     })
     .await?;
@@ -194,7 +195,15 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
             ),
         ],
     };
-    let mut gauges = vec![tickets, breaches, writer, db_up, db_outages, intake];
+    let alerts = Gauge {
+        name: "lapor_federation_alerts",
+        help: "Federation-health alerts holding now (raised at the hub), by kind.",
+        samples: alerts
+            .into_iter()
+            .map(|(kind, n)| (vec![("kind", kind.to_owned())], n as f64))
+            .collect(),
+    };
+    let mut gauges = vec![tickets, breaches, writer, db_up, db_outages, intake, alerts];
     if let Some(fed) = state.federation.clone() {
         let peers = block(move || {
             fed.status(crate::domain::Timestamp::now())

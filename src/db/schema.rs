@@ -297,6 +297,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    node_status (node_id) {
+        node_id -> Text,
+        sent_at_ms -> BigInt,
+        received_ms -> BigInt,
+        version -> Text,
+        head_seq -> BigInt,
+        head_event -> Nullable<Text>,
+        quarantined -> BigInt,
+        status -> Text,
+    }
+}
+
+diesel::table! {
+    federation_alerts (kind, node_id) {
+        kind -> Text,
+        node_id -> Text,
+        detail -> Text,
+        since_ms -> BigInt,
+    }
+}
+
 diesel::joinable!(tickets -> agencies (agency));
 diesel::joinable!(sessions -> officers (username));
 diesel::table! {
@@ -331,5 +353,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     stat_counts,
     stat_sla,
     stat_flows,
-    work_leases
+    work_leases,
+    node_status,
+    federation_alerts
 );

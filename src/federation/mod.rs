@@ -23,7 +23,9 @@
 //! | [`client`] | the mTLS client: key fetching and pinning, the workers that run push and pull |
 //! | [`push`] | delivery: outbox batches sent, answers settled |
 //! | [`pull`] | catch-up: feeds read from the origin or the hub, gaps filled |
-//! | [`server`] | the mTLS listener's routes: node info, batches in, feed out |
+//! | [`server`] | the mTLS listener's routes: node info, batches in, feed out, statuses in |
+//! | [`status`] | a member's signed status for the hub: built, signed, verified and kept (latest per node) |
+//! | [`status_send`] | a province's status sender: every minute and soon after a change, its own task |
 //! | [`feed`] | what a member may pull: its events after a cursor, or whole tickets |
 //! | [`inbox`] | events received: signatures checked, then judged, stored and applied in one transaction (`judge`) |
 //! | [`store`] | lookups of held events used by the inbox, the feed and the client |
@@ -52,6 +54,8 @@ pub mod roster;
 mod roster_fetch;
 pub mod roster_store;
 pub mod server;
+pub mod status;
+pub mod status_send;
 pub mod store;
 
 pub use client::Federation;

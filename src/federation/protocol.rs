@@ -332,6 +332,69 @@ pub struct NodeInfo {
     pub keys: Vec<KeyInfo>,
 }
 
+/// Domain separation prefix of a node status signature (`POST /federation/v1/status`).
+pub const STATUS_DOMAIN: &[u8] = b"lapor-status-v1\n";
+
+/// `POST /federation/v1/status` body: what a member node tells the hub about itself, signed
+/// with its event signing key over `STATUS_DOMAIN` ‖ RFC 8785 of the object without `sig`
+/// (`sig` = `{"key": id, "value": base64}`, as an event's). Members a newer node adds are
+/// covered by the signature and ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The sending node (must be the certificate's node).
+    pub node: String,
+    /// Its software version.
+    pub version: String,
+    /// Its clock when it sent this (ms since the epoch): orders statuses and shows skew.
+    pub sent_at_ms: i64,
+    /// Its own chain's head.
+    pub head: StatusHead,
+    /// Its delivery queue towards each peer.
+    pub outbox: Vec<StatusOutbox>,
+    /// Events it holds in quarantine.
+    pub quarantined: i64,
+    /// Its catch-up cursors: per origin, the seq it has pulled up to.
+    pub cursors: Vec<StatusCursor>,
+}
+
+/// A node's own chain head in its status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusHead {
+    /// Highest seq written (0: none yet).
+    pub seq: i64,
+    /// That event's id (absent with seq 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+}
+
+/// One peer's delivery queue in a status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusOutbox {
+    /// The peer.
+    pub peer: String,
+    /// Events not yet acknowledged by it.
+    pub depth: i64,
+    /// Age of the oldest of them when the status was sent (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_age_ms: Option<i64>,
+}
+
+/// One catch-up cursor in a status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCursor {
+    /// The origin pulled from.
+    pub origin: String,
+    /// Seq pulled up to.
+    pub after: i64,
+}
+
+/// The answer to an accepted status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusAnswer {
+    /// The hub's clock on receipt (ms): the sender sees its own skew.
+    pub received_ms: i64,
+}
+
 /// The id of a batch of events: hex SHA-256 of their claimed ids joined by `\n`.
 #[must_use]
 pub fn batch_id(events: &[Value]) -> String {

@@ -7,6 +7,7 @@
 //! | `POST /federation/v1/events` | a batch of signed events (zstd or plain JSON) → per-event outcome |
 //! | `GET /federation/v1/events?origin=X&after=N&limit=M` | catch-up feed of X's events the caller may hold |
 //! | `GET /federation/v1/events?ticket=ID` | the whole ticket (filling a causal gap) |
+//! | `POST /federation/v1/status` | a member's signed status, at the hub (`status`) → the hub's clock |
 //! | `POST /federation/v1/noop` | reads the body and answers its size (transport baseline for benchmarks) |
 //! | `GET /federation/v1/roster?after=N` | the hub-signed roster held (204 when not newer than `N`; 404 when none) |
 //!
@@ -35,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/federation/v1/node", web::get().to(node))
         .route("/federation/v1/events", web::post().to(post_events))
         .route("/federation/v1/events", web::get().to(get_events))
+        .route("/federation/v1/status", web::post().to(post_status))
         .route("/federation/v1/noop", web::post().to(noop))
         .route("/federation/v1/roster", web::get().to(get_roster));
 }
@@ -488,4 +490,84 @@ async fn noop(
     }
     .await;
     counted(&member, r)
+}
+
+/// A member's status, at the hub: membership (as every route), then `status::receive` (node
+/// id = certificate, pinned key, signature, newer than the held one). A refusal is logged and
+/// counted in `lapor_federation_status_refused_total{reason}`.
+async fn post_status(
+    req: HttpRequest,
+    payload: web::Payload,
+    member: web::Data<Member>,
+) -> HttpResponse {
+    use super::status::{self, MAX_STATUS_BYTES, StatusRefusal};
+    let r = async {
+        let from = match peer(&req, &member) {
+            Ok(n) => n,
+            Err(Refusal::NotAMember(n)) => return Err(StatusRefusal::NotAMember(n)),
+            Err(_) => return Err(StatusRefusal::NoPeerIdentity),
+        };
+        if member.role != crate::config::NodeRole::Hub {
+            return Err(StatusRefusal::NotTheHub);
+        }
+        let raw = read_body(payload, MAX_STATUS_BYTES)
+            .await
+            .map_err(|e| match e {
+                Refusal::BodyTooLarge(n) => StatusRefusal::TooLarge(n),
+                other => StatusRefusal::Unreadable(other.to_string()),
+            })?;
+        let encoding = req
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.as_bytes().to_vec());
+        let m = member.get_ref().clone();
+        let now = Timestamp::now();
+        web::block(move || {
+            let value = status::parse(&raw, encoding.as_deref())?;
+            let s = status::receive(m.db(), &from, value, now)?;
+            m.contact_from(&from, now);
+            Ok(s)
+        })
+        .await
+        .map_err(|e| StatusRefusal::Unavailable(e.to_string()))?
+    }
+    .await;
+    match r {
+        Ok(s) => {
+            tracing::debug!(node = %s.node, head = s.head.seq, "node status stored");
+            let mut r = HttpResponse::Ok();
+            named_dictionary(&mut r);
+            r.json(protocol::StatusAnswer {
+                received_ms: Timestamp::now().millis(),
+            })
+        }
+        Err(e) => {
+            // A member whose key is not pinned yet (its first status can beat the key fetch):
+            // its keys are fetched, and its next status verifies.
+            if let (StatusRefusal::UnknownKey(_), Some(PeerIdentity(node))) =
+                (&e, req.conn_data::<PeerIdentity>())
+            {
+                member.want_keys(node);
+            }
+            member.metrics().inc(
+                "lapor_federation_status_refused_total",
+                &[("reason", e.code())],
+                1,
+            );
+            if let StatusRefusal::Unavailable(cause) = &e {
+                tracing::error!(error = %cause, "node status not stored");
+            } else {
+                tracing::warn!(reason = e.code(), message = %e, "node status refused");
+            }
+            let status =
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let message = match &e {
+                StatusRefusal::Unavailable(_) => {
+                    "the hub cannot store statuses right now; retry later".to_owned()
+                }
+                other => other.to_string(),
+            };
+            HttpResponse::build(status).json(json!({"error": e.code(), "message": message}))
+        }
+    }
 }

@@ -1,18 +1,23 @@
 //! The federation's health as this node sees it — on the hub, which holds every event, for
-//! the whole federation: per origin chain the head held and the events missing below it
-//! (a gap), and events refused because another event holds their place (an equivocation) or
-//! does not link (a broken chain), with their ids; per configured peer, last contact and the
-//! delivery queue towards it (`federation::peers::status`).
+//! the whole federation:
 //!
-//! Not yet here: the signed status each node would send the hub (its own head, outbox matrix,
-//! clock, version), so "head reported vs held" is "head held" only.
+//! - [`chains`]: per origin chain the head held and the events missing below it (a gap), and
+//!   events refused because another event holds their place (an equivocation) or does not link
+//!   (a broken chain), with their ids;
+//! - [`nodes`]: per member node, what its latest signed status (`federation::status`, table
+//!   `node_status`) reported beside what the hub holds: last contact, head reported vs held
+//!   (events missing at the hub), its outbox towards each peer, quarantine, pull cursors,
+//!   version, clock skew and the chain's audit state; `hub::alerts` raises alerts from it.
 
 use std::collections::BTreeMap;
 
 use diesel::prelude::*;
 
+use crate::config::NodeRole;
 use crate::db::DbConn;
-use crate::db::schema::{chain_heads, events, quarantine};
+use crate::db::schema::{chain_heads, events, node_status, peers, quarantine};
+use crate::domain::{NodeId, Timestamp};
+use crate::federation::protocol::{NodeStatus, StatusCursor};
 
 /// The state of one origin's chain at this node.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -125,4 +130,191 @@ pub fn chains(conn: &mut DbConn, me: &str, holds_all: bool) -> QueryResult<Vec<C
         out.insert(origin, c);
     }
     Ok(out.into_values().collect())
+}
+
+/// A held status: the node's report as sent and when the hub received it.
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// The status as sent (signature checked on receipt).
+    pub status: NodeStatus,
+    /// The hub's clock on receipt (ms).
+    pub received_ms: i64,
+}
+
+/// Every held status, by node.
+///
+/// # Errors
+///
+/// The database could not be read.
+pub fn held(conn: &mut DbConn) -> QueryResult<Vec<Held>> {
+    let rows: Vec<(String, i64)> = node_status::table
+        .order(node_status::node_id.asc())
+        .select((node_status::status, node_status::received_ms))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(text, received_ms)| {
+            let mut v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            v.as_object_mut()?.remove("sig");
+            Some(Held {
+                status: serde_json::from_value(v).ok()?,
+                received_ms,
+            })
+        })
+        .collect())
+}
+
+/// One cell of the outbox matrix: a node's queue towards one peer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxCell {
+    /// The peer.
+    pub peer: String,
+    /// Events not yet acknowledged by it.
+    pub depth: i64,
+    /// Age of the oldest of them now (the reported age plus the time since the report).
+    pub oldest_age_ms: Option<i64>,
+}
+
+/// One member node's health at the hub.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeHealth {
+    /// The node.
+    pub node: String,
+    /// `hub` or `province` (`unknown`: an origin of events that is not a configured peer).
+    pub role: &'static str,
+    /// Last time it contacted the hub (a request or a status), ms; this node itself: now.
+    pub last_contact_ms: Option<i64>,
+    /// When its latest status arrived (ms); none yet: `None`.
+    pub status_received_ms: Option<i64>,
+    /// Its software version, as reported.
+    pub version: Option<String>,
+    /// Its clock minus the hub's when its latest status arrived (ms; the transfer time counts
+    /// against it).
+    pub clock_skew_ms: Option<i64>,
+    /// Its own chain head, as reported.
+    pub head_reported: Option<i64>,
+    /// That head's event id, as reported.
+    pub head_event_reported: Option<String>,
+    /// Its chain's highest seq held here.
+    pub head_held: i64,
+    /// Its events held here.
+    pub events_held: i64,
+    /// Events up to the reported head that the hub does not hold (in transit, or lost).
+    pub missing_at_hub: Option<i64>,
+    /// Events in its quarantine, as reported.
+    pub quarantined: Option<i64>,
+    /// Its outbox towards each peer.
+    pub outbox: Vec<OutboxCell>,
+    /// Its catch-up cursors.
+    pub cursors: Vec<StatusCursor>,
+    /// Its chain's audit state at the hub.
+    pub audit: Audit,
+}
+
+/// Every member's health: this node (its own figures, read live), each configured peer, and
+/// any other origin of held events. `own`: this node's status now (`federation::status::build`).
+///
+/// # Errors
+///
+/// The database could not be read.
+pub fn nodes(
+    conn: &mut DbConn,
+    me: &NodeId,
+    own: NodeStatus,
+    members: &[(NodeId, NodeRole)],
+    chains: &[ChainHealth],
+    now: Timestamp,
+) -> QueryResult<Vec<NodeHealth>> {
+    let mut statuses: BTreeMap<String, Held> = held(conn)?
+        .into_iter()
+        .map(|h| (h.status.node.clone(), h))
+        .collect();
+    statuses.insert(
+        me.to_string(),
+        Held {
+            status: own,
+            received_ms: now.millis(),
+        },
+    );
+    let contacts: BTreeMap<String, Option<i64>> = peers::table
+        .select((peers::node_id, peers::last_contact_ms))
+        .load::<(String, Option<i64>)>(conn)?
+        .into_iter()
+        .collect();
+    let mut names: Vec<(String, &'static str)> = vec![(me.to_string(), "hub")];
+    for (id, role) in members {
+        names.push((
+            id.to_string(),
+            match role {
+                NodeRole::Hub => "hub",
+                NodeRole::Province => "province",
+            },
+        ));
+    }
+    for c in chains {
+        if !names.iter().any(|(n, _)| n == &c.origin) {
+            names.push((c.origin.clone(), "unknown"));
+        }
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for (node, role) in names {
+        let chain = chains.iter().find(|c| c.origin == node);
+        let (head_held, events_held, audit) = chain.map_or((0, 0, Audit::Ok), |c| {
+            (c.head_held, c.events_held, c.audit.clone())
+        });
+        let status = statuses.remove(&node);
+        let mine = node == me.as_str();
+        let contact = contacts.get(&node).copied().flatten();
+        let last_contact_ms = if mine {
+            Some(now.millis())
+        } else {
+            contact.max(status.as_ref().map(|h| h.received_ms))
+        };
+        let (mut h, status_received_ms) = match status {
+            Some(h) => {
+                let received = h.received_ms;
+                (Some(h), (!mine).then_some(received))
+            }
+            None => (None, None),
+        };
+        let since = |h: &Held| (now.millis() - h.received_ms).max(0);
+        out.push(NodeHealth {
+            last_contact_ms,
+            status_received_ms,
+            version: h.as_ref().map(|h| h.status.version.clone()),
+            clock_skew_ms: h.as_ref().map(|h| {
+                if mine {
+                    0
+                } else {
+                    h.status.sent_at_ms - h.received_ms
+                }
+            }),
+            head_reported: h.as_ref().map(|h| h.status.head.seq),
+            head_event_reported: h.as_ref().and_then(|h| h.status.head.event.clone()),
+            missing_at_hub: h
+                .as_ref()
+                .map(|h| (h.status.head.seq.max(head_held) - events_held).max(0)),
+            quarantined: h.as_ref().map(|h| h.status.quarantined),
+            outbox: h.as_ref().map_or_else(Vec::new, |h| {
+                h.status
+                    .outbox
+                    .iter()
+                    .map(|o| OutboxCell {
+                        peer: o.peer.clone(),
+                        depth: o.depth,
+                        oldest_age_ms: o.oldest_age_ms.map(|a| a + since(h)),
+                    })
+                    .collect()
+            }),
+            cursors: h
+                .as_mut()
+                .map_or_else(Vec::new, |h| std::mem::take(&mut h.status.cursors)),
+            node,
+            role,
+            head_held,
+            events_held,
+            audit,
+        });
+    }
+    Ok(out)
 }

@@ -16,11 +16,16 @@
 //! - `read`: aggregate statements on one rollup;
 //! - `query`: what the statistics API and the web console ask (checked input, typed refusals)
 //!   and what they get back (read models, with small cells suppressed for the public).
+//!
+//! The federation's health beside it: `health` (chains held, and each member's signed status
+//! against what the hub holds), `alerts` (raised once, kept while they hold) and `watch` (the
+//! one answer the API, the CLI, the web page and the alert job read).
 
 /// The migration that adds the statistics tables: when a start applies it to a database that
 /// holds tickets, the node rebuilds the projection once to fill them (`app`).
 pub const STATISTICS_MIGRATION: &str = "2026-12-07-000012";
 
+pub mod alerts;
 pub mod cells;
 pub mod generate;
 pub mod health;
@@ -29,3 +34,4 @@ pub mod query;
 pub mod read;
 pub mod report;
 pub mod store;
+pub mod watch;

@@ -133,6 +133,12 @@ impl Tickets {
         self.hub.as_ref()
     }
 
+    /// This node's event signing key (its status to the hub is signed with it too).
+    #[must_use]
+    pub fn signing_key(&self) -> &std::sync::Arc<crate::crypto::keys::NodeKey> {
+        &self.key
+    }
+
     /// This node.
     #[must_use]
     pub fn node(&self) -> &NodeId {

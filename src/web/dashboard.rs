@@ -148,11 +148,30 @@ pub async fn dashboard(ctx: Ctx, req: HttpRequest) -> HttpResponse {
             k: i64::from(ctx.state.tickets.statistics_settings().small_cell_k),
         }
     };
+    // The hub's analysts also see every member node's health (reading it raises new alerts,
+    // as the API does).
+    let watch = (full && ctx.console.hub && ctx.state.federation.is_some()).then(|| {
+        (
+            crate::api::hub::health_scope(&ctx.state),
+            ctx.state.metrics.clone(),
+        )
+    });
     let result = block(move || {
         let s = figures(&tickets, o.as_ref())?;
         let mut conn = tickets.db().read_statistics()?;
         let n = super::national::figures(&mut conn, who, full)?;
-        Ok(Ok::<_, TicketError>((s, n)))
+        drop(conn);
+        let h = watch.and_then(|(scope, metrics)| {
+            crate::hub::watch::read(
+                tickets.db(),
+                &scope,
+                Some(&metrics),
+                crate::domain::Timestamp::now(),
+            )
+            .inspect_err(|e| tracing::warn!(error = %e, "console: federation health unavailable"))
+            .ok()
+        });
+        Ok(Ok::<_, TicketError>((s, n, h)))
     })
     .await;
     let title = if ctx.console.hub {
@@ -162,11 +181,12 @@ pub async fn dashboard(ctx: Ctx, req: HttpRequest) -> HttpResponse {
     };
     let peers = if full { health(&ctx) } else { None };
     let (status, body) = match result {
-        Ok(Ok((s, n))) => (
+        Ok(Ok((s, n, h))) => (
             StatusCode::OK,
             html! {
                 (page_body(l, &s, full))
                 (super::national::section(l, &n))
+                @if let Some(h) = &h { (super::national::health(l, &ctx.console.site, h)) }
                 @if let Some(p) = &peers { (health_table(l, &ctx.console.site, p)) }
             },
         ),

@@ -2,7 +2,10 @@
 //! event (`hub::report`, the same read model as `/api/v1/hub/*`): reports and SLA compliance by
 //! province for everyone (small cells shown as `<k`), and for analysts and admins SLA
 //! compliance by agency, the flows from origin provinces to handling nodes, and the open
-//! backlog by age. The last twelve months, as the API's default period.
+//! backlog by age. The last twelve months, as the API's default period. On the hub, analysts
+//! and admins also see the federation's health (`hub::watch`, as `GET /api/v1/hub/federation`):
+//! each member node's contact, version, clock, head reported vs held, quarantine, chain audit
+//! and outbox towards each peer, and the alerts that hold.
 
 use maud::{Markup, html};
 
@@ -164,5 +167,69 @@ fn age_label(l: Lang, column: &str) -> String {
         "age_61_90_days" => l.t("61–90 hari", "61–90 days").to_owned(),
         "age_over_90_days" => l.t("> 90 hari", "> 90 days").to_owned(),
         other => other.to_owned(),
+    }
+}
+
+/// The audit state in words.
+fn audit(l: Lang, a: &crate::hub::health::Audit) -> Markup {
+    use crate::hub::health::Audit;
+    html! {
+        @match a {
+            Audit::Ok => { (l.t("baik", "ok")) }
+            Audit::Partial { missing } => { (l.t("sebagian", "partial")) " (" (missing) ")" }
+            Audit::Gap { missing } => { strong { (l.t("CELAH", "GAP")) } " " (missing) (l.t(" peristiwa hilang", " event(s) missing")) }
+            Audit::Equivocation { events } => { strong { (l.t("EKUIVOKASI", "EQUIVOCATION")) } " " code { (events.join(", ")) } }
+        }
+    }
+}
+
+fn opt(v: Option<i64>) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| v.to_string())
+}
+
+/// The federation's health at the hub: alerts, then one row per member node, with its outbox
+/// towards each peer.
+#[must_use]
+pub fn health(l: Lang, site: &super::layout::Site, h: &crate::hub::watch::Health) -> Markup {
+    html! {
+        h2 { (l.t("Kesehatan federasi per node", "Federation health by node")) }
+        @if h.alerts.is_empty() {
+            p #peringatan { (l.t("Tidak ada peringatan.", "No alerts.")) }
+        } @else {
+            ul #peringatan {
+                @for a in &h.alerts {
+                    li { strong { (a.kind) } " " (a.node) ": " (a.detail) " (" (site.at_ms(l, a.since_ms)) ")" }
+                }
+            }
+        }
+        table #node-federasi {
+            thead { tr {
+                th { "Node" } th { (l.t("Kontak terakhir", "Last contact")) } th { (l.t("Versi", "Version")) }
+                th { (l.t("Selisih jam (ms)", "Clock skew (ms)")) } th { (l.t("Kepala dilaporkan / dipegang", "Head reported / held")) }
+                th { (l.t("Hilang di hub", "Missing at hub")) } th { (l.t("Karantina", "Quarantine")) }
+                th { (l.t("Audit rantai", "Chain audit")) } th { (l.t("Antrean keluar", "Outbox")) }
+            } }
+            tbody {
+                @for n in &h.nodes {
+                    tr {
+                        td { (n.node) }
+                        td { (n.last_contact_ms.map_or_else(|| "–".to_owned(), |ms| site.at_ms(l, ms))) }
+                        td { (n.version.as_deref().unwrap_or("–")) }
+                        td { (opt(n.clock_skew_ms)) }
+                        td { (opt(n.head_reported)) " / " (n.head_held) }
+                        td { (opt(n.missing_at_hub)) }
+                        td { (opt(n.quarantined)) }
+                        td { (audit(l, &n.audit)) }
+                        td {
+                            @for o in &n.outbox {
+                                (o.peer) ": " (o.depth)
+                                @if let Some(a) = o.oldest_age_ms { " (" (a / 1000) " s)" }
+                                br;
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

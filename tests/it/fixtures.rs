@@ -478,3 +478,66 @@ fn golden_group_signature_and_personal_data_round_trip_and_verify() {
     ));
     assert!(events[0].pii.is_none() && events[2].pii.is_none());
 }
+
+/// The golden node status (`POST /federation/v1/status`), signed by NTT's fixture key:
+/// compared byte for byte and verified over its received value.
+#[test]
+fn the_golden_node_status_round_trips_and_verifies() {
+    use lapor_node::federation::protocol::{NodeStatus, StatusCursor, StatusHead, StatusOutbox};
+    let key = fixture_key();
+    let status = NodeStatus {
+        node: "prov-53.lapor.test".into(),
+        version: "0.1.0".into(),
+        sent_at_ms: ts("2026-12-07T02:00:00.000Z").millis(),
+        head: StatusHead {
+            seq: 37,
+            event: Some("9f".repeat(32)),
+        },
+        outbox: vec![
+            StatusOutbox {
+                peer: "hub.lapor.test".into(),
+                depth: 0,
+                oldest_age_ms: None,
+            },
+            StatusOutbox {
+                peer: "prov-31.lapor.test".into(),
+                depth: 12,
+                oldest_age_ms: Some(420_000),
+            },
+        ],
+        quarantined: 1,
+        cursors: vec![StatusCursor {
+            origin: "prov-31.lapor.test".into(),
+            after: 3,
+        }],
+    };
+    let signed = lapor_node::federation::status::sign(&status, &key).unwrap();
+    let json = serde_json::to_string_pretty(&signed).unwrap() + "\n";
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/status.json");
+    if std::env::var("UPDATE_FIXTURES").is_ok() {
+        std::fs::write(&path, &json).unwrap();
+    }
+    let stored = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        stored,
+        json,
+        "the status wire format changed (see {})",
+        path.display()
+    );
+    let mut v: Value = serde_json::from_str(&stored).unwrap();
+    let sig = v.as_object_mut().unwrap().remove("sig").unwrap();
+    assert_eq!(sig["key"], key.id().as_str());
+    let bytes: [u8; 64] = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        sig["value"].as_str().unwrap(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    let message = lapor_node::federation::status::message(&v).unwrap();
+    assert!(message.starts_with(b"lapor-status-v1\n"));
+    key.verifying_key()
+        .verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&bytes))
+        .unwrap();
+    assert_eq!(serde_json::from_value::<NodeStatus>(v).unwrap(), status);
+}

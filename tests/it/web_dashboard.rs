@@ -95,12 +95,22 @@ async fn an_admin_sees_the_federation_peers_and_quarantine() {
     let dash = analyst.get("/nasional").await;
     let health = &dash.body[dash.body.find("id=\"kesehatan\"").unwrap()..];
     assert!(health.contains(NTT) && health.contains(JAKARTA));
-    assert!(
-        !Client::new(&hub.api)
-            .get("/nasional")
-            .await
-            .body
-            .contains("id=\"kesehatan\"")
-    );
+    // Each member's signed status, beside what the hub holds, in the per-node section.
+    ntt.federation
+        .send_status(ntt.state.tickets.signing_key())
+        .await
+        .unwrap();
+    let dash = analyst.get("/nasional").await;
+    let nodes = &dash.body[dash.body.find("id=\"node-federasi\"").unwrap()..];
+    let row = &nodes[nodes.find(&format!("<td>{NTT}</td>")).unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains(env!("CARGO_PKG_VERSION")), "{row}");
+    assert!(row.contains(&format!("{HUB}: 0")), "{row}");
+    assert!(dash.body.contains("id=\"peringatan\""), "{}", dash.body);
+    let (status, bytes, _) = analyst.weight("/nasional", "gzip").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(bytes <= 60 * 1024, "/nasional weighs {bytes} bytes");
+    let public = Client::new(&hub.api).get("/nasional").await.body;
+    assert!(!public.contains("id=\"kesehatan\"") && !public.contains("id=\"node-federasi\""));
     c.shutdown().await;
 }

@@ -1,0 +1,2 @@
+DROP TABLE federation_alerts;
+DROP TABLE node_status;
