@@ -127,6 +127,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    key_statements (key_id) {
+        key_id -> Text,
+        node -> Text,
+        retiring -> Text,
+        valid_from_ms -> BigInt,
+        statement -> Text,
+        recorded_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
     outbox (id) {
         id -> BigInt,
         destination -> Text,
@@ -312,5 +323,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     sms_secrets,
     stat_counts,
     stat_sla,
-    stat_flows
+    stat_flows,
+    key_statements
 );

@@ -21,6 +21,7 @@ use super::quarantine;
 use crate::crypto::signing::{self, Keyring, VerifyError};
 use crate::db::{Db, DbConn, DbError};
 use crate::domain::{Event, NodeId, ProvinceCode, Timestamp, TransitionError};
+use crate::event_log::rotation::{self, KeyStatement};
 use crate::event_log::store as log;
 use crate::metrics::Metrics;
 
@@ -176,6 +177,49 @@ impl Inbox {
             .collect();
         let hub = settings.raw.node.role == crate::config::NodeRole::Hub;
         Self::new(db, me, hub, metrics, provinces)
+    }
+
+    /// Judges the key statements that came with a batch or a feed page (or in `from`'s node
+    /// information), before the events they introduce keys for are checked: each accepted one
+    /// pins its new key; each refused one is logged with its reason, counted
+    /// (`lapor_federation_key_statements_total{result}`) and changes nothing. A database
+    /// failure is logged; the events are then judged on the keys held.
+    pub fn accept_key_statements(
+        &self,
+        from: &NodeId,
+        statements: Vec<KeyStatement>,
+        now: Timestamp,
+    ) {
+        if statements.is_empty() {
+            return;
+        }
+        let judged = match rotation::accept_all(&self.db, statements, now.millis()) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(from = %from, error = %e, "cannot judge key statements");
+                return;
+            }
+        };
+        for (s, outcome) in judged {
+            let result = match &outcome {
+                Ok(rotation::Accepted::Pinned) => {
+                    tracing::info!(from = %from, node = %s.node, retiring = %s.retiring, key = %s.key_id,
+                        valid_from_ms = s.valid_from_ms, "signing key rotation accepted from its signed statement");
+                    "pinned"
+                }
+                Ok(_) => continue,
+                Err(r) => {
+                    tracing::error!(from = %from, node = %s.node, retiring = %s.retiring, key = %s.key_id,
+                        reason = r.code(), message = %r, "key statement refused; nothing pinned");
+                    r.code()
+                }
+            };
+            self.metrics.inc(
+                "lapor_federation_key_statements_total",
+                &[("result", result)],
+                1,
+            );
+        }
     }
 
     /// Checks, stores and applies `values` received from `from` (the transport peer: the
