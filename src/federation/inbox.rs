@@ -138,6 +138,8 @@ pub struct Inbox {
     /// The province of every member (this node and its peers): a `created` event's tracking
     /// code must carry its origin's province.
     provinces: Arc<HashMap<String, ProvinceCode>>,
+    /// A restored node takes its own events back (`federation::recover`) while this is on.
+    adopt_own: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Inbox {
@@ -157,7 +159,16 @@ impl Inbox {
             hub,
             metrics,
             provinces: Arc::new(provinces),
+            adopt_own: Arc::default(),
         }
+    }
+
+    /// While `on`, events of this node's own chain that verify with its own keys are taken
+    /// back (a restored node recovering the events it wrote after its backup); otherwise they
+    /// are refused as `unknown_own_event`.
+    pub fn adopt_own_events(&self, on: bool) {
+        self.adopt_own
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The inbox of the node `settings` describe, whose peers are `peers` (their provinces
@@ -242,6 +253,7 @@ impl Inbox {
         let hub = self.hub;
         let from_c = from.clone();
         let provinces = Arc::clone(&self.provinces);
+        let adopt_own = self.adopt_own.load(std::sync::atomic::Ordering::SeqCst);
         let mut pii: HashMap<String, PiiPart> =
             pii.into_iter().map(|p| (p.event.clone(), p)).collect();
         let (outcomes, deleted, over) = self.db.write(move |conn| {
@@ -251,6 +263,7 @@ impl Inbox {
                 from: &from_c,
                 now,
                 provinces: &provinces,
+                adopt_own,
                 deleted: std::cell::Cell::new(0),
                 usage: std::cell::Cell::new(None),
                 digests: std::cell::Cell::new(0),
@@ -379,6 +392,8 @@ pub(super) struct Context<'a> {
     pub(super) from: &'a NodeId,
     pub(super) now: Timestamp,
     pub(super) provinces: &'a HashMap<String, ProvinceCode>,
+    /// This node's own events are taken back (restore), not refused.
+    pub(super) adopt_own: bool,
     /// Reporter contacts deleted (erasure, or the ticket handled elsewhere now).
     pub(super) deleted: std::cell::Cell<usize>,
     /// The sender's quarantine usage, read at its first refusal in this batch.

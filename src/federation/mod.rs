@@ -23,6 +23,7 @@
 //! | [`client`] | the mTLS client: key fetching and pinning, the workers that run push and pull |
 //! | [`push`] | delivery: outbox batches sent, answers settled |
 //! | [`pull`] | catch-up: feeds read from the origin or the hub, gaps filled |
+//! | [`recover`] | a restored node takes its own events back from the hub and peers before it writes |
 //! | [`server`] | the mTLS listener's routes: node info, batches in, feed out |
 //! | [`feed`] | what a member may pull: its events after a cursor, or whole tickets |
 //! | [`inbox`] | events received: signatures checked, then judged, stored and applied in one transaction (`judge`) |
@@ -42,6 +43,7 @@ pub mod protocol;
 pub mod pull;
 pub mod push;
 pub mod quarantine;
+pub mod recover;
 pub mod server;
 pub mod store;
 

@@ -153,7 +153,11 @@ impl Federation {
         Ok(total)
     }
 
-    async fn get_feed(&self, peer: &PeerSettings, url: &str) -> Result<FeedPage, FedError> {
+    pub(super) async fn get_feed(
+        &self,
+        peer: &PeerSettings,
+        url: &str,
+    ) -> Result<FeedPage, FedError> {
         let resp = self
             .client
             .get(url)
@@ -170,7 +174,7 @@ impl Federation {
         read_json(peer, resp).await
     }
 
-    async fn apply_page(
+    pub(super) async fn apply_page(
         &self,
         source: &NodeId,
         events: Vec<Value>,

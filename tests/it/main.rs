@@ -38,6 +38,7 @@ mod packaging;
 mod protocol;
 mod queries;
 mod refusals;
+mod restore;
 mod rotation;
 mod signed_log;
 mod sms;
