@@ -39,6 +39,7 @@ mod protocol;
 mod queries;
 mod refusals;
 mod restore;
+mod return_flow;
 mod rotation;
 mod signed_log;
 mod sms;
