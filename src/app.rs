@@ -274,6 +274,9 @@ impl App {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
+                if tickets.hold().is_on() {
+                    continue; // a restored node writes nothing until it has its own chain back
+                }
                 let t = tickets.clone();
                 match tokio::task::spawn_blocking(move || t.sla_sweep(Timestamp::now(), 10_000))
                     .await
