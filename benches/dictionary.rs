@@ -173,6 +173,7 @@ fn body(events: &[Vec<u8>]) -> Vec<u8> {
         batch: lapor_node::federation::protocol::batch_id(&values),
         events: values,
         pii: Vec::new(),
+        key_statements: Vec::new(),
     };
     serde_json::to_vec(&batch).expect("json")
 }

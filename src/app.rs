@@ -286,6 +286,9 @@ impl App {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
+                if tickets.hold().is_on() {
+                    continue; // a restored node writes nothing until it has its own chain back
+                }
                 let t = tickets.clone();
                 match tokio::task::spawn_blocking(move || t.sla_sweep(Timestamp::now(), 10_000))
                     .await
@@ -310,9 +313,35 @@ impl App {
             _ => None,
         };
         let server = self.server;
+        let hold = self.state.tickets.hold().clone();
+        if hold.is_on() {
+            tracing::warn!(
+                reason = hold.reason().unwrap_or_default(),
+                "restored node: writes held"
+            );
+            if self.federation.is_none() {
+                tracing::warn!(
+                    "restored node is not federated: nobody holds its later events; writing again"
+                );
+                if let Err(e) = hold.release() {
+                    tracing::error!(error = %e, "cannot remove the restore marker");
+                }
+            }
+        }
         let (fed_server, fed_handle, workers) = match self.federation {
             Some((fed, srv, _)) => {
                 let h = srv.handle();
+                if hold.is_on() && fed.settings().workers {
+                    let (f, hold) = (fed.clone(), hold.clone());
+                    tokio::spawn(async move {
+                        while hold.is_on() {
+                            if let Err(e) = f.recover_own_chain(&hold, true).await {
+                                tracing::warn!(error = %e, "restore recovery round failed");
+                            }
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                        }
+                    });
+                }
                 let workers = fed.settings().workers.then(|| {
                     let health = health_job(&self.state, &fed);
                     let run = fed.clone().run();

@@ -180,6 +180,15 @@ pub enum Command {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// After `restore`: what the node is missing of its own chain — for the hub and each peer,
+    /// the head it holds against the head held here. The restored node fetches it back before
+    /// it writes anything (`/readyz` says `restoring` meanwhile).
+    RestoreCheck {
+        /// Operator override: lift the restore hold now, when the missing events are known to
+        /// be lost.
+        #[arg(long)]
+        release: bool,
+    },
     /// Create a new node: a data directory with a working config.toml and a migrated
     /// database.
     Init {
@@ -337,6 +346,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if faults > 0 {
                 anyhow::bail!("the restored log has {faults} fault(s): see above");
+            }
+            Ok(())
+        }
+        Command::RestoreCheck { release } => {
+            let settings = load(cli.config.as_deref())?;
+            let _log = crate::telemetry::init(&settings.raw.log);
+            let db = app::open_database(&settings)?;
+            for line in crate::ops::restore_check::run(&settings, db, release)? {
+                say(&line);
             }
             Ok(())
         }

@@ -308,6 +308,9 @@ pub struct TicketView {
     pub agency: Option<String>,
     /// Origin node.
     pub origin_node: String,
+    /// The origin's province (two digits; the tracking code's prefix): a ticket whose origin
+    /// node is not this node was forwarded from that province.
+    pub origin_province: String,
     /// Handling node.
     pub handling_node: String,
     /// Privacy flag.

@@ -72,6 +72,9 @@ pub enum ApiError {
     /// 503: the database is unreachable.
     #[error("service unavailable")]
     Unavailable(String),
+    /// 503: a restored node fetches its own events back before it writes (the reason).
+    #[error("{0}")]
+    Restoring(String),
     /// 500: a fault on our side (logged with its cause).
     #[error("internal error")]
     Internal(String),
@@ -100,6 +103,7 @@ impl ApiError {
             Self::Unprocessable { code, .. } => code,
             Self::TooManyRequests(_) => "rate_limited",
             Self::Unavailable(_) => "unavailable",
+            Self::Restoring(_) => "restoring",
             Self::Internal(_) => "internal",
         }
     }
@@ -124,7 +128,7 @@ impl ResponseError for ApiError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Restoring(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -154,7 +158,7 @@ impl ResponseError for ApiError {
             }
         };
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, Self::Unavailable(_)) {
+        if matches!(self, Self::Unavailable(_) | Self::Restoring(_)) {
             response.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
         }
         response.json(ErrorBody {
@@ -240,6 +244,7 @@ impl From<TicketError> for ApiError {
             TicketError::OutOfScope(s) => Self::Forbidden(s.to_string()),
             TicketError::Transition(t) => t.into(),
             TicketError::NotHandler(_) => Self::Conflict(e.to_string()),
+            TicketError::Held(h) => Self::Restoring(h.0),
             TicketError::Db(d) => d.into(),
             TicketError::Log(l) => l.into(),
             TicketError::Keys(k) => k.into(),

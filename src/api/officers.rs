@@ -134,7 +134,16 @@ pub async fn act(
     let who = officer.username.clone();
     let (event, detail) = block(move || {
         let event = tickets.officer_action(&officer, &path, action, Timestamp::now())?;
-        Ok((event, tickets.ticket_detail(&officer, &path)))
+        let detail = match tickets.ticket_detail(&officer, &path) {
+            // A liaison who returned the ticket (not their authority) no longer reads it.
+            Err(crate::tickets::TicketError::OutOfScope(_))
+                if matches!(event.change, crate::domain::Change::NotOurAuthority { .. }) =>
+            {
+                tickets.detail_after_return(&path)
+            }
+            other => other,
+        };
+        Ok((event, detail))
     })
     .await?;
     tracing::info!(ticket = %event.ticket, event.kind = event.change.kind(), officer = %who, "officer action");

@@ -26,6 +26,14 @@ const READY_PROBE: std::time::Duration = std::time::Duration::from_millis(1500);
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
 pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
+    if let Some(why) = state.tickets.hold().reason() {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", super::error::RETRY_AFTER_SECS.to_string()))
+            .json(ErrorBody {
+                error: "restoring".into(),
+                message: why,
+            });
+    }
     let db = state.tickets.db().clone();
     let ready = web::block(move || {
         db.probe(READY_PROBE, |conn| {

@@ -47,6 +47,7 @@ pub fn ticket_view(row: &TicketRow) -> TicketView {
         status: row.status.clone(),
         agency: row.agency.clone(),
         origin_node: row.origin_node.clone(),
+        origin_province: row.tracking_code.chars().take(2).collect(),
         handling_node: row.handling_node.clone(),
         anonymous: row.anonymous,
         confidential: row.confidential,

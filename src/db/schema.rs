@@ -136,6 +136,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    key_statements (key_id) {
+        key_id -> Text,
+        node -> Text,
+        retiring -> Text,
+        valid_from_ms -> BigInt,
+        statement -> Text,
+        recorded_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
     outbox (id) {
         id -> BigInt,
         destination -> Text,
@@ -355,5 +366,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     stat_flows,
     work_leases,
     node_status,
-    federation_alerts
+    federation_alerts,
+    key_statements
 );

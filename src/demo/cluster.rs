@@ -386,6 +386,27 @@ impl Cluster {
         Ok(())
     }
 
+    /// Starts a stopped node again after `between` ran on its settings with the node's
+    /// database closed (its handles dropped first): a test replaces the database with a backup
+    /// there, as an operator restoring a node would.
+    pub async fn restart_with(
+        &mut self,
+        id: &str,
+        between: impl FnOnce(&Settings) -> anyhow::Result<()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let old = self.nodes.remove(id).context("no such node")?;
+        let settings = old.settings.clone();
+        drop(old);
+        let node = tokio::task::spawn_blocking(move || {
+            between(&settings)?;
+            Self::launch(settings)
+        })
+        .await??;
+        self.nodes.insert(id.to_owned(), node);
+        self.connect_links().await;
+        Ok(())
+    }
+
     /// One delivery round from every node to every peer; transport errors are ignored (the
     /// rows stay queued). Returns the total.
     pub async fn deliver_round(&self) -> Delivered {

@@ -183,6 +183,8 @@ fn register_own(db: &Db, node: &NodeId, key: &NodeKey) -> Result<(), KeysError> 
 
 /// Rotates the node's signing key at `at`: a new key is generated and becomes valid from `at`;
 /// the current key stays published, valid until `at`, so everything it signed still verifies.
+/// A key statement signed by both keys ([`super::rotation`]) is stored in the same
+/// transaction; peers pin the new key from it.
 /// The old key file is kept beside the new one as `<key id>.retired.pem`. Run it with the node
 /// stopped: a running node keeps signing with the key it loaded.
 pub fn rotate(
@@ -211,6 +213,8 @@ pub fn rotate(
     };
     let owner = node.to_string();
     let retiring = old_id.clone();
+    let statement = super::rotation::statement_for(node.as_str(), &old, &new, at.millis())
+        .map_err(|e| KeysError::Stored(format!("key statement: {e}")))?;
     db.write(move |c| {
         let n = diesel::update(
             node_keys::table
@@ -228,6 +232,7 @@ pub fn rotate(
         diesel::insert_into(node_keys::table)
             .values(&row)
             .execute(c)?;
+        super::rotation::record(c, &statement, at.millis())?;
         Ok(())
     })?;
     let retired = path.with_file_name(format!("{}.retired.pem", old_id.replace(':', "_")));

@@ -434,6 +434,52 @@ pub fn insert_rows(conn: &mut DbConn, rows: &[EventRow]) -> QueryResult<()> {
     crate::db::insert_rows!(conn, events::table, rows, 100)
 }
 
+/// Moves `origin`'s chain head over the events of its chain stored after it without a gap
+/// (a restored node taking its own events back): the head becomes the last of the contiguous
+/// run, so the next event this node writes continues after it. Returns the new head's seq.
+pub fn advance_own_head(conn: &mut DbConn, origin: &NodeId) -> QueryResult<i64> {
+    let head: Option<ChainHead> = crate::db::on_backend!(conn, c => chain_heads::table
+        .find(origin.as_str())
+        .select(ChainHead::as_select())
+        .first(c)
+        .optional())?;
+    let from = head.as_ref().map_or(0, |h| h.seq);
+    let after: Vec<(i64, String)> = crate::db::on_backend!(conn, c => events::table
+        .filter(events::origin.eq(origin.as_str()))
+        .filter(events::seq.gt(from))
+        .order(events::seq.asc())
+        .select((events::seq, events::id))
+        .load(c))?;
+    let mut last = None;
+    for (seq, id) in after {
+        if seq != last.as_ref().map_or(from, |(s, _)| *s) + 1 {
+            break;
+        }
+        last = Some((seq, id));
+    }
+    let Some((seq, last_id)) = last else {
+        return Ok(from);
+    };
+    let new_head = ChainHead {
+        origin: origin.to_string(),
+        seq,
+        last_id,
+    };
+    if head.is_some() {
+        crate::db::on_backend!(conn, c => diesel::update(chain_heads::table.find(origin.as_str()))
+            .set((
+                chain_heads::seq.eq(new_head.seq),
+                chain_heads::last_id.eq(&new_head.last_id),
+            ))
+            .execute(c))?;
+    } else {
+        crate::db::on_backend!(conn, c => diesel::insert_into(chain_heads::table)
+            .values(&new_head)
+            .execute(c))?;
+    }
+    Ok(seq)
+}
+
 /// Decodes a stored row.
 pub fn decode(row: &EventRow) -> Result<Event, LogError> {
     let wire_err = |cause| LogError::Wire {

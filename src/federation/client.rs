@@ -20,6 +20,7 @@ use super::{FedError, lease, outbox};
 use crate::config::{PeerSettings, Settings};
 use crate::db::{Db, DbError};
 use crate::domain::{NodeId, Timestamp};
+use crate::event_log::rotation::KeyStatement;
 use crate::metrics::Metrics;
 use crate::tls::config::TlsFiles;
 
@@ -218,6 +219,8 @@ impl Federation {
     #[tracing::instrument(name = "federation.fetch_keys", skip_all, fields(peer = %peer_id))]
     pub async fn fetch_keys(&self, peer_id: &NodeId) -> Result<usize, FedError> {
         let (peer, info) = self.node_info_of(peer_id).await?;
+        self.accept_key_statements(peer_id, info.key_statements.clone())
+            .await;
         let this = self.clone();
         let result = blocking(move || peers::pin_keys(&this.db, &peer.id, &info.keys)).await;
         if let Err(FedError::KeyChange { message, .. }) = &result {
@@ -231,6 +234,20 @@ impl Federation {
             let _ = blocking(move || peers::record_error(&db, &p, &m)).await;
         }
         result
+    }
+
+    /// Applies the key statements `from` offers in its node information (its own rotations
+    /// and those it passes on), as the inbox judges those that come with events.
+    async fn accept_key_statements(&self, from: &NodeId, statements: Vec<KeyStatement>) {
+        if statements.is_empty() {
+            return;
+        }
+        let (inbox, f) = (self.inbox.clone(), from.clone());
+        let _ = blocking(move || {
+            inbox.accept_key_statements(&f, statements, Timestamp::now());
+            Ok(())
+        })
+        .await;
     }
 
     /// `GET /federation/v1/node` of a configured peer, checked to answer as that peer.

@@ -159,5 +159,6 @@ pub fn page(member: &Member, requester: &NodeId, q: &FeedQuery) -> Result<FeedPa
         }
         page.events.push(v);
     }
+    page.key_statements = crate::event_log::rotation::introducing(&mut conn, &page.events)?;
     Ok(page)
 }

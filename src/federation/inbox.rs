@@ -21,6 +21,7 @@ use super::quarantine;
 use crate::crypto::signing::{self, Keyring, VerifyError};
 use crate::db::{Db, DbConn, DbError};
 use crate::domain::{Event, NodeId, ProvinceCode, Timestamp, TransitionError};
+use crate::event_log::rotation::{self, KeyStatement};
 use crate::event_log::store as log;
 use crate::metrics::Metrics;
 
@@ -139,6 +140,8 @@ pub struct Inbox {
     provinces: Arc<HashMap<String, ProvinceCode>>,
     /// The live membership, when the node has one: its provinces replace `provinces`.
     members: Option<super::membership::Members>,
+    /// A restored node takes its own events back (`federation::recover`) while this is on.
+    adopt_own: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Inbox {
@@ -159,7 +162,16 @@ impl Inbox {
             metrics,
             provinces: Arc::new(provinces),
             members: None,
+            adopt_own: Arc::default(),
         }
+    }
+
+    /// While `on`, events of this node's own chain that verify with its own keys are taken
+    /// back (a restored node recovering the events it wrote after its backup); otherwise they
+    /// are refused as `unknown_own_event`.
+    pub fn adopt_own_events(&self, on: bool) {
+        self.adopt_own
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The inbox of the node `settings` describe, whose members are `members` (their
@@ -177,6 +189,49 @@ impl Inbox {
         let mut inbox = Self::new(db, me, hub, metrics, HashMap::new());
         inbox.members = Some(members.clone());
         inbox
+    }
+
+    /// Judges the key statements that came with a batch or a feed page (or in `from`'s node
+    /// information), before the events they introduce keys for are checked: each accepted one
+    /// pins its new key; each refused one is logged with its reason, counted
+    /// (`lapor_federation_key_statements_total{result}`) and changes nothing. A database
+    /// failure is logged; the events are then judged on the keys held.
+    pub fn accept_key_statements(
+        &self,
+        from: &NodeId,
+        statements: Vec<KeyStatement>,
+        now: Timestamp,
+    ) {
+        if statements.is_empty() {
+            return;
+        }
+        let judged = match rotation::accept_all(&self.db, statements, now.millis()) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(from = %from, error = %e, "cannot judge key statements");
+                return;
+            }
+        };
+        for (s, outcome) in judged {
+            let result = match &outcome {
+                Ok(rotation::Accepted::Pinned) => {
+                    tracing::info!(from = %from, node = %s.node, retiring = %s.retiring, key = %s.key_id,
+                        valid_from_ms = s.valid_from_ms, "signing key rotation accepted from its signed statement");
+                    "pinned"
+                }
+                Ok(_) => continue,
+                Err(r) => {
+                    tracing::error!(from = %from, node = %s.node, retiring = %s.retiring, key = %s.key_id,
+                        reason = r.code(), message = %r, "key statement refused; nothing pinned");
+                    r.code()
+                }
+            };
+            self.metrics.inc(
+                "lapor_federation_key_statements_total",
+                &[("result", result)],
+                1,
+            );
+        }
     }
 
     /// Checks, stores and applies `values` received from `from` (the transport peer: the
@@ -202,6 +257,7 @@ impl Inbox {
             || Arc::clone(&self.provinces),
             super::membership::Members::provinces,
         );
+        let adopt_own = self.adopt_own.load(std::sync::atomic::Ordering::SeqCst);
         let mut pii: HashMap<String, PiiPart> =
             pii.into_iter().map(|p| (p.event.clone(), p)).collect();
         let (outcomes, deleted, over) = self.db.write(move |conn| {
@@ -211,6 +267,7 @@ impl Inbox {
                 from: &from_c,
                 now,
                 provinces: &provinces,
+                adopt_own,
                 deleted: std::cell::Cell::new(0),
                 usage: std::cell::Cell::new(None),
                 digests: std::cell::Cell::new(0),
@@ -339,6 +396,8 @@ pub(super) struct Context<'a> {
     pub(super) from: &'a NodeId,
     pub(super) now: Timestamp,
     pub(super) provinces: &'a HashMap<String, ProvinceCode>,
+    /// This node's own events are taken back (restore), not refused.
+    pub(super) adopt_own: bool,
     /// Reporter contacts deleted (erasure, or the ticket handled elsewhere now).
     pub(super) deleted: std::cell::Cell<usize>,
     /// The sender's quarantine usage, read at its first refusal in this batch.

@@ -47,6 +47,9 @@ pub(super) fn judge(
         out.push(apply.one(c)?);
     }
     apply.flush()?;
+    if ctx.adopt_own {
+        log::advance_own_head(apply.conn, ctx.me)?;
+    }
     apply.keep_pii()?;
     Ok(out)
 }
@@ -111,7 +114,7 @@ impl Apply<'_> {
             let o = reject(RejectReason::Equivocation, fault.to_string());
             return self.quarantine(o, raw);
         }
-        if event.origin == *self.me {
+        if event.origin == *self.me && !self.ctx.adopt_own {
             let o = reject(
                 RejectReason::UnknownOwnEvent,
                 "claims to be this node's event, which this node never wrote".into(),

@@ -23,6 +23,7 @@
 //! | [`client`] | the mTLS client: key fetching and pinning, the workers that run push and pull |
 //! | [`push`] | delivery: outbox batches sent, answers settled |
 //! | [`pull`] | catch-up: feeds read from the origin or the hub, gaps filled |
+//! | [`recover`] | a restored node takes its own events back from the hub and peers before it writes |
 //! | [`server`] | the mTLS listener's routes: node info, batches in, feed out, statuses in |
 //! | [`status`] | a member's signed status for the hub: built, signed, verified and kept (latest per node) |
 //! | [`status_send`] | a province's status sender: every minute and soon after a change, its own task |
@@ -50,6 +51,7 @@ pub mod protocol;
 pub mod pull;
 pub mod push;
 pub mod quarantine;
+pub mod recover;
 pub mod roster;
 mod roster_fetch;
 pub mod roster_store;

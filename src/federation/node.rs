@@ -361,7 +361,9 @@ impl Member {
     pub fn node_info(&self) -> Result<NodeInfo, FedError> {
         let mut conn = self.db.read()?;
         let keys = crate::event_log::keys::own_keys(&mut conn, &self.node)?;
+        let key_statements = crate::event_log::rotation::held(&mut conn)?;
         Ok(NodeInfo {
+            key_statements,
             id: self.node.to_string(),
             role: self.role,
             province: self.province.to_string(),

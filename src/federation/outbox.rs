@@ -469,10 +469,12 @@ fn finish(
             }
         }
     }
+    let key_statements = crate::event_log::rotation::introducing(conn, &events)?;
     let batch = Batch {
         batch: batch_id(&events),
         events,
         pii,
+        key_statements,
     };
     let json = serde_json::to_vec(&batch).map_err(|e| FedError::BadAnswer {
         peer: "local outbox".into(),

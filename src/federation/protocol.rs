@@ -210,6 +210,10 @@ pub struct Batch {
     /// Personal-data parts for entitled `created` events.
     #[serde(default)]
     pub pii: Vec<PiiPart>,
+    /// The key statements that introduce the keys signing these events (absent when they are
+    /// signed with first keys): the receiver pins a rotated key before it checks them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_statements: Vec<crate::event_log::rotation::KeyStatement>,
 }
 
 /// The answer to a batch.
@@ -287,6 +291,9 @@ pub struct FeedPage {
     /// Personal-data parts the requester is entitled to.
     #[serde(default)]
     pub pii: Vec<PiiPart>,
+    /// The key statements that introduce the keys signing these events (as in a batch).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_statements: Vec<crate::event_log::rotation::KeyStatement>,
     /// The seq scanned up to: the requester's next `after`.
     pub next_after: i64,
     /// The origin's head as held by the answering node.
@@ -330,6 +337,10 @@ pub struct NodeInfo {
     pub version: String,
     /// Signing keys, oldest first.
     pub keys: Vec<KeyInfo>,
+    /// Key statements this node holds — its own rotations and those of peers it accepted —
+    /// oldest first (absent when none; see `event_log::rotation`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_statements: Vec<crate::event_log::rotation::KeyStatement>,
 }
 
 /// Domain separation prefix of a node status signature (`POST /federation/v1/status`).

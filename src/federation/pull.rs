@@ -12,6 +12,7 @@ use super::protocol::{self as wire, DeferReason, FeedPage, Outcome, PiiPart};
 use super::{FedError, peers};
 use crate::config::PeerSettings;
 use crate::domain::{NodeId, Timestamp};
+use crate::event_log::rotation::KeyStatement;
 
 /// What one catch-up round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -115,7 +116,9 @@ impl Federation {
                     ))
                 })
                 .collect();
-            let outcomes = self.apply_page(source, page.events, page.pii).await?;
+            let outcomes = self
+                .apply_page(source, page.events, page.pii, page.key_statements)
+                .await?;
             total.add(&outcomes);
             // Missing parents: fetch those tickets whole from the same source, then retry.
             let deferred: Vec<(String, String)> = outcomes
@@ -150,7 +153,11 @@ impl Federation {
         Ok(total)
     }
 
-    async fn get_feed(&self, peer: &PeerSettings, url: &str) -> Result<FeedPage, FedError> {
+    pub(super) async fn get_feed(
+        &self,
+        peer: &PeerSettings,
+        url: &str,
+    ) -> Result<FeedPage, FedError> {
         let resp = self
             .http()
             .get(url)
@@ -168,18 +175,22 @@ impl Federation {
         read_json(peer, resp).await
     }
 
-    async fn apply_page(
+    pub(super) async fn apply_page(
         &self,
         source: &NodeId,
         events: Vec<Value>,
         pii: Vec<PiiPart>,
+        statements: Vec<KeyStatement>,
     ) -> Result<Vec<Outcome>, FedError> {
         if events.is_empty() {
             return Ok(vec![]);
         }
         let (inbox, s) = (self.inbox.clone(), source.clone());
-        let outcomes =
-            blocking(move || Ok(inbox.receive(&s, events, pii, Timestamp::now())?)).await?;
+        let outcomes = blocking(move || {
+            inbox.accept_key_statements(&s, statements, Timestamp::now());
+            Ok(inbox.receive(&s, events, pii, Timestamp::now())?)
+        })
+        .await?;
         if outcomes.iter().any(|o| {
             matches!(
                 o,
@@ -214,7 +225,8 @@ impl Federation {
             );
             let page = self.get_feed(peer, &url).await?;
             let ordered = wire::causal_order(page.events);
-            self.apply_page(&peer.id, ordered, page.pii).await?;
+            self.apply_page(&peer.id, ordered, page.pii, page.key_statements)
+                .await?;
         }
         let db = self.db.clone();
         blocking(move || {

@@ -369,6 +369,8 @@ async fn post_events(
         let now = Timestamp::now();
         let id = batch.batch.clone();
         let results = web::block(move || {
+            m.inbox()
+                .accept_key_statements(&from, batch.key_statements, now);
             let outcomes = m.inbox().receive(&from, batch.events, batch.pii, now);
             m.contact_from(&from, now);
             m.batch_from(&from);

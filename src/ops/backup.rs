@@ -11,7 +11,9 @@
 //!
 //!  restore --from DIR --dir NEW   (NEW must be empty)
 //!    verify MANIFEST ─► copy files (0600, dirs 0700) ─► rewrite the config's paths that
-//!    pointed at the old places ─► audit the restored log ─► print the next steps
+//!    pointed at the old places ─► RESTORED marker (the node takes its own events back from
+//!    the hub before it writes, `event_log::hold`) ─► audit the restored log ─► print the
+//!    next steps
 //! ```
 //!
 //! PostgreSQL databases are not copied: `pg_dump -Fc` / `pg_restore` do that (README, Backup);
@@ -402,6 +404,10 @@ pub fn restore(from: &Path, dir: &Path) -> anyhow::Result<Restored> {
     }
     // Settings::load checks the result, as `serve` would.
     Settings::load(Some(&config)).context("the restored config does not load")?;
+    // The restored node writes nothing of its own until it has fetched back the events it
+    // wrote after this backup (`event_log::hold`).
+    crate::event_log::hold::mark(&dir, &from.display().to_string())
+        .context("cannot write the restore marker")?;
     Ok(Restored {
         manifest,
         config,

@@ -170,6 +170,7 @@ impl Tickets {
         change: Change,
         now: Timestamp,
     ) -> Result<(Event, TicketState), TicketError> {
+        self.hold.check()?;
         let next = state.apply_from(&self.node, actor, &change, now)?;
         let parents = vec![crate::domain::EventId::parse(&row.head).map_err(TicketError::Stored)?];
         let draft = Draft {

@@ -67,6 +67,9 @@ pub enum TicketError {
     /// The state machine refused the change.
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    /// A restored node holds its writes until it has its own events back.
+    #[error(transparent)]
+    Held(#[from] crate::event_log::hold::Held),
     /// This node does not hold the ticket's authority for the change.
     #[error("this node does not handle the ticket (handler: {0})")]
     NotHandler(String),

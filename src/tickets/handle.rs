@@ -38,6 +38,8 @@ pub struct Inner {
     pub(super) intake: Intake,
     /// The statistics API's settings (`hub::report`).
     pub(super) statistics: crate::config::StatisticsSettings,
+    /// The restore hold: no own event is written while it is on.
+    pub(super) hold: crate::event_log::hold::Hold,
 }
 
 impl std::ops::Deref for Tickets {
@@ -99,6 +101,7 @@ impl Tickets {
                 .unwrap_or_else(|| crate::federation::membership::Members::from_settings(settings)),
             intake: Intake::default(),
             statistics: settings.raw.statistics.clone(),
+            hold: crate::event_log::hold::Hold::of(&settings.raw.node.data_dir),
         })))
     }
 
@@ -112,6 +115,12 @@ impl Tickets {
     #[must_use]
     pub fn provinces(&self) -> &Provinces {
         &self.provinces
+    }
+
+    /// The restore hold (writes of own events wait while it is on).
+    #[must_use]
+    pub fn hold(&self) -> &crate::event_log::hold::Hold {
+        &self.hold
     }
 
     /// The database.

@@ -359,6 +359,24 @@ impl Tickets {
         })
     }
 
+    /// Ticket `id` as the liaison who just handed it back sees it in the answer to that
+    /// action: the ticket and its timeline, no reporter and no action (it is no longer their
+    /// agency's, so [`Tickets::ticket_detail`] refuses them from now on).
+    pub fn detail_after_return(&self, id: &str) -> Result<Detail, TicketError> {
+        let not_found = || TicketError::NoSuchTicket(id.to_owned());
+        let tid = TicketId::parse(id).map_err(|_| not_found())?;
+        let mut c = self.db.read()?;
+        let ticket = store::by_id(&mut c, &tid)?.ok_or_else(not_found)?;
+        let timeline = self.timeline(&mut c, &tid, Audience::Officer)?;
+        Ok(Detail {
+            reporter: None,
+            suggested_agency: ticket.state().ok().and_then(|s| s.report.suggested_agency),
+            allowed_actions: Vec::new(),
+            timeline,
+            ticket,
+        })
+    }
+
     /// Ticket counts and SLA compliance (analysts and admins).
     pub fn statistics(&self, officer: &Officer) -> Result<Statistics, TicketError> {
         officer.require(&[Role::Analyst, Role::Admin], "read statistics")?;

@@ -191,7 +191,7 @@ pub fn ticket(
             dt { (l.t("Instansi", "Agency")) } dd { (t.agency.as_deref().unwrap_or("–")) }
             @if let Some(s) = &d.suggested_agency { dt { (l.t("Usulan pelapor", "Citizen's suggestion")) } dd { (s.as_str()) } }
             dt { (l.t("Node asal", "Origin node")) } dd { (t.origin_node)
-                @if t.origin_node != site.node { " — " (l.t("diteruskan dari provinsi lain", "forwarded from another province")) } }
+                @if t.origin_node != site.node { " — " span #forwarded-from { (l.t("diteruskan dari provinsi ", "forwarded from province ")) (t.tracking_code.chars().take(2).collect::<String>()) } } }
             dt { (l.t("Node penanganan", "Handling node")) } dd #handler { (t.handling_node)
                 @if t.handling_node != site.node { " — " (l.t("diteruskan ke node lain", "forwarded to another node")) } }
             dt { (l.t("Privasi", "Privacy")) } dd {

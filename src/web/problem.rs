@@ -162,6 +162,15 @@ fn ticket_text(lang: Lang, e: &TicketError) -> (Option<&'static str>, Option<Str
                  need the right token.",
             ),
         ),
+        TicketError::Held(_) => (
+            None,
+            t(
+                "Node ini baru dipulihkan dari cadangan dan sedang mengambil kembali kejadiannya \
+                 sendiri dari hub; coba lagi sebentar lagi.",
+                "This node was restored from a backup and is fetching its own events back from \
+                 the hub; try again shortly.",
+            ),
+        ),
         TicketError::TokenRequired => (
             Some("token"),
             t(

@@ -690,6 +690,18 @@ async fn a_rotated_peer_key_is_refused_until_an_operator_pins_it() {
         Timestamp::now(),
     )
     .unwrap();
+    // Without its signed statement (a node that rotated before statements existed, or whose
+    // statement was lost), the new key waits for an operator.
+    node(&c, NTT)
+        .federation
+        .db()
+        .write(|c| {
+            use diesel::RunQueryDsl;
+            diesel::delete(lapor_node::db::schema::key_statements::table)
+                .execute(c)
+                .map_err(lapor_node::db::DbError::Query)
+        })
+        .unwrap();
     let e = jkt.fetch_keys(&ntt_id).await.unwrap_err().to_string();
     assert!(e.contains("refused until an operator pins it"), "{e}");
     let pinned_for = |key: &str| {

@@ -3,8 +3,8 @@
 //! Tengah) and a hub from `init`; certificates from a signing request; the province's agency
 //! added on both; officers; a complaint handled end to end over the HTTP API and replicated to
 //! the hub; a backup restored into a fresh directory; a key rotation tried with the node
-//! running (refused), done with it stopped, refused by the hub until its operator pins the key,
-//! then retried and resent until nothing is left refused or quarantined.
+//! running (refused), done with it stopped, and taken by the hub from its signed statement with
+//! nothing refused or quarantined.
 
 use serde_json::{Value, json};
 
@@ -217,34 +217,17 @@ async fn a_new_province_follows_the_docs_from_init_to_a_rotated_key() {
     p72.serve();
     let _ = file(&http, &p72, "Jalan berlubang").await;
 
-    // The hub refuses events signed with a key it has not pinned; both sides say why and what
-    // to do.
-    let said = wait_peers(&p72, "refused by the hub", |t| figures(t, HUB).1 > 0);
-    assert!(
-        said.contains("refused by it:") && said.contains("unknown_key"),
-        "{said}"
-    );
-    assert!(said.contains(&format!("peers pin --peer {P72}")), "{said}");
-    let at_hub = wait_peers(&hub, "quarantined at the hub", |t| figures(t, P72).2 > 0);
-    assert!(at_hub.contains("quarantined here:"), "{at_hub}");
-    assert!(
-        at_hub.contains(&format!("quarantine retry --from {P72}")),
-        "{at_hub}"
-    );
-
-    // The hub operator pins the key (after checking its id with the province), retries.
-    let said = hub.ok(&["peers", "pin", "--peer", P72, "--key", &new_key]);
-    assert!(said.contains("pinned key"), "{said}");
-    let said = hub.ok(&["quarantine", "retry", "--from", P72]);
-    assert!(said.contains("0 refused again"), "{said}");
-    // The province offers the refused events again; all settle.
-    let said = p72.ok(&["peers", "resend", "--peer", HUB]);
-    assert!(said.contains("offered to"), "{said}");
-    wait_peers(&p72, "resent events delivered", |t| {
+    // The rotation's statement, signed by the old key and the new one, comes with the events
+    // the new key signs: the hub pins the key from it, with no operator; nothing is refused or
+    // quarantined.
+    let said = wait_peers(&p72, "delivered under the new key", |t| {
         figures(t, HUB) == (0, 0, 0)
     });
-    let at_hub = wait_peers(&hub, "quarantine emptied", |t| figures(t, P72).2 == 0);
+    assert!(!said.contains("refused by it:"), "{said}");
+    let at_hub = wait_peers(&hub, "nothing quarantined", |t| figures(t, P72).2 == 0);
     assert!(!at_hub.contains("quarantined here:"), "{at_hub}");
+    let said = hub.ok(&["peers", "pin", "--peer", P72, "--key", &new_key]);
+    assert!(said.contains("already pinned"), "{said}");
     p72.stop();
     hub.stop();
     let said = hub.ok(&["audit", "verify"]);

@@ -23,6 +23,7 @@ impl Tickets {
         conn: &mut DbConn,
         group: Vec<Item<'_>>,
     ) -> Result<Vec<Result<Submitted, TicketError>>, TicketError> {
+        self.hold.check()?;
         let preps: Vec<&Prepared> = group.iter().map(|item| item.prepared).collect();
         let mut known_agencies = std::collections::HashMap::new();
         for a in preps.iter().filter_map(|p| p.report.agency.as_ref()) {

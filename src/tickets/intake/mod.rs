@@ -311,6 +311,7 @@ impl Tickets {
         reply: impl FnOnce(Result<Submitted, TicketError>) + Send + 'static,
     ) -> Result<(), TicketError> {
         let reply: Reply = Box::new(reply);
+        self.hold.check()?;
         let mut prepared = self.prepare(report, actor, now)?;
         prepared.hook = hook.map(Hook);
         let draft = prepared.draft(&prepared.tracking_code);
