@@ -13,7 +13,9 @@
     clippy::expect_used,
     clippy::print_stdout,
     clippy::cast_precision_loss,
-    reason = "a benchmark program: it reports on stdout and stops on any setup failure"
+    dead_code,
+    reason = "a benchmark program: it reports on stdout, stops on any setup failure, and uses \
+              one helper of the shared set-up"
 )]
 
 use std::io::{BufRead, BufReader};

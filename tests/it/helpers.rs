@@ -30,7 +30,7 @@ impl Drop for TestDb {
 impl TestDb {
     /// The database's name on the PostgreSQL server (PostgreSQL only).
     pub fn name_in_server(&self) -> &str {
-        &self.pg_drop.as_ref().expect("a PostgreSQL test database").1
+        &self.pg_drop.as_ref().unwrap().1
     }
 }
 
