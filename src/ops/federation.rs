@@ -76,14 +76,16 @@ pub(crate) fn federation(
     })
 }
 
-/// `peer` parsed and checked to be one of this node's `[[federation.peers]]`.
-pub(crate) fn member(settings: &Settings, peer: &str) -> anyhow::Result<NodeId> {
-    let fed = federation(settings)?;
+/// `peer` parsed and checked to be one of this node's peers: the static `[[federation.peers]]`,
+/// or the roster's members once a roster is held (as the running node sees them).
+pub(crate) fn member(settings: &Settings, db: &Db, peer: &str) -> anyhow::Result<NodeId> {
+    federation(settings)?;
     let id = NodeId::parse(peer)?;
-    if !fed.peers.iter().any(|p| p.id == id) {
-        let known: Vec<String> = fed.peers.iter().map(|p| p.id.to_string()).collect();
+    let peers = crate::federation::membership::Members::of_node(settings, db).peers();
+    if !peers.iter().any(|p| p.id == id) {
+        let known: Vec<String> = peers.iter().map(|p| p.id.to_string()).collect();
         anyhow::bail!(
-            "{id} is not one of this node's peers ([[federation.peers]]: {})",
+            "{id} is not one of this node's peers ({})",
             if known.is_empty() {
                 "none".to_owned()
             } else {
@@ -108,7 +110,7 @@ pub fn run_peers(
             Ok(table(&list))
         }
         Some(PeersCommand::Pin { peer, key }) => {
-            let peer = member(settings, &peer)?;
+            let peer = member(settings, &db, &peer)?;
             let metrics = Arc::new(Metrics::default());
             let Some(fed) = crate::federation::Federation::new(settings, db, metrics)? else {
                 anyhow::bail!("this node is not federated: [federation] is not configured");
@@ -134,7 +136,7 @@ pub fn run_peers(
             ])
         }
         Some(PeersCommand::Resend { peer, reason }) => {
-            let peer = member(settings, &peer)?;
+            let peer = member(settings, &db, &peer)?;
             let p = peer.to_string();
             let n = db.write(move |c| {
                 crate::federation::outbox::resend(c, &p, reason.as_deref())
@@ -234,7 +236,7 @@ pub fn run_quarantine(
         }
         QuarantineCommand::Retry { from } => {
             federation(settings)?;
-            let from = from.map(|f| member(settings, &f)).transpose()?;
+            let from = from.map(|f| member(settings, &db, &f)).transpose()?;
             let members = crate::federation::membership::Members::of_node(settings, &db);
             let inbox = Inbox::of_node(settings, &members, db, Arc::new(Metrics::default()));
             let r = inbox.retry_quarantine(from.as_ref(), Timestamp::now())?;

@@ -38,7 +38,7 @@ pub fn run(
     out: &mut dyn Write,
     terminal: bool,
 ) -> anyhow::Result<Synced> {
-    let peer = super::federation::member(settings, peer)?;
+    let peer = super::federation::member(settings, db, peer)?;
     if NodeLock::acquire(&settings.raw.node.data_dir, Mode::Exclusive).is_ok() {
         anyhow::bail!(
             "the node is not running: sync follows the running node's delivery (start it with \
