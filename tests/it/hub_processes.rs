@@ -362,3 +362,38 @@ async fn pg_statistics_are_read_from_the_replica_and_only_they_fail_without_it()
         .execute(&mut admin)
         .unwrap();
 }
+
+/// A statistics replica needs PostgreSQL on both sides; anything else is refused at load,
+/// naming the setting.
+#[test]
+fn a_statistics_replica_without_postgresql_is_refused_naming_the_setting() {
+    let base = "[node]\nid = \"hub.lapor.test\"\nrole = \"hub\"\nprovince = \"31\"\n[database]\n";
+    for (database, why) in [
+        (
+            "statistics_url = \"postgres://replica.hub.internal/lapor\"\n",
+            "a statistics replica needs PostgreSQL",
+        ),
+        (
+            "url = \"postgres://primary.hub.internal/lapor\"\nstatistics_url = \"sqlite:///tmp/x.sqlite\"\n",
+            "a statistics replica needs PostgreSQL",
+        ),
+        (
+            "url = \"postgres://primary.hub.internal/lapor\"\nstatistics_url = \"mysql://replica/lapor\"\n",
+            "must be a postgres:// URL",
+        ),
+    ] {
+        let e = lapor_node::config::Settings::from_toml(&format!("{base}{database}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("database.statistics_url") && e.contains(why),
+            "{e}"
+        );
+    }
+    let ok = lapor_node::config::Settings::from_toml(&format!(
+        "{base}url = \"postgres://primary.hub.internal/lapor\"\n\
+         statistics_url = \"postgres://replica.hub.internal/lapor\"\n"
+    ))
+    .unwrap();
+    assert!(ok.statistics_database.is_some());
+}
