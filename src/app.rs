@@ -331,22 +331,12 @@ impl App {
         let (fed_server, fed_handle, workers) = match self.federation {
             Some((fed, srv, _)) => {
                 let h = srv.handle();
-                if hold.is_on() && fed.settings().workers {
-                    let (f, hold) = (fed.clone(), hold.clone());
-                    tokio::spawn(async move {
-                        while hold.is_on() {
-                            if let Err(e) = f.recover_own_chain(&hold, true).await {
-                                tracing::warn!(error = %e, "restore recovery round failed");
-                            }
-                            tokio::time::sleep(Duration::from_secs(5)).await;
-                        }
-                    });
-                }
                 let workers = fed.settings().workers.then(|| {
                     let health = health_job(&self.state, &fed);
                     let run = fed.clone().run();
+                    let recover = recovery_job(&fed, &hold);
                     tokio::spawn(async move {
-                        tokio::join!(run, health);
+                        tokio::join!(recover, run, health);
                     })
                     .abort_handle()
                 });
@@ -396,6 +386,23 @@ impl App {
             w.abort();
         }
         res.and(fed_res)
+    }
+}
+
+/// A restored node's recovery: rounds every 5 s until its own chain is back and the hold is
+/// released (nothing to do when the node was not restored). Stopped with the workers.
+fn recovery_job(
+    fed: &crate::federation::Federation,
+    hold: &crate::event_log::hold::Hold,
+) -> impl std::future::Future<Output = ()> + use<> {
+    let (f, hold) = (fed.clone(), hold.clone());
+    async move {
+        while hold.is_on() {
+            if let Err(e) = f.recover_own_chain(&hold, true).await {
+                tracing::warn!(error = %e, "restore recovery round failed");
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
     }
 }
 

@@ -547,6 +547,35 @@ pub struct Db {
     backend: Backend,
     /// Held by every clone; the SQLite checkpointer stops when the last one is dropped.
     _alive: std::sync::Arc<()>,
+    /// Held by every clone and by the writer and checkpoint threads until their connections
+    /// are closed: see [`Db::closed_probe`].
+    open: std::sync::Arc<()>,
+}
+
+/// Tells when a database's every handle is closed: every [`Db`] clone dropped and its
+/// writer and checkpoint threads ended with their connections (SQLite's last close
+/// checkpoints the log into the file). A node stopped inside a process (the demo cluster,
+/// tests) waits for it before anything touches the files.
+#[derive(Debug, Clone)]
+pub struct ClosedProbe(std::sync::Weak<()>);
+
+impl ClosedProbe {
+    /// Whether every handle is closed.
+    pub fn is_closed(&self) -> bool {
+        self.0.strong_count() == 0
+    }
+
+    /// Waits (blocking) up to `limit` for every handle to close; whether they did.
+    pub fn wait(&self, limit: Duration) -> bool {
+        let start = std::time::Instant::now();
+        while !self.is_closed() {
+            if start.elapsed() >= limit {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
 }
 
 impl std::fmt::Debug for Db {
@@ -603,36 +632,48 @@ fn spawn_checkpointer(
     mut conn: DbConn,
     writer: std::sync::mpsc::SyncSender<writer::Job>,
     alive: std::sync::Weak<()>,
+    open: std::sync::Arc<()>,
 ) -> Result<(), ConnectError> {
     std::thread::Builder::new()
         .name("db-checkpoint".into())
         .spawn(move || {
-            loop {
-                std::thread::sleep(CHECKPOINT_EVERY);
-                let last = alive.upgrade().is_none();
-                match passive_checkpoint(&mut conn) {
-                    Ok(mut wal) if wal.frames > CHECKPOINT_RESET_FRAMES && !last => {
-                        for _ in 0..CATCH_UP_PASSES {
-                            if wal.frames - wal.copied <= CHECKPOINT_HANDOFF_FRAMES {
-                                break;
-                            }
-                            match passive_checkpoint(&mut conn) {
-                                Ok(w) => wal = w,
-                                Err(_) => break,
-                            }
-                        }
-                        let _ = writer.try_send(writer::Job::Raw(Box::new(CheckpointJob)));
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will retry"),
-                }
-                if last {
-                    return;
-                }
-            }
+            checkpoint_until_closed(&mut conn, &writer, &alive);
+            drop(conn);
+            drop(writer);
+            drop(open);
         })
         .map(|_| ())
         .map_err(|e| ConnectError::Pool(format!("cannot start the checkpoint thread: {e}")))
+}
+
+fn checkpoint_until_closed(
+    conn: &mut DbConn,
+    writer: &std::sync::mpsc::SyncSender<writer::Job>,
+    alive: &std::sync::Weak<()>,
+) {
+    loop {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        let last = alive.upgrade().is_none();
+        match passive_checkpoint(conn) {
+            Ok(mut wal) if wal.frames > CHECKPOINT_RESET_FRAMES && !last => {
+                for _ in 0..CATCH_UP_PASSES {
+                    if wal.frames - wal.copied <= CHECKPOINT_HANDOFF_FRAMES {
+                        break;
+                    }
+                    match passive_checkpoint(conn) {
+                        Ok(w) => wal = w,
+                        Err(_) => break,
+                    }
+                }
+                let _ = writer.try_send(writer::Job::Raw(Box::new(CheckpointJob)));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will retry"),
+        }
+        if last {
+            return;
+        }
+    }
 }
 
 /// A passive checkpoint on the writer's connection, between two groups.
@@ -759,13 +800,15 @@ impl Db {
         let alive = std::sync::Arc::new(());
         let sqlite = matches!(writer, DbConn::Sqlite(_));
         writer_setup(&mut writer).map_err(ConnectError::Pool)?;
-        let spawned = writer::spawn(writer, manager.clone(), writer_setup)
+        let open = std::sync::Arc::new(());
+        let spawned = writer::spawn(writer, manager.clone(), writer_setup, open.clone())
             .map_err(|e| ConnectError::Pool(format!("cannot start the writer thread: {e}")))?;
         if sqlite {
             spawn_checkpointer(
                 manager.open()?,
                 spawned.sender.clone(),
                 std::sync::Arc::downgrade(&alive),
+                open.clone(),
             )?;
         }
         Ok(Self {
@@ -776,6 +819,7 @@ impl Db {
             health: spawned.health,
             backend,
             _alive: alive,
+            open,
         })
     }
 
@@ -892,6 +936,11 @@ impl Db {
             .build_unchecked(manager);
         self.statistics = Some(pool);
         self
+    }
+
+    /// A probe that tells when every handle on this database is closed (see [`ClosedProbe`]).
+    pub fn closed_probe(&self) -> ClosedProbe {
+        ClosedProbe(std::sync::Arc::downgrade(&self.open))
     }
 
     /// A pooled connection for reading the national statistics: from the replica when

@@ -170,11 +170,13 @@ pub struct Spawned {
 
 /// Starts the writer thread with `conn` (opened by `manager`, which reopens it after a
 /// loss); it ends when every sender is dropped. `setup` runs on every connection the writer
-/// opens (the first one included, by the caller).
+/// opens (the first one included, by the caller). `open` is dropped once its connection is
+/// closed.
 pub fn spawn(
     conn: DbConn,
     manager: ConnManager,
     setup: fn(&mut DbConn) -> Result<(), String>,
+    open: Arc<()>,
 ) -> std::io::Result<Spawned> {
     let (tx, rx) = mpsc::sync_channel::<Job>(4 * MAX_GROUP);
     let stats = Arc::new(WriterStats::default());
@@ -188,7 +190,11 @@ pub fn spawn(
     };
     std::thread::Builder::new()
         .name("db-writer".into())
-        .spawn(move || writer.run(&rx))?;
+        .spawn(move || {
+            writer.run(&rx);
+            drop(writer);
+            drop(open);
+        })?;
     Ok(Spawned {
         sender: tx,
         stats,

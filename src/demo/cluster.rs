@@ -396,8 +396,17 @@ impl Cluster {
     ) -> anyhow::Result<()> {
         let old = self.nodes.remove(id).context("no such node")?;
         let settings = old.settings.clone();
+        let closed = old.state.tickets.db().closed_probe();
         drop(old);
         let node = tokio::task::spawn_blocking(move || {
+            // Nothing may touch the files while a handle is open: SQLite's last close
+            // checkpoints its log into the database file.
+            if !closed.wait(std::time::Duration::from_secs(30)) {
+                anyhow::bail!(
+                    "node {}'s database is still open 30 s after it stopped",
+                    settings.raw.node.id
+                );
+            }
             between(&settings)?;
             Self::launch(settings)
         })

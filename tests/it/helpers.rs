@@ -45,6 +45,20 @@ pub fn sqlite() -> TestDb {
     }
 }
 
+/// A fresh SQLite database in its own directory that starts as a copy of `db`'s file alone
+/// (without its `-wal` log) and its signing key, as a restore by file copy would.
+pub fn sqlite_copy_of(db: &TestDb) -> TestDb {
+    let copy = sqlite();
+    let (from, to) = (db._dir.path(), copy._dir.path());
+    std::fs::copy(from.join("lapor.sqlite"), to.join("lapor.sqlite")).unwrap();
+    std::fs::create_dir_all(to.join("keys")).unwrap();
+    for f in std::fs::read_dir(from.join("keys")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), to.join("keys").join(f.file_name())).unwrap();
+    }
+    copy
+}
+
 static PG_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh PostgreSQL database, or `None` (with a message) when `LAPOR_TEST_PG_URL` is unset.

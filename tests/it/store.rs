@@ -789,3 +789,23 @@ fn a_failed_writer_job_leaves_nothing_alone_or_in_a_group() {
         );
     }
 }
+
+/// A stopped node's SQLite file holds everything it committed once its handles are closed:
+/// the probe says when (the writer and checkpoint threads included), and a copy of the file
+/// alone, without its log, reads every ticket — what a restore by file copy relies on.
+#[test]
+fn once_every_handle_is_closed_the_sqlite_file_alone_holds_every_commit() {
+    let db = helpers::sqlite();
+    let t = helpers::tickets(&db);
+    for _ in 0..20 {
+        t.submit(&report(), &Actor::citizen(), monday_morning())
+            .unwrap();
+    }
+    let probe = t.db().closed_probe();
+    assert!(!probe.is_closed());
+    drop(t);
+    assert!(probe.wait(std::time::Duration::from_secs(10)));
+    let copied = helpers::sqlite_copy_of(&db);
+    let t = helpers::tickets(&copied);
+    assert_eq!(counts(&t), (20, 20));
+}
