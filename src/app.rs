@@ -86,7 +86,10 @@ pub fn open_database(settings: &Settings) -> Result<Db, StartError> {
         tracing::info!(migrations = ?applied, "migrations applied");
     }
     let agencies = settings.agencies.clone();
-    db.write(move |c| ticket_store::sync_agencies(c, &agencies).map_err(crate::db::DbError::from))?;
+    db.write(move |c| {
+        ticket_store::sync_agencies(c, &agencies)?;
+        crate::federation::roster_store::reapply_agencies(c)
+    })?;
     let version = crate::hub::STATISTICS_MIGRATION.replace('-', "");
     if applied
         .iter()

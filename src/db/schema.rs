@@ -8,6 +8,7 @@ diesel::table! {
         region -> Text,
         owner_node -> Text,
         disabled -> Bool,
+        dropped_by_roster -> Nullable<BigInt>,
     }
 }
 

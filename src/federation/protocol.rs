@@ -199,9 +199,11 @@ impl Outcome {
     }
 }
 
-/// `POST /federation/v1/events` body.
+/// `POST /federation/v1/events` body. Envelope fields this version does not know are ignored,
+/// so that a newer node's additions (as `key_statements` was one) do not make an older node
+/// refuse its batches; the events inside are checked strictly (their signatures cover every
+/// field).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Batch {
     /// Hex SHA-256 of the events' ids joined by `\n` (a retry reuses it).
     pub batch: String,

@@ -106,6 +106,12 @@ pub fn accept(
         }
         pin_keys(c, &r, &me)?;
         upsert_agencies(c, &r)?;
+        let previous_roster = previous
+            .as_ref()
+            .and_then(|p| serde_json::from_value::<Roster>(p.roster.clone()).ok());
+        if let Some(p) = &previous_roster {
+            drop_unlisted(c, p, &r)?;
+        }
         diesel::insert_into(rosters::table)
             .values((
                 rosters::version.eq(r.version),
@@ -174,8 +180,52 @@ fn pin_keys(c: &mut DbConn, r: &Roster, me: &NodeId) -> Result<(), AcceptError> 
     Ok(())
 }
 
-/// Every member's agencies, owned by it and dispatchable (an operator's `disabled` stays).
-fn upsert_agencies(c: &mut DbConn, r: &Roster) -> Result<(), AcceptError> {
+/// The agencies `previous` listed and `next` does not: they take no new dispatches from now on
+/// (their tickets stay where they are); listed again later, they take them again.
+fn drop_unlisted(c: &mut DbConn, previous: &Roster, next: &Roster) -> diesel::QueryResult<()> {
+    let listed: std::collections::HashSet<&str> = next
+        .nodes
+        .iter()
+        .flat_map(|n| n.agencies.iter().map(|a| a.code.as_str()))
+        .collect();
+    for code in previous
+        .nodes
+        .iter()
+        .flat_map(|n| n.agencies.iter().map(|a| a.code.as_str()))
+        .filter(|code| !listed.contains(code))
+    {
+        let n = diesel::update(agencies::table.find(code))
+            .filter(agencies::dropped_by_roster.is_null())
+            .set(agencies::dropped_by_roster.eq(next.version))
+            .execute(c)?;
+        if n > 0 {
+            tracing::info!(
+                agency = code,
+                version = next.version,
+                "agency dropped by the roster"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// After the reference list is written at start-up: the held roster's agencies again, so that
+/// the owner the roster states wins over the reference file's (the roster is the later word).
+/// Nothing when no roster is held.
+///
+/// # Errors
+///
+/// The database refused a row.
+pub fn reapply_agencies(c: &mut DbConn) -> Result<(), DbError> {
+    let Some(r) = held(c)?.and_then(|s| serde_json::from_value::<Roster>(s.roster).ok()) else {
+        return Ok(());
+    };
+    Ok(upsert_agencies(c, &r)?)
+}
+
+/// Every member's agencies, owned by it and dispatchable (an operator's `disabled` stays; a
+/// roster's earlier drop is undone).
+fn upsert_agencies(c: &mut DbConn, r: &Roster) -> diesel::QueryResult<()> {
     for n in &r.nodes {
         for a in &n.agencies {
             let row = crate::tickets::model::AgencyRow {
@@ -186,7 +236,7 @@ fn upsert_agencies(c: &mut DbConn, r: &Roster) -> Result<(), AcceptError> {
                 owner_node: n.id.to_string(),
             };
             let done = diesel::update(agencies::table.find(&row.code))
-                .set(&row)
+                .set((&row, agencies::dropped_by_roster.eq(None::<i64>)))
                 .execute(c)?;
             if done == 0 {
                 diesel::insert_into(agencies::table)

@@ -33,6 +33,16 @@ pub struct AgencyInfo {
     pub owner_node: String,
     /// Takes no new dispatches.
     pub disabled: bool,
+    /// The roster version that stopped listing it (it takes no new dispatches), if one did.
+    pub dropped_by_roster: Option<i64>,
+}
+
+impl AgencyInfo {
+    /// Whether it takes new dispatches: not disabled here, not dropped by the roster.
+    #[must_use]
+    pub const fn dispatchable(&self) -> bool {
+        !self.disabled && self.dropped_by_roster.is_none()
+    }
 }
 
 /// Every agency, by code.

@@ -66,14 +66,14 @@ pub fn run(
             let list = agencies::list(&mut conn)?;
             let mut out = vec![format!("{} agencies", list.len())];
             for a in list {
+                let state = match (a.disabled, a.dropped_by_roster) {
+                    (true, _) => "disabled".to_owned(),
+                    (false, Some(v)) => format!("dropped by roster {v}"),
+                    (false, None) => "active".to_owned(),
+                };
                 out.push(format!(
                     "{:<20} {:<24} {:<8} {:<4} {:<8} {}",
-                    a.code,
-                    a.owner_node,
-                    a.level,
-                    a.region,
-                    if a.disabled { "disabled" } else { "active" },
-                    a.name
+                    a.code, a.owner_node, a.level, a.region, state, a.name
                 ));
             }
             Ok(out)

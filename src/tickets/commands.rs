@@ -217,6 +217,12 @@ impl Tickets {
                         why: Unavailability::Disabled,
                     });
                 }
+                if let Some(version) = a.dropped_by_roster {
+                    return Err(TicketError::AgencyUnavailable {
+                        agency: a.code,
+                        why: Unavailability::DroppedByRoster { version },
+                    });
+                }
                 if !self.members.contains(&a.owner_node) {
                     return Err(TicketError::AgencyUnavailable {
                         agency: a.code,

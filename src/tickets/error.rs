@@ -213,6 +213,11 @@ pub enum Unavailability {
         /// The owning node.
         owner: String,
     },
+    /// The federation's roster no longer lists it.
+    DroppedByRoster {
+        /// The roster version that dropped it.
+        version: i64,
+    },
 }
 
 impl std::fmt::Display for Unavailability {
@@ -225,7 +230,13 @@ impl std::fmt::Display for Unavailability {
             Self::NotAMember { owner } => write!(
                 f,
                 "is handled by node {owner}, which is not a member of this node's federation \
-                 (not among [[federation.peers]]); the ticket would never reach it"
+                 (not in its roster nor among [[federation.peers]]); the ticket would never \
+                 reach it"
+            ),
+            Self::DroppedByRoster { version } => write!(
+                f,
+                "is no longer listed in the federation's roster (dropped by version {version}); \
+                 choose another agency"
             ),
         }
     }

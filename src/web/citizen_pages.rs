@@ -92,7 +92,7 @@ pub fn report_form(
                                  "Pick \u{201c}Not sure\u{201d} if in doubt: a verifier will decide.")) } }
             select #agency name="agency" {
                 option value="" { (l.t("Tidak tahu", "Not sure")) }
-                @for a in agencies.iter().filter(|a| !a.disabled) {
+                @for a in agencies.iter().filter(|a| a.dispatchable()) {
                     option value=(a.code) selected[sel("agency", &a.code)] { (a.name) }
                 }
             }

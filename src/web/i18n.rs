@@ -238,6 +238,10 @@ impl Lang {
             (Self::Id, Unavailability::NotAMember { owner }) => {
                 format!("ditangani node {owner}, yang bukan anggota federasi node ini")
             }
+            (Self::Id, Unavailability::DroppedByRoster { version }) => format!(
+                "tidak lagi tercantum dalam daftar anggota federasi (dihapus pada versi \
+                 {version}); pilih instansi lain"
+            ),
             (Self::En, w) => w.to_string(),
         }
     }

@@ -248,7 +248,7 @@ fn action_form(l: Lang, id: &str, action: &str, agencies: &[AgencyInfo], csrf: &
                 "dispatch" => {
                     label for=(field) { (l.t("Instansi (node pemilik)", "Agency (owning node)")) }
                     select id=(field) name="agency" {
-                        @for a in agencies.iter().filter(|a| !a.disabled) {
+                        @for a in agencies.iter().filter(|a| a.dispatchable()) {
                             option value=(a.code) { (a.name) " — " (a.owner_node) }
                         }
                     }

@@ -477,6 +477,20 @@ async fn bad_federation_input_is_refused_quarantined_and_changes_nothing() {
         );
     }
     assert_eq!(count(jkt, "events"), events_before);
+    // A newer node's batch with an envelope field this version does not know: read, the
+    // field ignored (the events inside stay strict: their signatures cover every field).
+    let mut newer: Value = serde_json::from_slice(&replay).unwrap();
+    newer["delivery_hints"] = json!({"link": "vsat", "window_secs": 600});
+    let (st, v) = post(&client, &base, serde_json::to_vec(&newer).unwrap(), false).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["result"] == "duplicate"),
+        "{v}"
+    );
     // Operators see it: quarantine list, metrics.
     let api = Api::of(jkt);
     let admin = api.officer("admin.dki", Role::Admin, None).await.unwrap();

@@ -188,6 +188,79 @@ async fn join_case(pg: Option<crate::helpers::TestDb>) {
     c.shutdown().await;
 }
 
+fn agency_at(n: &ClusterNode, code: &str) -> lapor_node::tickets::agencies::AgencyInfo {
+    let mut conn = n.federation.db().read().unwrap();
+    lapor_node::tickets::agencies::get(&mut conn, code)
+        .unwrap()
+        .unwrap()
+}
+
+/// A roster that no longer lists an agency stops its dispatches everywhere (its owner stays a
+/// member); an owner the roster states wins over the reference file at a restart; listed
+/// again, the agency takes dispatches again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agency_the_roster_drops_takes_no_dispatch_and_the_rosters_owners_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut c, auth, _) = joined(dir.path(), None).await;
+    // Version 2: Papua's agency dropped; the reference file's KEMENPUPR (the hub's there)
+    // handed to Jakarta.
+    let mut r = roster_of(&c, 2);
+    for n in &mut r.nodes {
+        match n.id.as_str() {
+            PAPUA => n.agencies.clear(),
+            JAKARTA => n.agencies.push(RosterAgency {
+                code: AgencyCode::parse("KEMENPUPR").unwrap(),
+                name: "Kementerian Pekerjaan Umum".into(),
+                level: lapor_node::domain::reference::AgencyLevel::National,
+                region: RegionCode::parse("31").unwrap(),
+            }),
+            _ => {}
+        }
+    }
+    offer(node(&c, HUB), &auth.sign(&r).unwrap()).await.unwrap();
+    all_hold(&c, 2).await;
+    for n in c.nodes() {
+        let a = agency_at(n, PAPUA_AGENCY);
+        assert_eq!((a.dropped_by_roster, a.dispatchable()), (Some(2), false));
+        assert_eq!(agency_at(n, "KEMENPUPR").owner_node, JAKARTA, "at {}", n.id);
+    }
+    let a = Api::of(node(&c, JAKARTA));
+    let (_, _, ticket) = a.file(&report("3171", PAPUA_AGENCY)).await.unwrap();
+    let v = a
+        .officer("verifikator.drop", Role::Verifier, None)
+        .await
+        .unwrap();
+    a.act(&v, &ticket, &json!({"action": "verify"}))
+        .await
+        .unwrap();
+    let path = format!("/api/v1/tickets/{ticket}/actions");
+    let dispatch = json!({"action": "dispatch", "agency": PAPUA_AGENCY});
+    let (st, body) = a.post(&path, Some(&v), None, &dispatch).await.unwrap();
+    assert_eq!(st, 422, "{body}");
+    assert!(
+        body.to_string()
+            .contains("no longer listed in the federation's roster"),
+        "{body}"
+    );
+    assert_eq!(a.status(&ticket).unwrap().as_deref(), Some("verified"));
+
+    // A restart writes the reference file again: the roster's owner and drop stay.
+    c.stop(NTT).await.unwrap();
+    c.restart(NTT).await.unwrap();
+    let n = node(&c, NTT);
+    assert_eq!(agency_at(n, "KEMENPUPR").owner_node, JAKARTA);
+    assert_eq!(agency_at(n, PAPUA_AGENCY).dropped_by_roster, Some(2));
+
+    // Version 3 lists it again: dispatchable again.
+    let r = roster_of(&c, 3);
+    offer(node(&c, HUB), &auth.sign(&r).unwrap()).await.unwrap();
+    all_hold(&c, 3).await;
+    assert!(agency_at(node(&c, JAKARTA), PAPUA_AGENCY).dispatchable());
+    let (st, body) = a.post(&path, Some(&v), None, &dispatch).await.unwrap();
+    assert_eq!(st, 200, "{body}");
+    c.shutdown().await;
+}
+
 fn received_from(conn: &mut lapor_node::db::DbConn, version: i64) -> String {
     use diesel::prelude::*;
     use lapor_node::db::schema::rosters;
