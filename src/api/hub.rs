@@ -31,7 +31,8 @@ pub struct HubTable {
     /// The figure names: each row has them as members.
     pub columns: Vec<&'static str>,
     /// One object per group: key values (text) and figures (a number; `"<k"` for a
-    /// suppressed count; `null` for a rate withheld or without a denominator).
+    /// suppressed count; `"withheld"` for a count hidden so that a `"<k"` beside it cannot be
+    /// worked out from a total; `null` for a rate withheld or without a denominator).
     #[schema(value_type = Vec<Object>)]
     pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
     /// More groups matched than `limit`.
@@ -41,10 +42,14 @@ pub struct HubTable {
     pub suppressed_below: Option<i64>,
 }
 
+/// How a count withheld by complementary suppression is written (JSON and CSV).
+pub const WITHHELD: &str = "withheld";
+
 fn value(v: Value) -> serde_json::Value {
     match v {
         Value::Count(n) => n.into(),
         Value::Below(k) => format!("<{k}").into(),
+        Value::Withheld => WITHHELD.into(),
         Value::Decimal(d) => d.map_or(serde_json::Value::Null, Into::into),
     }
 }

@@ -83,6 +83,11 @@ fn bar(label: String, v: Option<&Value>) -> Bar {
             value: 0,
             shown: format!("<{k}"),
         },
+        Some(Value::Withheld) => Bar {
+            label,
+            value: 0,
+            shown: "x".to_owned(),
+        },
         Some(Value::Decimal(Some(x))) => Bar {
             label,
             #[expect(clippy::cast_possible_truncation, reason = "a percentage for a chart")]
@@ -111,6 +116,7 @@ fn cell(v: Option<&Value>) -> String {
     match v {
         Some(Value::Count(n)) => n.to_string(),
         Some(Value::Below(k)) => format!("<{k}"),
+        Some(Value::Withheld) => "x".to_owned(),
         Some(Value::Decimal(Some(x))) => format!("{x:.1}"),
         Some(Value::Decimal(None)) | None => "–".to_owned(),
     }
@@ -124,7 +130,7 @@ pub fn section(l: Lang, n: &National) -> Markup {
         h2 { (l.t("Laporan menurut provinsi (12 bulan)", "Reports by province (12 months)")) }
         (charts::bars("per-provinsi", l.t("Laporan menurut provinsi", "Reports by province"), &bars_of(t, "count")))
         @if let Some(k) = t.suppressed_below {
-            p { (l.t("Angka di bawah ", "Counts below ")) (k) (l.t(" ditampilkan sebagai <", " are shown as <")) (k) "." }
+            p { (l.t("Angka di bawah ", "Counts below ")) (k) (l.t(" ditampilkan sebagai <", " are shown as <")) (k) (l.t("; angka yang dapat menyingkapnya lewat pengurangan dari jumlah ditampilkan sebagai x.", "; counts that would give them away by subtraction from a total are shown as x.")) }
         }
         h2 { (l.t("Tanggapan tepat waktu menurut provinsi", "Responses on time by province")) }
         (charts::bars("sla-provinsi", l.t("Persentase tanggapan tepat waktu", "Share of responses on time"), &bars_of(&n.sla_by_province, "responded_on_time_pct")))
