@@ -438,11 +438,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(async {
+            let served = rt.block_on(async {
                 let app = App::build(&settings)?;
                 app.run_until_stopped().await?;
                 anyhow::Ok(())
-            })
+            });
+            // Blocking work still under way (an SLA sweep chunk, a backup) is given a moment;
+            // every write is its own transaction, so what is cut off is simply not done.
+            rt.shutdown_timeout(std::time::Duration::from_secs(10));
+            served
         }
         Command::Migrate { revert_all } => {
             let settings = load(cli.config.as_deref())?;

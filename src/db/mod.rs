@@ -18,6 +18,7 @@
 //! checkout) and opened anew; a request waits at most `pool_timeout` for one.
 
 pub mod health;
+pub mod listen;
 pub mod migrations;
 pub mod schema;
 pub mod writer;
@@ -801,8 +802,15 @@ impl Db {
         let sqlite = matches!(writer, DbConn::Sqlite(_));
         writer_setup(&mut writer).map_err(ConnectError::Pool)?;
         let open = std::sync::Arc::new(());
-        let spawned = writer::spawn(writer, manager.clone(), writer_setup, open.clone())
-            .map_err(|e| ConnectError::Pool(format!("cannot start the writer thread: {e}")))?;
+        let announce = (!sqlite).then(listen::token);
+        let spawned = writer::spawn(
+            writer,
+            manager.clone(),
+            writer_setup,
+            open.clone(),
+            announce.clone(),
+        )
+        .map_err(|e| ConnectError::Pool(format!("cannot start the writer thread: {e}")))?;
         if sqlite {
             spawn_checkpointer(
                 manager.open()?,
@@ -810,6 +818,16 @@ impl Db {
                 std::sync::Arc::downgrade(&alive),
                 open.clone(),
             )?;
+        }
+        if let Some(token) = announce {
+            listen::spawn(
+                manager.clone(),
+                token,
+                spawned.stats.clone(),
+                std::sync::Arc::downgrade(&alive),
+                open.clone(),
+            )
+            .map_err(|e| ConnectError::Pool(format!("cannot start the listener thread: {e}")))?;
         }
         Ok(Self {
             pool,

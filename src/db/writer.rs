@@ -177,6 +177,7 @@ pub fn spawn(
     manager: ConnManager,
     setup: fn(&mut DbConn) -> Result<(), String>,
     open: Arc<()>,
+    announce: Option<String>,
 ) -> std::io::Result<Spawned> {
     let (tx, rx) = mpsc::sync_channel::<Job>(4 * MAX_GROUP);
     let stats = Arc::new(WriterStats::default());
@@ -187,6 +188,7 @@ pub fn spawn(
         setup,
         stats: stats.clone(),
         health: health.clone(),
+        announce,
     };
     std::thread::Builder::new()
         .name("db-writer".into())
@@ -208,6 +210,9 @@ struct Writer {
     setup: fn(&mut DbConn) -> Result<(), String>,
     stats: Arc<WriterStats>,
     health: Arc<Health>,
+    /// PostgreSQL: this handle's token, sent with `NOTIFY` after a commit that asked for a
+    /// notice, so that the other processes on the database wake too ([`super::listen`]).
+    announce: Option<String>,
 }
 
 /// Whether a connection still works, after something failed on it: `Err` with the cause when
@@ -398,6 +403,12 @@ impl Writer {
         }
         if outcome.is_ok() && NOTICE.with(std::cell::Cell::take) {
             self.stats.notices.send_modify(|n| *n = n.wrapping_add(1));
+            if let (Some(token), Some(DbConn::Pg(c))) = (&self.announce, self.conn.as_mut()) {
+                // Best effort: a process that misses it finds the rows at its idle check.
+                if let Err(e) = super::listen::announce(c, token) {
+                    tracing::debug!(error = %e, "commit notice to other processes failed");
+                }
+            }
         }
         for done in dones {
             done(outcome.clone());

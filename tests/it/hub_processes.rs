@@ -397,3 +397,40 @@ fn a_statistics_replica_without_postgresql_is_refused_naming_the_setting() {
     .unwrap();
     assert!(ok.statistics_database.is_some());
 }
+
+/// A commit that asks for a notice in one process wakes the waiters of another process on the
+/// same PostgreSQL database (its delivery workers, for outbox rows it did not write), without
+/// waiting for their idle check; a commit that does not ask wakes nobody else, and a process
+/// does not wake itself twice for its own commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_in_one_process_wakes_the_waiters_of_another() {
+    let Some(db) = helpers::postgres() else {
+        return;
+    };
+    // Two handles on one database: to PostgreSQL, two processes (own connections, own tokens).
+    let (a, b) = (helpers::open(&db), helpers::open(&db));
+    let (mut a_rx, mut b_rx) = (a.notices(), b.notices());
+    // Let b's listener connect and LISTEN before anything is sent.
+    tokio::time::sleep(lapor_node::db::listen::POLL * 10).await;
+
+    a.write(|_| Ok::<_, lapor_node::db::DbError>(())).unwrap();
+    tokio::time::sleep(lapor_node::db::listen::POLL * 5).await;
+    assert!(
+        !b_rx.has_changed().unwrap(),
+        "a commit without a notice woke b"
+    );
+
+    a.write(|_| {
+        lapor_node::db::writer::notice_after_commit();
+        Ok::<_, lapor_node::db::DbError>(())
+    })
+    .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), b_rx.changed())
+        .await
+        .expect("b was not woken by a's commit")
+        .unwrap();
+    // a ticked once, from its writer; its listener skipped its own notice.
+    tokio::time::sleep(lapor_node::db::listen::POLL * 5).await;
+    assert!(a_rx.has_changed().unwrap());
+    assert_eq!(*a_rx.borrow_and_update(), 1);
+}
