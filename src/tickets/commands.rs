@@ -25,6 +25,8 @@ pub struct Swept {
     pub breaches: usize,
     /// Tickets auto-closed.
     pub closed: usize,
+    /// Escalations raised to this node's verifiers (`tickets::escalations`).
+    pub escalations: usize,
 }
 
 impl Tickets {
@@ -284,9 +286,11 @@ impl Tickets {
                     continue;
                 };
                 match self.sweep_one(&id, now) {
-                    Ok(s) => {
+                    Ok((s, escalated)) => {
                         swept.breaches += s.breaches;
                         swept.closed += s.closed;
+                        swept.escalations += escalated.len();
+                        self.count_escalations(&escalated);
                     }
                     Err(e) => {
                         tracing::warn!(ticket = %id, error = %e, "sla sweep skipped a ticket");
@@ -297,17 +301,41 @@ impl Tickets {
         Ok(swept)
     }
 
-    fn sweep_one(&self, ticket: &TicketId, now: Timestamp) -> Result<Swept, TicketError> {
+    /// Counts escalations raised (after their transaction committed).
+    fn count_escalations(&self, steps: &[SlaStep]) {
+        let Some(metrics) = self.metrics.get() else {
+            return;
+        };
+        for step in steps {
+            metrics.inc(
+                "lapor_sla_escalations_total",
+                &[
+                    ("level", "verifiers"),
+                    ("step", super::escalations::step_name(*step)),
+                ],
+                1,
+            );
+        }
+    }
+
+    /// One ticket's breaches and auto-close, in one transaction; with the steps of the
+    /// escalations raised.
+    fn sweep_one(
+        &self,
+        ticket: &TicketId,
+        now: Timestamp,
+    ) -> Result<(Swept, Vec<SlaStep>), TicketError> {
         let this = self.clone();
         let ticket = *ticket;
         self.db.write(move |conn| {
             let mut swept = Swept::default();
+            let mut escalated = Vec::new();
             let Some(mut row) = store::by_id(conn, &ticket)? else {
-                return Ok(swept);
+                return Ok((swept, escalated));
             };
             let mut state = row.state()?;
             if state.handler != this.node {
-                return Ok(swept);
+                return Ok((swept, escalated));
             }
             let system = Actor::system();
             for step in [SlaStep::VerifyDispatch, SlaStep::Response, SlaStep::Overall] {
@@ -323,6 +351,7 @@ impl Tickets {
                         now,
                     )?;
                     row.head = event.id.to_string();
+                    escalated.extend(super::escalations::record(conn, &state, &event)?);
                     state = next;
                     swept.breaches += 1;
                 }
@@ -345,7 +374,7 @@ impl Tickets {
                     store::set_next_due(conn, &row.id, exact)?;
                 }
             }
-            Ok(swept)
+            Ok((swept, escalated))
         })
     }
 }
