@@ -374,3 +374,51 @@ async fn repeated_breaches_of_a_province_raise_the_hub_alert_at_the_threshold() 
         );
     }
 }
+
+#[test]
+fn the_hub_escalation_settings_are_checked_at_load_with_the_key_named() {
+    let db = helpers::sqlite();
+    for (toml, key, words) in [
+        (
+            "[hub]\nescalate_breaches = 0\n",
+            "hub.escalate_breaches",
+            "between 1 and 1000000 (got 0)",
+        ),
+        (
+            "[hub]\nescalate_window_days = 0\n",
+            "hub.escalate_window_days",
+            "between 1 and 366 days (got 0)",
+        ),
+        (
+            "[hub]\nescalate_window_days = 400\n",
+            "hub.escalate_window_days",
+            "(got 400)",
+        ),
+    ] {
+        let text = format!(
+            "[node]\nid = \"hub.lapor.test\"\nprovince = \"31\"\nrole = \"hub\"\n\
+             [database]\nurl = {:?}\n{toml}",
+            db.url
+        );
+        let e = lapor_node::config::Settings::from_toml(&text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key) && e.contains(words), "{e}");
+    }
+    let text = format!(
+        "[node]\nid = \"hub.lapor.test\"\nprovince = \"31\"\nrole = \"hub\"\n\
+         [database]\nurl = {:?}\n[hub]\nescalate_breaches = 1\nescalate_window_days = 366\n",
+        db.url
+    );
+    let s = lapor_node::config::Settings::from_toml(&text).unwrap();
+    assert_eq!(
+        (s.raw.hub.escalate_breaches, s.raw.hub.escalate_window_days),
+        (1, 366)
+    );
+    let unknown =
+        format!("[node]\nid = \"hub.lapor.test\"\nprovince = \"31\"\n[hub]\nescalate_breach = 3\n");
+    let e = lapor_node::config::Settings::from_toml(&unknown)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("escalate_breach"), "{e}");
+}
