@@ -416,8 +416,8 @@ fn the_hub_escalation_settings_are_checked_at_load_with_the_key_named() {
         (1, 366)
     );
     let unknown =
-        format!("[node]\nid = \"hub.lapor.test\"\nprovince = \"31\"\n[hub]\nescalate_breach = 3\n");
-    let e = lapor_node::config::Settings::from_toml(&unknown)
+        "[node]\nid = \"hub.lapor.test\"\nprovince = \"31\"\n[hub]\nescalate_breach = 3\n";
+    let e = lapor_node::config::Settings::from_toml(unknown)
         .unwrap_err()
         .to_string();
     assert!(e.contains("escalate_breach"), "{e}");
