@@ -286,11 +286,11 @@ impl Tickets {
                     continue;
                 };
                 match self.sweep_one(&id, now) {
-                    Ok((s, escalated)) => {
+                    Ok((s, breached)) => {
                         swept.breaches += s.breaches;
                         swept.closed += s.closed;
-                        swept.escalations += escalated.len();
-                        self.count_escalations(&escalated);
+                        swept.escalations += breached.iter().filter(|(_, e)| *e).count();
+                        self.count_breaches(&breached);
                     }
                     Err(e) => {
                         tracing::warn!(ticket = %id, error = %e, "sla sweep skipped a ticket");
@@ -301,41 +301,44 @@ impl Tickets {
         Ok(swept)
     }
 
-    /// Counts escalations raised (after their transaction committed).
-    fn count_escalations(&self, steps: &[SlaStep]) {
+    /// Counts the breaches recorded and the escalations raised (after their transaction
+    /// committed): `lapor_sla_breaches_total{step}`,
+    /// `lapor_sla_escalations_total{level="verifiers",step}`.
+    fn count_breaches(&self, breached: &[(SlaStep, bool)]) {
         let Some(metrics) = self.metrics.get() else {
             return;
         };
-        for step in steps {
-            metrics.inc(
-                "lapor_sla_escalations_total",
-                &[
-                    ("level", "verifiers"),
-                    ("step", super::escalations::step_name(*step)),
-                ],
-                1,
-            );
+        for (step, escalated) in breached {
+            let step = super::escalations::step_name(*step);
+            metrics.inc("lapor_sla_breaches_total", &[("step", step)], 1);
+            if *escalated {
+                metrics.inc(
+                    "lapor_sla_escalations_total",
+                    &[("level", "verifiers"), ("step", step)],
+                    1,
+                );
+            }
         }
     }
 
-    /// One ticket's breaches and auto-close, in one transaction; with the steps of the
-    /// escalations raised.
+    /// One ticket's breaches and auto-close, in one transaction; with each breach's step and
+    /// whether it raised an escalation.
     fn sweep_one(
         &self,
         ticket: &TicketId,
         now: Timestamp,
-    ) -> Result<(Swept, Vec<SlaStep>), TicketError> {
+    ) -> Result<(Swept, Vec<(SlaStep, bool)>), TicketError> {
         let this = self.clone();
         let ticket = *ticket;
         self.db.write(move |conn| {
             let mut swept = Swept::default();
-            let mut escalated = Vec::new();
+            let mut breached = Vec::new();
             let Some(mut row) = store::by_id(conn, &ticket)? else {
-                return Ok((swept, escalated));
+                return Ok((swept, breached));
             };
             let mut state = row.state()?;
             if state.handler != this.node {
-                return Ok((swept, escalated));
+                return Ok((swept, breached));
             }
             let system = Actor::system();
             for step in [SlaStep::VerifyDispatch, SlaStep::Response, SlaStep::Overall] {
@@ -351,7 +354,8 @@ impl Tickets {
                         now,
                     )?;
                     row.head = event.id.to_string();
-                    escalated.extend(super::escalations::record(conn, &state, &event)?);
+                    let escalated = super::escalations::record(conn, &state, &event)?;
+                    breached.push((step, escalated.is_some()));
                     state = next;
                     swept.breaches += 1;
                 }
@@ -374,7 +378,7 @@ impl Tickets {
                     store::set_next_due(conn, &row.id, exact)?;
                 }
             }
-            Ok((swept, escalated))
+            Ok((swept, breached))
         })
     }
 }

@@ -109,6 +109,14 @@ async fn an_agency_breach_reaches_the_verifiers_and_is_acknowledged_once() {
             "{m}"
         );
         assert!(
+            !m.contains(r#"lapor_sla_escalations_total{level="verifiers",step="verify_dispatch"}"#),
+            "{m}"
+        );
+        assert!(
+            m.contains(r#"lapor_sla_breaches_total{step="verify_dispatch"} 1"#),
+            "{m}"
+        );
+        assert!(
             m.contains(r#"lapor_sla_escalations_open{step="response"} 2"#),
             "{m}"
         );
