@@ -188,12 +188,16 @@ pub async fn inbox_line(ctx: &Ctx, officer: &Officer) -> Markup {
         .await
         .ok()
         .and_then(Result::ok)
-        .map_or(0, |v| v.len());
+        .map(|v| v.len());
+    // Without a count (the database failed), only the link: the page says why.
     html! {
         p #eskalasi-sla {
             a href="/petugas/eskalasi" { (title(l)) }
-            @if n > 0 { " " span.badge.late { (n) " " (l.t("terbuka", "open")) } }
-            @else { " · " (l.t("tidak ada yang terbuka", "none open")) }
+            @match n {
+                Some(0) => { " · " (l.t("tidak ada yang terbuka", "none open")) },
+                Some(n) => { " " span.badge.late { (n) " " (l.t("terbuka", "open")) } },
+                None => {},
+            }
         }
     }
 }
