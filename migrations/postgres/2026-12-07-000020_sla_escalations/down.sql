@@ -1,2 +1,2 @@
-DROP INDEX events_kind_at;
+DROP INDEX events_breaches_at;
 DROP TABLE sla_escalations;

@@ -14,5 +14,6 @@ CREATE TABLE sla_escalations (
     acked_at_ms BIGINT
 );
 CREATE INDEX sla_escalations_open ON sla_escalations (acked_at_ms, breached_at_ms);
--- The hub counts each node's recent breaches (decision 105) through this index.
-CREATE INDEX events_kind_at ON events (kind, at_ms);
+-- The hub counts each node's recent breaches (decision 105) through this index; partial, so
+-- only breach events pay for it (not every report and action).
+CREATE INDEX events_breaches_at ON events (at_ms) WHERE kind = 'sla_breached';
