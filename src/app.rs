@@ -169,6 +169,7 @@ impl App {
             key,
             federation.as_ref().map(|f| f.members().clone()),
         )?;
+        tickets.count_into(metrics.clone());
         let sms = match settings.raw.sms.clone() {
             Some(s) => Some(crate::sms::Sms::new(
                 tickets.clone(),
@@ -485,6 +486,7 @@ fn health_job(
             holds_all: true,
             federation: Some(fed.settings().clone()),
             members: Some(fed.members().clone()),
+            escalate: state.tickets.hub_settings().clone(),
         };
         Box::pin(crate::hub::watch::run_alerts(
             state.tickets.db().clone(),

@@ -593,9 +593,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let _log = crate::telemetry::init(&settings.raw.log);
             let db = app::open_database(&settings)?;
             let province = settings.raw.node.province.clone();
-            let done = db.write(move |conn| ticket_store::rebuild(conn, &province))?;
+            let me = settings.node_id().clone();
+            let (done, escalations) = db.write(move |conn| {
+                let done = ticket_store::rebuild(conn, &province)?;
+                let escalations = crate::tickets::escalations::rederive(conn, &me)
+                    .map_err(|e| ticket_store::RebuildError::Escalations(e.to_string()))?;
+                Ok::<_, ticket_store::RebuildError>((done, escalations))
+            })?;
             say(&format!(
-                "rebuilt {} ticket(s) from {} event(s); {} event(s) refused by the fold",
+                "rebuilt {} ticket(s) from {} event(s); {} event(s) refused by the fold; \
+                 {escalations} missing SLA escalation(s) written",
                 done.tickets, done.events, done.rejected
             ));
             Ok(())

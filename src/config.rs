@@ -70,6 +70,8 @@
 //! | `sms.retry_base_secs` / `retry_cap_secs` / `max_attempts` | `5` / `900` / `12` | `sendsms` retries, then dead letter |
 //! | `sms.worker` | `true` | run the SMS sender in the background |
 //! | `statistics.small_cell_k` | `5` | public and open-data statistics show counts from 1 to k−1 as `<k` (at least 2) |
+//! | `hub.escalate_breaches` | `10` | the hub raises an `sla_breaches` alert on a node that recorded at least this many SLA breaches (1–1000000) … |
+//! | `hub.escalate_window_days` | `7` | … within this many days (1–366) |
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -505,6 +507,50 @@ impl Default for StatisticsSettings {
     }
 }
 
+/// `[hub]`: what the hub escalates (`hub::escalation`; read on the hub only).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubSettings {
+    /// A node that recorded at least this many SLA breaches within the window gets an
+    /// `sla_breaches` alert (1–1,000,000).
+    pub escalate_breaches: u32,
+    /// The window, in days back from now (1–366).
+    pub escalate_window_days: u32,
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        Self {
+            escalate_breaches: 10,
+            escalate_window_days: 7,
+        }
+    }
+}
+
+impl HubSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        if !(1..=1_000_000).contains(&self.escalate_breaches) {
+            return Err(invalid(
+                "hub.escalate_breaches",
+                format!(
+                    "must be between 1 and 1000000 (got {})",
+                    self.escalate_breaches
+                ),
+            ));
+        }
+        if !(1..=366).contains(&self.escalate_window_days) {
+            return Err(invalid(
+                "hub.escalate_window_days",
+                format!(
+                    "must be between 1 and 366 days (got {})",
+                    self.escalate_window_days
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `[[federation.peers]]`: a node this node exchanges events with.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -767,6 +813,9 @@ pub struct RawSettings {
     /// `[statistics]`.
     #[serde(default)]
     pub statistics: StatisticsSettings,
+    /// `[hub]`.
+    #[serde(default)]
+    pub hub: HubSettings,
 }
 
 /// Where the database is.
@@ -984,6 +1033,7 @@ impl Settings {
         if raw.auth.token_ttl_minutes == 0 {
             return Err(invalid("auth.token_ttl_minutes", "must be at least 1"));
         }
+        raw.hub.check()?;
         if raw.sla.sweep_interval_secs == 0 {
             return Err(invalid("sla.sweep_interval_secs", "must be at least 1"));
         }

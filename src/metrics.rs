@@ -159,6 +159,10 @@ fn counter_help(name: &str) -> &'static str {
     match name {
         "lapor_rejected_total" => "Refused or invalid inputs by reason.",
         "lapor_sla_breaches_total" => "SLA breaches recorded, by step.",
+        "lapor_sla_escalations_total" => {
+            "SLA escalations raised, by level (verifiers: an agency's breach; hub: a node's \
+             repeated breaches) and step."
+        }
         _ => "Application counter.",
     }
 }

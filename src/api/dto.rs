@@ -442,3 +442,38 @@ pub struct Stats {
     /// SLA compliance per step.
     pub sla: Vec<SlaCompliance>,
 }
+
+/// An SLA escalation (`GET /api/v1/escalations`): an agency missed a deadline it owns on a
+/// ticket this node handles.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EscalationBody {
+    /// Its id (the id of the breach event).
+    pub id: String,
+    /// The ticket id.
+    pub ticket: String,
+    /// The ticket's tracking code.
+    pub tracking_code: String,
+    /// The agency that missed the deadline.
+    pub agency: String,
+    /// The step: `response` (the agency's response) or `overall` (the completion cap, while
+    /// the agency holds the ticket).
+    #[schema(example = "response")]
+    pub step: String,
+    /// The deadline missed.
+    pub due_at: String,
+    /// When the breach was recorded.
+    pub breached_at: String,
+    /// How late: milliseconds past the deadline now (or when acknowledged).
+    pub late_ms: i64,
+    /// Who acknowledged it (after an acknowledgement).
+    pub acknowledged_by: Option<String>,
+    /// When it was acknowledged.
+    pub acknowledged_at: Option<String>,
+}
+
+/// The open SLA escalations, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EscalationList {
+    /// The escalations not yet acknowledged (at most 1,000).
+    pub escalations: Vec<EscalationBody>,
+}

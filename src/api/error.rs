@@ -243,7 +243,10 @@ impl From<TicketError> for ApiError {
             TicketError::NotAllowed(n) => n.into(),
             TicketError::OutOfScope(s) => Self::Forbidden(s.to_string()),
             TicketError::Transition(t) => t.into(),
-            TicketError::NotHandler(_) => Self::Conflict(e.to_string()),
+            TicketError::NotHandler(_) | TicketError::AlreadyAcknowledged(_) => {
+                Self::Conflict(e.to_string())
+            }
+            TicketError::NoSuchEscalation(_) => Self::NotFound(e.to_string()),
             TicketError::Held(h) => Self::Restoring(h.0),
             TicketError::Db(d) => d.into(),
             TicketError::Log(l) => l.into(),

@@ -318,7 +318,8 @@ pub struct FederationHealth {
     #[schema(value_type = Vec<Object>)]
     pub nodes: Vec<crate::hub::health::NodeHealth>,
     /// At the hub, the alerts that hold: `{kind, node, detail, since_ms}` with kind
-    /// `equivocation`, `gap`, `silent` or `skew`.
+    /// `equivocation`, `gap`, `silent`, `skew` or `sla_breaches` (a node's repeated SLA
+    /// breaches).
     #[schema(value_type = Vec<Object>)]
     pub alerts: Vec<crate::hub::alerts::Alert>,
     /// Each configured peer: last contact, delivery queue towards it, refusals, quarantine.
@@ -334,6 +335,7 @@ pub fn health_scope(state: &ApiState) -> crate::hub::watch::Scope {
         holds_all: state.tickets.hub().is_none(),
         federation: state.federation.as_ref().map(|f| f.settings().clone()),
         members: state.federation.as_ref().map(|f| f.members().clone()),
+        escalate: state.tickets.hub_settings().clone(),
     }
 }
 

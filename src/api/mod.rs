@@ -10,6 +10,7 @@
 //! - `views`: renders `tickets::queries` read models into response bodies;
 //! - `reports`: citizen endpoints (no account; follow-up token);
 //! - `officers`: login, inbox, detail, actions, statistics (bearer token);
+//! - `escalations`: SLA escalations to the node's verifiers (list, acknowledge);
 //! - `admin`: node administration (agencies as managed data);
 //! - `accounts`: officer accounts (admin; the rule and audit line are `auth::accounts`'s);
 //! - `ops`: `/healthz`, `/readyz`, `/metrics` (the registry is [`crate::metrics`]),
@@ -27,6 +28,7 @@ pub mod accounts;
 pub mod admin;
 pub mod dto;
 pub mod error;
+pub mod escalations;
 pub mod federation;
 pub mod forwarded;
 pub mod hub;
@@ -174,6 +176,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/tickets/{id}", web::get().to(officers::detail))
                 .route("/tickets/{id}/actions", web::post().to(officers::act))
                 .route("/stats", web::get().to(officers::stats))
+                .route("/escalations", web::get().to(escalations::list))
+                .route("/escalations/{id}/ack", web::post().to(escalations::ack))
                 .route("/hub/stats", web::get().to(hub::stats))
                 .route("/hub/sla", web::get().to(hub::sla))
                 .route("/hub/flows", web::get().to(hub::flows))
@@ -236,6 +240,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/tickets/{id}"),
     ("post", "/api/v1/tickets/{id}/actions"),
     ("get", "/api/v1/stats"),
+    ("get", "/api/v1/escalations"),
+    ("post", "/api/v1/escalations/{id}/ack"),
     ("get", "/api/v1/hub/stats"),
     ("get", "/api/v1/hub/sla"),
     ("get", "/api/v1/hub/flows"),

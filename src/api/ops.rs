@@ -112,12 +112,13 @@ fn peer_gauges(peers: &[crate::federation::PeerStatus]) -> Vec<Gauge> {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let db = state.tickets.db().clone();
-    let (by_status, groups, alerts) = block(move || {
+    let (by_status, groups, alerts, escalations) = block(move || {
         let mut c = db.read()?;
         Ok((
             store::count_by(&mut c, GroupColumn::Status)?,
             store::count_by_status_and_breaches(&mut c)?,
             crate::hub::alerts::counts(&mut c)?,
+            crate::tickets::escalations::open_counts(&mut c)?,
         ))
     })
     .await?;
@@ -211,7 +212,24 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
             .map(|(kind, n)| (vec![("kind", kind.to_owned())], n as f64))
             .collect(),
     };
-    let mut gauges = vec![tickets, breaches, writer, db_up, db_outages, intake, alerts];
+    let escalations = Gauge {
+        name: "lapor_sla_escalations_open",
+        help: "SLA escalations to this node's verifiers not yet acknowledged, by step.",
+        samples: escalations
+            .into_iter()
+            .map(|(step, n)| (vec![("step", step.to_owned())], n as f64))
+            .collect(),
+    };
+    let mut gauges = vec![
+        tickets,
+        breaches,
+        writer,
+        db_up,
+        db_outages,
+        intake,
+        alerts,
+        escalations,
+    ];
     if let Some(fed) = state.federation.clone() {
         let peers = block(move || {
             fed.status(crate::domain::Timestamp::now())
@@ -234,6 +252,7 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
         super::reports::create, super::reports::show, super::reports::reply, super::reports::rate, super::reports::reopen,
         super::officers::login, super::officers::logout, super::officers::list, super::officers::detail,
         super::officers::act, super::officers::stats, super::officers::erase,
+        super::escalations::list, super::escalations::ack,
         super::federation::peers, super::federation::quarantine,
         super::admin::list_agencies, super::admin::add_agency, super::admin::disable_agency,
         super::admin::enable_agency,

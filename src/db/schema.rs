@@ -331,6 +331,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sla_escalations (event_id) {
+        event_id -> Text,
+        ticket -> Text,
+        agency -> Text,
+        step -> Text,
+        due_ms -> BigInt,
+        breached_at_ms -> BigInt,
+        acked_by -> Nullable<Text>,
+        acked_at_ms -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(tickets -> agencies (agency));
 diesel::joinable!(sessions -> officers (username));
 diesel::table! {
@@ -368,5 +381,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     work_leases,
     node_status,
     federation_alerts,
-    key_statements
+    key_statements,
+    sla_escalations
 );

@@ -69,6 +69,12 @@ pub fn order(events: &[Event]) -> Vec<&Event> {
 /// Folds one ticket's events.
 #[must_use]
 pub fn fold(events: &[Event]) -> Folded {
+    fold_visit(events, |_, _| {})
+}
+
+/// [`fold`], calling `visit` with the state before each event the fold applies (`None` before
+/// the `created` event) and the event.
+pub fn fold_visit(events: &[Event], mut visit: impl FnMut(Option<&TicketState>, &Event)) -> Folded {
     let mut state: Option<TicketState> = None;
     let mut head = None;
     let mut rejected = Vec::new();
@@ -79,6 +85,7 @@ pub fn fold(events: &[Event]) -> Folded {
         };
         match next {
             Ok(s) => {
+                visit(state.as_ref(), e);
                 state = Some(s);
                 head = Some(e.id.clone());
             }

@@ -597,3 +597,25 @@ fn next_actions_name_exactly_what_the_lifecycle_accepts() {
         }
     }
 }
+
+#[test]
+fn only_the_agency_steps_escalate_to_the_verifiers_while_the_agency_holds_the_ticket() {
+    use super::escalation::to_verifiers;
+    for status in Status::ALL {
+        let state = state_in(status);
+        let holds = matches!(status, S::Dispatched | S::InProgress | S::Reopened);
+        assert_eq!(
+            to_verifiers(&state, SlaStep::VerifyDispatch),
+            None,
+            "{status:?}"
+        );
+        for step in [SlaStep::Response, SlaStep::Overall] {
+            let got = to_verifiers(&state, step);
+            assert_eq!(got.is_some(), holds, "{step:?} on {status:?}: {got:?}");
+            if let Some(x) = got {
+                assert_eq!(Some(&x.agency), state.agency.as_ref());
+                assert_eq!(Some(x.due), state.breach_due(step));
+            }
+        }
+    }
+}

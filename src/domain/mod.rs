@@ -1,6 +1,7 @@
 //! The domain: pure types and rules, no IO. Nothing here imports diesel, actix or tokio.
 
 pub mod chain;
+pub mod escalation;
 pub mod event;
 pub mod fold;
 pub mod ids;

@@ -1,7 +1,7 @@
 //! Alerts on the federation's health, raised at the hub from the per-node view
 //! (`hub::health::nodes`): an equivocation or a gap in a node's chain, a node silent for
 //! longer than `federation.alert_silent_secs`, a clock off by more than
-//! `federation.alert_skew_secs`.
+//! `federation.alert_skew_secs`; and, from `hub::escalation`, a node's repeated SLA breaches.
 //!
 //! ```text
 //!  health::nodes ──► current (pure) ──► sync (table federation_alerts, one transaction)
@@ -22,7 +22,7 @@ use crate::db::{Db, DbConn, DbError};
 use crate::domain::Timestamp;
 
 /// Every kind of alert, as the metric's `kind` label.
-pub const KINDS: [&str; 4] = ["equivocation", "gap", "silent", "skew"];
+pub const KINDS: [&str; 5] = ["equivocation", "gap", "silent", "skew", "sla_breaches"];
 
 /// The thresholds of the time-based alerts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub struct Thresholds {
 /// An alert on one node.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Alert {
-    /// `equivocation`, `gap`, `silent` or `skew`.
+    /// `equivocation`, `gap`, `silent`, `skew` or `sla_breaches` (`hub::escalation`).
     pub kind: &'static str,
     /// The node it is about.
     pub node: String,
@@ -170,6 +170,13 @@ pub fn announce(metrics: &crate::metrics::Metrics, new: &[Alert]) {
             &[("kind", a.kind)],
             1,
         );
+        if a.kind == super::escalation::KIND {
+            metrics.inc(
+                "lapor_sla_escalations_total",
+                &[("level", "hub"), ("step", "any")],
+                1,
+            );
+        }
         if matches!(a.kind, "gap" | "equivocation") {
             metrics.inc(
                 "lapor_federation_chain_alerts_total",

@@ -18,8 +18,9 @@
 //!   and what they get back (read models, with small cells suppressed for the public).
 //!
 //! The federation's health beside it: `health` (chains held, and each member's signed status
-//! against what the hub holds), `alerts` (raised once, kept while they hold) and `watch` (the
-//! one answer the API, the CLI, the web page and the alert job read).
+//! against what the hub holds), `alerts` (raised once, kept while they hold), `escalation` (a
+//! node's repeated SLA breaches, an alert of their own) and `watch` (the one answer the API,
+//! the CLI, the web page and the alert job read).
 
 /// The migration that adds the statistics tables: when a start applies it to a database that
 /// holds tickets, the node rebuilds the projection once to fill them (`app`).
@@ -27,6 +28,7 @@ pub const STATISTICS_MIGRATION: &str = "2026-12-07-000012";
 
 pub mod alerts;
 pub mod cells;
+pub mod escalation;
 pub mod generate;
 pub mod health;
 pub mod plan;

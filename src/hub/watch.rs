@@ -1,7 +1,8 @@
 //! The federation's health as one answer — what `GET /api/v1/hub/federation`, `lapor-node
 //! federation status`, the `/nasional` page and the hub's alert job all read: every chain
 //! (`health::chains`), every member node (`health::nodes`, from the signed statuses), the
-//! alerts that hold (`alerts`, raised and logged once here) and this node's links to its peers
+//! alerts that hold (`alerts`, raised and logged once here; among them `escalation`'s repeated
+//! SLA breaches) and this node's links to its peers
 //! (`federation::peers::status`).
 
 use crate::config::{FederationSettings, NodeRole, Settings};
@@ -24,6 +25,8 @@ pub struct Scope {
     pub federation: Option<FederationSettings>,
     /// Its membership (static peers, or the roster held), read afresh at every look.
     pub members: Option<crate::federation::membership::Members>,
+    /// When a node's SLA breaches escalate to the hub (`[hub]`).
+    pub escalate: crate::config::HubSettings,
 }
 
 impl Scope {
@@ -39,6 +42,7 @@ impl Scope {
                 .federation
                 .is_some()
                 .then(|| crate::federation::membership::Members::of_node(settings, db)),
+            escalate: settings.raw.hub.clone(),
         }
     }
 
@@ -123,7 +127,13 @@ pub fn read(
         (chains, nodes)
     };
     let alerts = if scope.holds_all {
-        let current = alerts::current(&nodes, scope.me.as_str(), scope.thresholds(), now);
+        let mut current = alerts::current(&nodes, scope.me.as_str(), scope.thresholds(), now);
+        current.extend(super::escalation::breach_alerts(
+            &mut *db.read()?,
+            scope.me.as_str(),
+            &scope.escalate,
+            now,
+        )?);
         if let Some(metrics) = raise {
             let (all, new) = alerts::sync(db, current)?;
             alerts::announce(metrics, &new);

@@ -25,6 +25,8 @@ pub struct Swept {
     pub breaches: usize,
     /// Tickets auto-closed.
     pub closed: usize,
+    /// Escalations raised to this node's verifiers (`tickets::escalations`).
+    pub escalations: usize,
 }
 
 impl Tickets {
@@ -290,9 +292,11 @@ impl Tickets {
                     continue;
                 };
                 match self.sweep_one(&id, now) {
-                    Ok(s) => {
+                    Ok((s, breached)) => {
                         swept.breaches += s.breaches;
                         swept.closed += s.closed;
+                        swept.escalations += breached.iter().filter(|(_, e)| *e).count();
+                        self.count_breaches(&breached);
                     }
                     Err(e) => {
                         tracing::warn!(ticket = %id, error = %e, "sla sweep skipped a ticket");
@@ -303,17 +307,44 @@ impl Tickets {
         Ok(swept)
     }
 
-    fn sweep_one(&self, ticket: &TicketId, now: Timestamp) -> Result<Swept, TicketError> {
+    /// Counts the breaches recorded and the escalations raised (after their transaction
+    /// committed): `lapor_sla_breaches_total{step}`,
+    /// `lapor_sla_escalations_total{level="verifiers",step}`.
+    fn count_breaches(&self, breached: &[(SlaStep, bool)]) {
+        let Some(metrics) = self.metrics.get() else {
+            return;
+        };
+        for (step, escalated) in breached {
+            let step = super::escalations::step_name(*step);
+            metrics.inc("lapor_sla_breaches_total", &[("step", step)], 1);
+            if *escalated {
+                metrics.inc(
+                    "lapor_sla_escalations_total",
+                    &[("level", "verifiers"), ("step", step)],
+                    1,
+                );
+            }
+        }
+    }
+
+    /// One ticket's breaches and auto-close, in one transaction; with each breach's step and
+    /// whether it raised an escalation.
+    fn sweep_one(
+        &self,
+        ticket: &TicketId,
+        now: Timestamp,
+    ) -> Result<(Swept, Vec<(SlaStep, bool)>), TicketError> {
         let this = self.clone();
         let ticket = *ticket;
         self.db.write(move |conn| {
             let mut swept = Swept::default();
+            let mut breached = Vec::new();
             let Some(mut row) = store::by_id(conn, &ticket)? else {
-                return Ok(swept);
+                return Ok((swept, breached));
             };
             let mut state = row.state()?;
             if state.handler != this.node {
-                return Ok(swept);
+                return Ok((swept, breached));
             }
             let system = Actor::system();
             for step in [SlaStep::VerifyDispatch, SlaStep::Response, SlaStep::Overall] {
@@ -329,6 +360,8 @@ impl Tickets {
                         now,
                     )?;
                     row.head = event.id.to_string();
+                    let escalated = super::escalations::record(conn, &state, &event)?;
+                    breached.push((step, escalated.is_some()));
                     state = next;
                     swept.breaches += 1;
                 }
@@ -351,7 +384,7 @@ impl Tickets {
                     store::set_next_due(conn, &row.id, exact)?;
                 }
             }
-            Ok(swept)
+            Ok((swept, breached))
         })
     }
 }

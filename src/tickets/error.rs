@@ -70,6 +70,12 @@ pub enum TicketError {
     /// A restored node holds its writes until it has its own events back.
     #[error(transparent)]
     Held(#[from] crate::event_log::hold::Held),
+    /// No SLA escalation with this id.
+    #[error("no SLA escalation {0}")]
+    NoSuchEscalation(String),
+    /// The SLA escalation was acknowledged already (by the officer named).
+    #[error("this SLA escalation was already acknowledged by {0}")]
+    AlreadyAcknowledged(String),
     /// This node does not hold the ticket's authority for the change.
     #[error("this node does not handle the ticket (handler: {0})")]
     NotHandler(String),

@@ -38,8 +38,12 @@ pub struct Inner {
     pub(super) intake: Intake,
     /// The statistics API's settings (`hub::report`).
     pub(super) statistics: crate::config::StatisticsSettings,
+    /// What the hub escalates (`hub::escalation`).
+    pub(super) hub_settings: crate::config::HubSettings,
     /// The restore hold: no own event is written while it is on.
     pub(super) hold: crate::event_log::hold::Hold,
+    /// Where the sweep counts the escalations it raises (set once by the app).
+    pub(super) metrics: std::sync::OnceLock<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl std::ops::Deref for Tickets {
@@ -101,8 +105,16 @@ impl Tickets {
                 .unwrap_or_else(|| crate::federation::membership::Members::from_settings(settings)),
             intake: Intake::default(),
             statistics: settings.raw.statistics.clone(),
+            hub_settings: settings.raw.hub.clone(),
             hold: crate::event_log::hold::Hold::of(&settings.raw.node.data_dir),
+            metrics: std::sync::OnceLock::new(),
         })))
+    }
+
+    /// Counts what the SLA sweep raises (`lapor_sla_escalations_total`) in `metrics` from now
+    /// on; a second call changes nothing.
+    pub fn count_into(&self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// The node's tracking codes.
@@ -133,6 +145,12 @@ impl Tickets {
     #[must_use]
     pub fn statistics_settings(&self) -> &crate::config::StatisticsSettings {
         &self.statistics
+    }
+
+    /// What the hub escalates (`[hub]`).
+    #[must_use]
+    pub fn hub_settings(&self) -> &crate::config::HubSettings {
+        &self.hub_settings
     }
 
     /// The federation's hub, when this node is a province node under one (`None` on the hub

@@ -18,6 +18,7 @@
 //! | `error` | [`TicketError`]: typed refusals (field problems, scope, hidden report, …) and faults |
 //! | `intake` | filing reports, grouped into one writer transaction per burst (decisions 24, 25) |
 //! | `commands` | actions (officer, citizen follow-up), erasure, SLA sweep |
+//! | `escalations` | SLA escalations to the node's verifiers: recorded with a breach, listed, acknowledged |
 //! | `queries` | the read side: timelines, find by tracking code, inbox, ticket detail, statistics |
 //! | `phone` | the SMS channel's follow-up: the reporter's number stands in for the follow-up token |
 //! | `store` | diesel queries on the projection tables, and rebuild |
@@ -30,6 +31,7 @@ pub mod agencies_cli;
 pub mod codes;
 pub mod commands;
 pub mod error;
+pub mod escalations;
 pub mod handle;
 pub mod input;
 pub mod intake;
@@ -40,6 +42,7 @@ pub mod store;
 
 pub use commands::Swept;
 pub use error::{OutOfScope, Problem, TicketError, Unavailability};
+pub use escalations::EscalationView;
 pub use handle::Tickets;
 pub use input::{Action, Contact, InboxQuery, NewReport, contact_value, hash_token};
 pub use intake::{IntakeStats, Submitted, TxHook};

@@ -298,6 +298,9 @@ pub enum RebuildError {
     /// The folded state could not be encoded.
     #[error("ticket {0}: cannot encode state: {1}")]
     Encode(String, serde_json::Error),
+    /// The SLA escalations could not be derived again.
+    #[error("SLA escalations: {0}")]
+    Escalations(String),
 }
 
 /// Replaces the `tickets` projection with the fold of the event log. Run it inside a

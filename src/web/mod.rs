@@ -23,6 +23,7 @@
 //! | `signin` | login, logout, the session gate of every officer page, the CSRF check |
 //! | `officer`, `officer_pages` | inbox, ticket page and actions |
 //! | `admin`, `admin_pages` | officer accounts, federation peers and quarantine |
+//! | `escalation` | the verifiers' SLA escalations (`/petugas/eskalasi`): list and acknowledgement |
 //! | `dashboard`, `charts` | `/nasional`: statistics (public part; analysts more) as SVG bar charts |
 
 pub mod admin;
@@ -32,6 +33,7 @@ pub mod charts;
 pub mod citizen;
 pub mod citizen_pages;
 pub mod dashboard;
+pub mod escalation;
 pub mod form;
 pub mod i18n;
 pub mod layout;
@@ -272,6 +274,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/petugas/keluar", web::post().to(signin::logout))
             .route("/petugas/tiket/{id}", web::get().to(officer::ticket))
             .route("/petugas/tiket/{id}", web::post().to(officer::act))
+            .route("/petugas/eskalasi", web::get().to(escalation::list))
+            .route(
+                "/petugas/eskalasi/{id}",
+                web::post().to(escalation::acknowledge),
+            )
             .route("/petugas/admin", web::get().to(admin::accounts))
             .route("/petugas/admin", web::post().to(admin::change))
             .route("/petugas/federasi", web::get().to(admin::federation))

@@ -46,6 +46,7 @@ pub async fn inbox(ctx: Ctx, req: HttpRequest) -> HttpResponse {
             p { (l.t("Peran Anda tidak menangani tiket.", "Your role does not handle tickets.")) }
             @if officer.role == Role::Admin {
                 ul { li { a href="/petugas/admin" { (l.t("Akun petugas", "Officer accounts")) } }
+                     li { a href="/petugas/eskalasi" { (l.t("Eskalasi SLA", "SLA escalations")) } }
                      li { a href="/petugas/federasi" { (l.t("Federasi: peer dan karantina", "Federation: peers and quarantine")) } } }
             }
         };
@@ -89,7 +90,12 @@ pub async fn inbox(ctx: Ctx, req: HttpRequest) -> HttpResponse {
     } else {
         Vec::new()
     };
-    let body = pages::inbox(
+    let escalations = if officer.role == Role::Verifier {
+        Some(super::escalation::inbox_line(&ctx, &officer).await)
+    } else {
+        None
+    };
+    let inbox = pages::inbox(
         l,
         &ctx.console.site,
         &f,
@@ -98,6 +104,7 @@ pub async fn inbox(ctx: Ctx, req: HttpRequest) -> HttpResponse {
         Timestamp::now(),
         refusal.as_ref(),
     );
+    let body = html! { @if let Some(e) = escalations { (e) } (inbox) };
     signed_page(&ctx, &officer, &token, status, title, &body)
 }
 

@@ -210,6 +210,16 @@ fn ticket_text(lang: Lang, e: &TicketError) -> (Option<&'static str>, Option<Str
         ),
         TicketError::OutOfScope(s) => (None, Some(lang.out_of_scope(*s).to_owned())),
         TicketError::Transition(tr) => (None, Some(transition_text(lang, tr))),
+        TicketError::NoSuchEscalation(_) => {
+            (None, t("Eskalasi tidak ditemukan.", "No such escalation."))
+        }
+        TicketError::AlreadyAcknowledged(by) => (
+            None,
+            Some(match lang {
+                Lang::Id => format!("Eskalasi ini sudah ditanggapi oleh {by}."),
+                Lang::En => format!("This escalation was already acknowledged by {by}."),
+            }),
+        ),
         TicketError::NotHandler(node) => (
             None,
             Some(match lang {

@@ -18,6 +18,7 @@ mod codes;
 mod crashes;
 mod db_resilience;
 mod docs;
+mod escalation;
 mod federation;
 mod fixtures;
 mod fold_props;

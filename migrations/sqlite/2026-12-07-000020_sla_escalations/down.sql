@@ -1,0 +1,2 @@
+DROP INDEX events_breaches_at;
+DROP TABLE sla_escalations;
