@@ -434,6 +434,20 @@ pub fn insert_rows(conn: &mut DbConn, rows: &[EventRow]) -> QueryResult<()> {
     crate::db::insert_rows!(conn, events::table, rows, 100)
 }
 
+/// Stores many new events at once, for bulk loads (the national data generator): on
+/// PostgreSQL one `COPY events FROM STDIN` (binary) for all of `rows`, on SQLite as
+/// [`insert_rows`]. A row whose id is already stored fails the whole call, as with
+/// [`insert_rows`].
+pub fn copy_rows(conn: &mut DbConn, rows: &[EventRow]) -> QueryResult<()> {
+    match conn {
+        DbConn::Pg(c) if !rows.is_empty() => diesel::copy_from(events::table)
+            .from_insertable(rows)
+            .execute(c)
+            .map(|_| ()),
+        _ => insert_rows(conn, rows),
+    }
+}
+
 /// Moves `origin`'s chain head over the events of its chain stored after it without a gap
 /// (a restored node taking its own events back): the head becomes the last of the contiguous
 /// run, so the next event this node writes continues after it. Returns the new head's seq.

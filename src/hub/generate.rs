@@ -87,7 +87,7 @@ impl Batch {
     ///
     /// The database refused a row.
     pub fn write(&self, conn: &mut DbConn) -> diesel::QueryResult<()> {
-        crate::event_log::store::insert_rows(conn, &self.events)?;
+        crate::event_log::store::copy_rows(conn, &self.events)?;
         crate::tickets::store::insert_many_counted_apart(conn, &self.tickets)?;
         super::store::apply(conn, &self.cells)
     }
