@@ -293,26 +293,18 @@ impl App {
                 if tickets.hold().is_on() {
                     continue; // a restored node writes nothing until it has its own chain back
                 }
-                // In chunks, so that a stop (which aborts this task between two awaits) never
-                // waits for more than one chunk: a runtime that shuts down waits for the
-                // blocking task under way.
-                for _ in 0..SWEEP_CHUNKS {
-                    let t = tickets.clone();
-                    let chunk = move || t.sla_sweep(Timestamp::now(), SWEEP_CHUNK);
-                    match tokio::task::spawn_blocking(chunk).await {
-                        Ok(Ok(s)) if s.breaches + s.closed > 0 => {
-                            tracing::info!(breaches = s.breaches, closed = s.closed, "sla sweep");
-                        }
-                        Ok(Ok(_)) => break,
-                        Ok(Err(e)) => {
-                            tracing::error!(error = %e, "sla sweep failed");
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "sla sweep task failed");
-                            break;
-                        }
+                // A stop does not wait for a sweep under way beyond `serve`'s shutdown timeout:
+                // each ticket is its own transaction, so a sweep cut off is simply not done.
+                let t = tickets.clone();
+                match tokio::task::spawn_blocking(move || t.sla_sweep(Timestamp::now(), 10_000))
+                    .await
+                {
+                    Ok(Ok(s)) if s.breaches + s.closed > 0 => {
+                        tracing::info!(breaches = s.breaches, closed = s.closed, "sla sweep");
                     }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "sla sweep failed"),
+                    Err(e) => tracing::error!(error = %e, "sla sweep task failed"),
                 }
             }
         });
@@ -402,11 +394,6 @@ impl App {
         res.and(fed_res)
     }
 }
-
-/// Tickets one blocking SLA sweep call looks at.
-const SWEEP_CHUNK: usize = 500;
-/// Chunks per sweep tick at most (10,000 tickets).
-const SWEEP_CHUNKS: usize = 20;
 
 /// A restored node's recovery: rounds every 5 s until its own chain is back and the hold is
 /// released (nothing to do when the node was not restored). Stopped with the workers.
