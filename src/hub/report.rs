@@ -3,7 +3,7 @@
 //! console's charts). For the public and the open-data export, counts from 1 to k−1 become
 //! `<k` and rates over fewer than k tickets are withheld ([`Audience`]); then enough other
 //! counts are withheld that no hidden count can be worked out by subtraction from a total
-//! ([`complement`]).
+//! (`complement`).
 
 use std::collections::BTreeMap;
 

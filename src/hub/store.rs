@@ -189,7 +189,7 @@ macro_rules! flow_upsert {
     }};
 }
 
-/// Adds `cells` to the stored ones: on PostgreSQL one multi-row upsert per [`CHUNK`] cells of
+/// Adds `cells` to the stored ones: on PostgreSQL one multi-row upsert per `CHUNK` (500) cells of
 /// a table (a cell's key appears once in [`Cells`], so no statement touches a row twice, and
 /// the keys' order is the same in every writer, so two writers cannot deadlock on them); on
 /// SQLite one cached single-row upsert per cell (local calls, no round trip to save).
