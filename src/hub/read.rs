@@ -76,7 +76,9 @@ const FLOW_SUMS: [&str; FLOW_FIGURES] = [
 ];
 
 impl Table {
-    fn name(self) -> &'static str {
+    /// The table's name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
         match self {
             Self::Counts => "stat_counts",
             Self::Sla => "stat_sla",
@@ -100,7 +102,9 @@ impl Table {
         self.sums().len()
     }
 
-    fn sums(self) -> &'static [&'static str] {
+    /// Its figures' columns.
+    #[must_use]
+    pub fn sums(self) -> &'static [&'static str] {
         match self {
             Self::Counts => &["n"],
             Self::Sla => &SLA_SUMS,

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel::upsert::excluded;
 
 use super::cells::Cells;
+use super::read::Table;
 use crate::db::DbConn;
 use crate::db::schema::{stat_counts, stat_flows, stat_sla};
 use crate::domain::TicketState;
@@ -197,14 +198,19 @@ macro_rules! flow_upsert {
 pub fn apply(conn: &mut DbConn, cells: &Cells) -> QueryResult<()> {
     match conn {
         DbConn::Sqlite(c) => {
-            for cell in &cells.counts {
-                count_upsert!(count_row!(cell.0, cell.1)).execute(c)?;
+            for (k, n) in &cells.counts {
+                let [p, r, kind, cat, ch, a, st] = &k.dims;
+                let keys = [p, r, kind, cat, ch, a, st].map(String::as_str);
+                CellUpsert::<Counts>::new(k.rollup, &k.period, &keys, std::slice::from_ref(n))
+                    .execute(c)?;
             }
-            for cell in &cells.sla {
-                sla_upsert!(sla_row!(cell.0, cell.1)).execute(c)?;
+            for (k, f) in &cells.sla {
+                let keys = [k.province.as_str(), k.agency.as_str()];
+                CellUpsert::<Sla>::new(k.rollup, &k.period, &keys, f).execute(c)?;
             }
-            for cell in &cells.flows {
-                flow_upsert!(flow_row!(cell.0, cell.1)).execute(c)?;
+            for (k, f) in &cells.flows {
+                let keys = [k.origin.as_str(), k.handler.as_str()];
+                CellUpsert::<Flows>::new(k.rollup, &k.period, &keys, f).execute(c)?;
             }
         }
         DbConn::Pg(c) => {
@@ -228,6 +234,115 @@ pub fn apply(conn: &mut DbConn, cells: &Cells) -> QueryResult<()> {
     Ok(())
 }
 
+/// A statistics table, as a type: [`CellUpsert`]'s statement is cached by type.
+trait CellTable: 'static {
+    const OF: Table;
+}
+
+#[derive(Debug)]
+struct Counts;
+impl CellTable for Counts {
+    const OF: Table = Table::Counts;
+}
+
+#[derive(Debug)]
+struct Sla;
+impl CellTable for Sla {
+    const OF: Table = Table::Sla;
+}
+
+#[derive(Debug)]
+struct Flows;
+impl CellTable for Flows {
+    const OF: Table = Table::Flows;
+}
+
+/// One cell's upsert on SQLite with a fixed statement per table: diesel does not keep its own
+/// upserts prepared (`ON CONFLICT … DO UPDATE` is marked unsafe to cache), and preparing one
+/// per cell was a third of a hub's ingest time. Keyed by type, this one is prepared once per
+/// connection.
+#[derive(Debug)]
+struct CellUpsert<'a, T> {
+    rollup: i32,
+    period: &'a str,
+    keys: &'a [&'a str],
+    sums: &'a [i64],
+    table: std::marker::PhantomData<T>,
+}
+
+impl<'a, T: CellTable> CellUpsert<'a, T> {
+    fn new(rollup: i32, period: &'a str, keys: &'a [&'a str], sums: &'a [i64]) -> Self {
+        Self {
+            rollup,
+            period,
+            keys,
+            sums,
+            table: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: CellTable> diesel::query_builder::QueryId for CellUpsert<'_, T> {
+    type QueryId = CellUpsert<'static, T>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<T: CellTable> diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite>
+    for CellUpsert<'_, T>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Integer, Text};
+        // The statement is cached by type: every value must fill the same placeholders.
+        let (keys, sums) = (T::OF.keys(), T::OF.sums());
+        if self.keys.len() != keys.len() || self.sums.len() != sums.len() {
+            return Err(diesel::result::Error::QueryBuilderError(
+                format!("{}: cell of the wrong shape", T::OF.name()).into(),
+            ));
+        }
+        out.push_sql("INSERT INTO ");
+        out.push_sql(T::OF.name());
+        out.push_sql(" (rollup, period");
+        for c in keys.iter().chain(sums) {
+            out.push_sql(", ");
+            out.push_sql(c);
+        }
+        out.push_sql(") VALUES (");
+        out.push_bind_param::<Integer, _>(&self.rollup)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(self.period)?;
+        for k in self.keys {
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(*k)?;
+        }
+        for n in self.sums {
+            out.push_sql(", ");
+            out.push_bind_param::<BigInt, _>(n)?;
+        }
+        out.push_sql(") ON CONFLICT (rollup, period");
+        for c in keys {
+            out.push_sql(", ");
+            out.push_sql(c);
+        }
+        out.push_sql(") DO UPDATE SET ");
+        for (i, c) in sums.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(", ");
+            }
+            out.push_sql(c);
+            out.push_sql(" = ");
+            out.push_sql(c);
+            out.push_sql(" + excluded.");
+            out.push_sql(c);
+        }
+        Ok(())
+    }
+}
+
+impl<T> RunQueryDsl<diesel::sqlite::SqliteConnection> for CellUpsert<'_, T> {}
+
 /// Empties every statistics table (a rebuild refills them).
 pub fn clear(conn: &mut DbConn) -> QueryResult<()> {
     diesel::delete(stat_counts::table).execute(conn)?;
@@ -240,7 +355,7 @@ pub fn clear(conn: &mut DbConn) -> QueryResult<()> {
 /// incremental tables with a recomputation).
 pub fn load(conn: &mut DbConn) -> QueryResult<Cells> {
     use super::cells::{COUNT_ROLLUPS, CountKey, FLOW_ROLLUPS, SLA_ROLLUPS, SlaKey};
-    use super::read::{Table, cells_of};
+    use super::read::cells_of;
     let mut cells = Cells::default();
     for (rollup, a) in cells_of(conn, Table::Counts, COUNT_ROLLUPS)? {
         let dims = a.keys().map(str::to_owned);
