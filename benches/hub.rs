@@ -15,7 +15,9 @@
 //! it writes now, and both rates are printed.
 //!
 //! `LAPOR_BENCH_PG_URL` (or `LAPOR_TEST_PG_URL`) names the server; `BENCH_N` the tickets
-//! (default 200,000). Run: `cargo bench --profile release --bench hub`.
+//! (default 200,000); `BENCH_BASELINE=0` skips the before/after generation rates;
+//! `BENCH_KEEP=1` keeps the database for a look afterwards. Run:
+//! `cargo bench --profile release --bench hub`.
 
 #![expect(
     clippy::unwrap_used,
@@ -307,7 +309,11 @@ fn main() {
         let mut v = PgConnection::establish(hub.url.as_str()).unwrap();
         diesel::sql_query("VACUUM ANALYZE").execute(&mut v).unwrap();
         println!("VACUUM ANALYZE: {:.0} s", t.elapsed().as_secs_f64());
-        results.push((tickets, events, measure(&hub.db)));
+        let measured = measure(&hub.db);
+        for ((label, _, _), (p50, p95, rows)) in QUERIES.iter().zip(&measured) {
+            println!("  {label}: p50 {p50:.2} ms, p95 {p95:.2} ms, {rows} rows");
+        }
+        results.push((tickets, events, measured));
     }
     println!(
         "\n| query | rows | p50 ms at N/10 | p95 ms at N/10 | p50 ms at N | p95 ms at N | p95 N vs N/10 |"
@@ -330,5 +336,9 @@ fn main() {
         "\nN = {} tickets, {} events; N/10 = {} tickets, {} events",
         results[1].0, results[1].1, results[0].0, results[0].1
     );
-    drop_hub(&admin, hub);
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        println!("kept the database {} (BENCH_KEEP)", hub.name);
+    } else {
+        drop_hub(&admin, hub);
+    }
 }

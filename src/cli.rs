@@ -755,20 +755,17 @@ fn demo(exit: bool, backlog: usize) -> anyhow::Result<()> {
 /// Prints the hub's national statistics URLs, and what the public one shows now.
 async fn hub_statistics(api: &str, say: &mut dyn FnMut(&str)) {
     say("national statistics at the hub (public; small counts show as \"<5\"):");
-    let stats = format!("{api}/api/v1/hub/stats?group_by=province,status");
-    for url in [
-        stats.clone(),
-        format!("{api}/api/v1/hub/sla?group_by=province"),
-        format!("{api}/api/v1/hub/export?format=csv&group_by=province,kind"),
-    ] {
-        say(&format!("  {url}"));
+    for path in crate::demo::scenario::HUB_PUBLIC {
+        say(&format!("  {api}{path}"));
     }
+    let [flows, backlog, health] = crate::demo::scenario::HUB_ANALYST;
     say(&format!(
-        "  with an analyst's token (`officer add NAME --role analyst` on the hub): {api}/api/v1/hub/flows?group_by=origin,handler, {api}/api/v1/hub/backlog?group_by=province"
+        "  with an analyst's token (`officer add NAME --role analyst` on the hub): {api}{flows}, {api}{backlog}"
     ));
     say(&format!(
-        "  the federation's health (each node's signed status beside what the hub holds, outbox matrix, chains, alerts; analyst or admin): {api}/api/v1/hub/federation"
+        "  the federation's health (each node's signed status beside what the hub holds, outbox matrix, chains, alerts; analyst or admin): {api}{health}"
     ));
+    let stats = format!("{api}{}", crate::demo::scenario::HUB_PUBLIC[0]);
     say(&format!(
         "  the same on the dashboard: log in as admin.hub at {api}/petugas/masuk, then {api}/nasional"
     ));

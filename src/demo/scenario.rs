@@ -27,6 +27,22 @@ pub const NTT: &str = "prov-53.lapor.test";
 /// The Jakarta agency the NTT citizen's report concerns.
 pub const AGENCY: &str = "DKI-DUKCAPIL";
 
+/// The hub's national statistics the demo prints, answered for anyone (small counts shown as
+/// "<5").
+pub const HUB_PUBLIC: [&str; 3] = [
+    "/api/v1/hub/stats?group_by=province,status",
+    "/api/v1/hub/sla?group_by=province",
+    "/api/v1/hub/export?format=csv&group_by=province,kind",
+];
+
+/// The hub's figures the demo prints for an analyst or admin: flows between provinces, the
+/// backlog by age and the federation's health.
+pub const HUB_ANALYST: [&str; 3] = [
+    "/api/v1/hub/flows?group_by=origin,handler",
+    "/api/v1/hub/backlog?group_by=province",
+    "/api/v1/hub/federation",
+];
+
 /// A node's public API, as a client sees it.
 #[derive(Debug, Clone)]
 pub struct Api {

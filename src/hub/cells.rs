@@ -70,14 +70,47 @@ impl Dim {
     }
 }
 
+/// A rollup's period length. A period is stored as text that sorts in time order within a
+/// rollup: a day as `YYYY-MM-DD`, a month as `YYYY-MM`, a quarter as its first month
+/// (`YYYY-01`, `-04`, `-07` or `-10`), so month ranges select quarters too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Grain {
+    /// `YYYY-MM-DD`.
+    Day,
+    /// `YYYY-MM`.
+    Month,
+    /// The quarter's first month, `YYYY-MM`.
+    Quarter,
+}
+
+impl Grain {
+    /// The period of `day` (`YYYY-MM-DD`) at this grain.
+    #[must_use]
+    pub fn period(self, day: &str) -> String {
+        let month = day.get(..7).unwrap_or_default();
+        match self {
+            Self::Day => day.to_owned(),
+            Self::Month => month.to_owned(),
+            Self::Quarter => {
+                let m: u8 = month.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
+                format!(
+                    "{}-{:02}",
+                    month.get(..4).unwrap_or_default(),
+                    (m - 1) / 3 * 3 + 1
+                )
+            }
+        }
+    }
+}
+
 /// One rollup: an id (stored in each cell), its time grain and the dimensions it keeps (the
 /// others are stored empty).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rollup {
     /// Stored id.
     pub id: i32,
-    /// Periods are months (`YYYY-MM`) rather than days (`YYYY-MM-DD`).
-    pub monthly: bool,
+    /// The length of its periods.
+    pub grain: Grain,
     /// Dimensions kept.
     pub dims: &'static [Dim],
 }
@@ -95,43 +128,65 @@ use Dim::{Agency as A, Category as C, Channel as H, Kind as K, Province as P, Re
 
 /// The rollups of the ticket counts, smallest first within each grain (a query reads the
 /// first that keeps what it asks for). Day grain: province × status (the backlog's recent
-/// days, short periods), then everything. Month grain: province × status (national totals,
-/// the backlog's older months), then more dimensions each.
+/// days, short periods), then everything. Month grain: province × kind (the national figures
+/// by province and kind: 114 cells a month), province × status (the backlog's older months),
+/// then more dimensions each.
 pub const COUNT_ROLLUPS: &[Rollup] = &[
     Rollup {
         id: 5,
-        monthly: false,
+        grain: Grain::Day,
         dims: &[P, S],
     },
     Rollup {
         id: 0,
-        monthly: false,
+        grain: Grain::Day,
         dims: &Dim::ALL,
     },
     Rollup {
+        id: 7,
+        grain: Grain::Month,
+        dims: &[P, K],
+    },
+    Rollup {
         id: 6,
-        monthly: true,
+        grain: Grain::Month,
         dims: &[P, S],
     },
     Rollup {
         id: 2,
-        monthly: true,
+        grain: Grain::Month,
         dims: &[P, K, H, S],
     },
     Rollup {
         id: 4,
-        monthly: true,
+        grain: Grain::Month,
         dims: &[P, R, S],
     },
     Rollup {
         id: 3,
-        monthly: true,
+        grain: Grain::Month,
         dims: &[P, A, S],
     },
     Rollup {
         id: 1,
-        monthly: true,
+        grain: Grain::Month,
         dims: &[P, K, C, H, A, S],
+    },
+];
+
+/// Open tickets only, by province (rollup 8 by day, 9 by month; status stored empty): the
+/// national backlog by age reads 38 cells a day here instead of a cell per province × status.
+/// Not in [`COUNT_ROLLUPS`]: a count query must never pick them.
+pub const OPEN_ROLLUPS: &[Rollup] = &[
+    Rollup {
+        id: 8,
+        grain: Grain::Day,
+        dims: &[P],
+    },
+    Rollup {
+        id: 9,
+        grain: Grain::Month,
+        dims: &[P],
     },
 ];
 
@@ -139,30 +194,36 @@ pub const COUNT_ROLLUPS: &[Rollup] = &[
 pub const SLA_ROLLUPS: &[Rollup] = &[
     Rollup {
         id: 0,
-        monthly: false,
+        grain: Grain::Day,
         dims: &[P, A],
     },
     Rollup {
         id: 2,
-        monthly: true,
+        grain: Grain::Month,
         dims: &[P],
     },
     Rollup {
         id: 1,
-        monthly: true,
+        grain: Grain::Month,
         dims: &[P, A],
     },
 ];
-/// Flow rollups (origin province × handling node, both always kept): 0 by day, 1 by month.
+/// Flow rollups (origin province × handling node, both always kept): 0 by day, 1 by month,
+/// 2 by quarter (a year's flows read four quarters of up to 38 × 39 cells, not twelve months).
 pub const FLOW_ROLLUPS: &[Rollup] = &[
     Rollup {
         id: 0,
-        monthly: false,
+        grain: Grain::Day,
         dims: &[],
     },
     Rollup {
         id: 1,
-        monthly: true,
+        grain: Grain::Month,
+        dims: &[],
+    },
+    Rollup {
+        id: 2,
+        grain: Grain::Quarter,
         dims: &[],
     },
 ];
@@ -276,7 +337,6 @@ impl Cells {
     pub fn ticket(&mut self, s: &TicketState, sign: i64) {
         let r = &s.report;
         let day = day_of(s.created_at);
-        let month = day.get(..7).unwrap_or_default().to_owned();
         let region = r.region.as_str();
         let province = region.get(..2).unwrap_or_default().to_owned();
         let last_agency = s.milestones.dispatches.last().map(|d| d.agency.to_string());
@@ -299,18 +359,15 @@ impl Cells {
             agency.clone(),
             s.status.as_str().to_owned(),
         ];
-        for rollup in COUNT_ROLLUPS {
+        let open = if is_open(s.status) { OPEN_ROLLUPS } else { &[] };
+        for rollup in COUNT_ROLLUPS.iter().chain(open) {
             let mut dims = values.clone();
             for (value, dim) in dims.iter_mut().zip(Dim::ALL) {
                 if !rollup.dims.contains(&dim) {
                     value.clear();
                 }
             }
-            let period = if rollup.monthly {
-                month.clone()
-            } else {
-                day.clone()
-            };
+            let period = rollup.grain.period(&day);
             *self
                 .counts
                 .entry(CountKey {
@@ -324,11 +381,7 @@ impl Cells {
         for rollup in SLA_ROLLUPS {
             let key = SlaKey {
                 rollup: rollup.id,
-                period: if rollup.monthly {
-                    month.clone()
-                } else {
-                    day.clone()
-                },
+                period: rollup.grain.period(&day),
                 province: province.clone(),
                 agency: if rollup.has(&[A]) {
                     agency.clone()
@@ -351,11 +404,7 @@ impl Cells {
             for rollup in FLOW_ROLLUPS {
                 let key = FlowKey {
                     rollup: rollup.id,
-                    period: if rollup.monthly {
-                        month.clone()
-                    } else {
-                        day.clone()
-                    },
+                    period: rollup.grain.period(&day),
                     origin: province.clone(),
                     handler: d.handler.to_string(),
                 };

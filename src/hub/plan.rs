@@ -5,7 +5,7 @@
 
 use time::{Date, Month};
 
-use super::cells::{Dim, Rollup};
+use super::cells::{Dim, Grain, Rollup};
 
 /// One read: a rollup and a range of its periods (inclusive, as stored text).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,36 +41,76 @@ fn last_of_month(d: Date) -> Date {
     next.ok().and_then(Date::previous_day).unwrap_or(d)
 }
 
-/// The first (smallest: the lists are ordered so) rollup of `rollups` with grain `monthly`
-/// that keeps `dims`.
-fn smallest(rollups: &[Rollup], monthly: bool, dims: &[Dim]) -> Option<i32> {
+/// The first (smallest: the lists are ordered so) rollup of `rollups` with `grain` that keeps
+/// `dims`.
+fn smallest(rollups: &[Rollup], grain: Grain, dims: &[Dim]) -> Option<i32> {
     rollups
         .iter()
-        .find(|r| r.monthly == monthly && r.has(dims))
+        .find(|r| r.grain == grain && r.has(dims))
         .map(|r| r.id)
 }
 
-/// The reads that cover `from..=to` with `dims` kept. With `by_day`, days only (the answer is
-/// grouped by day). Rollup lists always hold a day rollup with every dimension, so a plan
-/// always exists. A range that ends today (or later) takes today's month whole: nothing is
-/// filed after today, so its month cell is exactly the days up to today.
+/// The first of the month `k` months after the first of the month `d`.
+fn months_after(d: Date, k: i32) -> Date {
+    let index = d.year() * 12 + i32::from(u8::from(d.month())) - 1 + k;
+    let month = u8::try_from(index.rem_euclid(12) + 1).unwrap_or(1);
+    Month::try_from(month)
+        .ok()
+        .and_then(|m| Date::from_calendar_date(index.div_euclid(12), m, 1).ok())
+        .unwrap_or(d)
+}
+
+/// The first day of the quarter of `d`.
+fn quarter_of(d: Date) -> Date {
+    let first = first_of_month(d);
+    months_after(first, -i32::from((u8::from(d.month()) - 1) % 3))
+}
+
+/// The first days of the first and the last quarter lying whole in the whole months
+/// `first..=last` (firsts of months); with `open_end`, the months after `last` are in the
+/// future (empty), so `last`'s quarter counts as whole.
+fn whole_quarters(first: Date, last: Date, open_end: bool) -> Option<(Date, Date)> {
+    let qa = if quarter_of(first) == first {
+        first
+    } else {
+        months_after(quarter_of(first), 3)
+    };
+    let q_last = quarter_of(last);
+    let qb = if open_end || months_after(q_last, 2) == last {
+        q_last
+    } else {
+        months_after(q_last, -3)
+    };
+    (qa <= qb).then_some((qa, qb))
+}
+
+/// The reads that cover `from..=to` with `dims` kept, using no grain coarser than `coarsest`
+/// (days when the answer is grouped by day, months when by month). Rollup lists always hold a
+/// day rollup with every dimension, so a plan always exists. A range that ends today (or
+/// later) takes today's month (and quarter) whole: nothing is filed after today, so its cell
+/// is exactly the days up to today.
 #[must_use]
 pub fn plan(
     rollups: &[Rollup],
     dims: &[Dim],
     (from, to): (Date, Date),
     today: Date,
-    by_day: bool,
+    coarsest: Grain,
 ) -> Vec<Part> {
-    let day_rollup = smallest(rollups, false, dims).unwrap_or(0);
+    let day_rollup = smallest(rollups, Grain::Day, dims).unwrap_or(0);
     let days = |a: Date, b: Date| Part {
         rollup: day_rollup,
         from: day_text(a),
         to: day_text(b),
     };
-    let month_rollup = smallest(rollups, true, dims);
-    let Some(month_rollup) = month_rollup.filter(|_| !by_day) else {
+    let month_rollup = smallest(rollups, Grain::Month, dims);
+    let Some(month_rollup) = month_rollup.filter(|_| coarsest >= Grain::Month) else {
         return vec![days(from, to)];
+    };
+    let months = |a: Date, b: Date| Part {
+        rollup: month_rollup,
+        from: month_text(a),
+        to: month_text(b),
     };
     // Whole months inside the range.
     let first_whole = if from == first_of_month(from) {
@@ -90,11 +130,27 @@ pub fn plan(
     if from < first_whole {
         parts.push(days(from, first_whole.previous_day().unwrap_or(from)));
     }
-    parts.push(Part {
-        rollup: month_rollup,
-        from: month_text(first_whole),
-        to: month_text(last_whole),
-    });
+    let last_month = first_of_month(last_whole);
+    let quarters = smallest(rollups, Grain::Quarter, dims)
+        .filter(|_| coarsest >= Grain::Quarter)
+        .and_then(|q| Some((q, whole_quarters(first_whole, last_month, to >= today)?)));
+    match quarters {
+        Some((q, (qa, qb))) => {
+            if first_whole < qa {
+                parts.push(months(first_whole, months_after(qa, -1)));
+            }
+            parts.push(Part {
+                rollup: q,
+                from: month_text(qa),
+                to: month_text(qb),
+            });
+            let after = months_after(qb, 3);
+            if after <= last_month {
+                parts.push(months(after, last_whole));
+            }
+        }
+        None => parts.push(months(first_whole, last_whole)),
+    }
     if last_whole < to {
         parts.push(days(last_whole.next_day().unwrap_or(to), to));
     }
@@ -104,7 +160,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::cells::{COUNT_ROLLUPS, Dim};
+    use crate::hub::cells::{COUNT_ROLLUPS, Dim, FLOW_ROLLUPS};
     use time::macros::date;
 
     const TODAY: Date = date!(2026 - 12 - 07);
@@ -116,9 +172,9 @@ mod tests {
             &[Dim::Province, Dim::Kind],
             (date!(2026 - 01 - 01), TODAY),
             TODAY,
-            false,
+            Grain::Quarter,
         );
-        assert_eq!(p, vec![part(2, "2026-01", "2026-12")]);
+        assert_eq!(p, vec![part(7, "2026-01", "2026-12")]);
     }
 
     fn part(rollup: i32, from: &str, to: &str) -> Part {
@@ -136,7 +192,7 @@ mod tests {
             &[Dim::Province, Dim::Status],
             (date!(2026 - 01 - 15), date!(2026 - 04 - 03)),
             TODAY,
-            false,
+            Grain::Quarter,
         );
         assert_eq!(
             p,
@@ -152,7 +208,7 @@ mod tests {
             &[Dim::Regency],
             (date!(2026 - 01 - 01), date!(2026 - 12 - 31)),
             TODAY,
-            false,
+            Grain::Quarter,
         );
         assert_eq!(p, vec![part(4, "2026-01", "2026-12")]);
         // Regency and kind together: no month rollup keeps both, so days of the fine one.
@@ -161,7 +217,7 @@ mod tests {
             &[Dim::Regency, Dim::Kind],
             (date!(2026 - 01 - 01), date!(2026 - 12 - 31)),
             TODAY,
-            false,
+            Grain::Quarter,
         );
         assert_eq!(p, vec![part(0, "2026-01-01", "2026-12-31")]);
     }
@@ -173,7 +229,7 @@ mod tests {
             &[],
             (date!(2026 - 02 - 02), date!(2026 - 02 - 27)),
             TODAY,
-            false,
+            Grain::Quarter,
         );
         assert_eq!(p, vec![part(5, "2026-02-02", "2026-02-27")]);
         let p = plan(
@@ -181,7 +237,7 @@ mod tests {
             &[],
             (date!(2026 - 01 - 01), date!(2026 - 03 - 31)),
             TODAY,
-            true,
+            Grain::Day,
         );
         assert_eq!(p, vec![part(5, "2026-01-01", "2026-03-31")]);
         let p = plan(
@@ -189,8 +245,83 @@ mod tests {
             &[Dim::Agency],
             (date!(2025 - 12 - 01), date!(2026 - 02 - 28)),
             TODAY,
-            false,
+            Grain::Quarter,
         );
         assert_eq!(p, vec![part(3, "2025-12", "2026-02")]);
+    }
+
+    #[test]
+    fn whole_quarters_come_from_a_quarter_rollup_and_the_months_around_them_from_months() {
+        // Twelve months up to today: four quarters (the current one has no later days).
+        let p = plan(
+            FLOW_ROLLUPS,
+            &[],
+            (date!(2026 - 01 - 01), TODAY),
+            TODAY,
+            Grain::Quarter,
+        );
+        assert_eq!(p, vec![part(2, "2026-01", "2026-10")]);
+        // February to today: March as a month, then three quarters.
+        let p = plan(
+            FLOW_ROLLUPS,
+            &[],
+            (date!(2026 - 02 - 01), TODAY),
+            TODAY,
+            Grain::Quarter,
+        );
+        assert_eq!(
+            p,
+            vec![part(1, "2026-02", "2026-03"), part(2, "2026-04", "2026-10")]
+        );
+        // A closed range ending mid-quarter: the quarter's first months as months, the last
+        // days as days.
+        let p = plan(
+            FLOW_ROLLUPS,
+            &[],
+            (date!(2025 - 12 - 10), date!(2026 - 08 - 15)),
+            TODAY,
+            Grain::Quarter,
+        );
+        assert_eq!(
+            p,
+            vec![
+                part(0, "2025-12-10", "2025-12-31"),
+                part(2, "2026-01", "2026-04"),
+                part(1, "2026-07", "2026-07"),
+                part(0, "2026-08-01", "2026-08-15"),
+            ]
+        );
+        // No whole quarter inside: months only; grouped by month: never quarters.
+        let p = plan(
+            FLOW_ROLLUPS,
+            &[],
+            (date!(2026 - 02 - 01), date!(2026 - 04 - 30)),
+            TODAY,
+            Grain::Quarter,
+        );
+        assert_eq!(p, vec![part(1, "2026-02", "2026-04")]);
+        let p = plan(
+            FLOW_ROLLUPS,
+            &[],
+            (date!(2026 - 01 - 01), TODAY),
+            TODAY,
+            Grain::Month,
+        );
+        assert_eq!(p, vec![part(1, "2026-01", "2026-12")]);
+    }
+
+    #[test]
+    fn periods_of_each_grain() {
+        assert_eq!(Grain::Day.period("2026-08-15"), "2026-08-15");
+        assert_eq!(Grain::Month.period("2026-08-15"), "2026-08");
+        for (day, quarter) in [
+            ("2026-01-01", "2026-01"),
+            ("2026-03-31", "2026-01"),
+            ("2026-04-01", "2026-04"),
+            ("2026-08-15", "2026-07"),
+            ("2026-12-31", "2026-10"),
+        ] {
+            assert_eq!(Grain::Quarter.period(day), quarter, "{day}");
+        }
     }
 }

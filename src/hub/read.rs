@@ -8,6 +8,7 @@ use diesel::sql_types::{BigInt, Text};
 
 use super::cells::FLOW_FIGURES;
 use crate::db::DbConn;
+use crate::domain::ticket::Status;
 
 /// What to read: a table, one rollup, a period range (inclusive, compared as text), equality
 /// filters and the grouping.
@@ -27,6 +28,9 @@ pub struct Select<'a> {
     pub group: &'a [&'static str],
     /// Group the period by month (`substr(period, 1, 7)`) or by day (the period as stored).
     pub period: Option<PeriodGroup>,
+    /// Only cells of open tickets with a count (`stat_counts`: the backlog reads no closed
+    /// or empty cells).
+    pub open_only: bool,
 }
 
 /// How the period is grouped.
@@ -240,6 +244,15 @@ pub fn aggregate(conn: &mut DbConn, sel: &Select<'_>) -> QueryResult<Vec<Aggrega
             binds.push(value.clone());
         }
     }
+    if sel.open_only && sel.table == Table::Counts {
+        // Status names are ours (`Status::as_str`), not the caller's text.
+        let open: Vec<String> = Status::ALL
+            .into_iter()
+            .filter(|s| super::cells::is_open(*s))
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        sql.push_str(&format!(" AND status IN ({}) AND n <> 0", open.join(", ")));
+    }
     if !group.is_empty() {
         sql.push_str(&format!(" GROUP BY {}", group.join(", ")));
     }
@@ -268,6 +281,7 @@ pub fn cells_of(
             filters: &[],
             group: table.keys(),
             period: Some(PeriodGroup::Day),
+            open_only: false,
         };
         out.extend(aggregate(conn, &sel)?.into_iter().map(|a| (r.id, a)));
     }

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use time::{Date, Duration};
 
-use super::cells::{COUNT_ROLLUPS, Dim, FLOW_ROLLUPS, LATENCY_HOURS, SLA_ROLLUPS, is_open};
+use super::cells::{
+    COUNT_ROLLUPS, Dim, FLOW_ROLLUPS, Grain, LATENCY_HOURS, OPEN_ROLLUPS, SLA_ROLLUPS, is_open,
+};
 use super::plan::plan;
 use super::query::{Dataset, EPOCH, Request};
 use super::read::{Aggregate, PeriodGroup, Select, Table as Stored, aggregate};
@@ -145,6 +147,7 @@ pub fn answer(
                 COUNT_ROLLUPS,
                 (&req.dims(), today),
                 None,
+                false,
             )?,
         ),
         Dataset::Sla => (
@@ -156,11 +159,20 @@ pub fn answer(
                 SLA_ROLLUPS,
                 (&req.dims(), today),
                 None,
+                false,
             )?,
         ),
         Dataset::Flows => (
             FLOW_COLUMNS.to_vec(),
-            sums(conn, req, Stored::Flows, FLOW_ROLLUPS, (&[], today), None)?,
+            sums(
+                conn,
+                req,
+                Stored::Flows,
+                FLOW_ROLLUPS,
+                (&[], today),
+                None,
+                false,
+            )?,
         ),
         Dataset::Backlog => (
             std::iter::once("open")
@@ -220,8 +232,8 @@ fn sums(
     rollups: &[super::cells::Rollup],
     (dims, today): (&[Dim], Date),
     ages: Option<PeriodGroup>,
+    open_only: bool,
 ) -> diesel::QueryResult<BTreeMap<Vec<String>, Vec<i64>>> {
-    let by_day = req.period_group() == Some("day");
     let period = ages.or_else(|| {
         req.period_group().map(|p| {
             if p == "day" {
@@ -238,7 +250,12 @@ fn sums(
         .filter(|k| table.keys().contains(k))
         .collect();
     let mut out: BTreeMap<Vec<String>, Vec<i64>> = BTreeMap::new();
-    for part in plan(rollups, dims, (req.from, req.to), today, by_day) {
+    let coarsest = match req.period_group() {
+        Some("day") => Grain::Day,
+        Some(_) => Grain::Month,
+        None => Grain::Quarter,
+    };
+    for part in plan(rollups, dims, (req.from, req.to), today, coarsest) {
         let sel = Select {
             table,
             rollup: part.rollup,
@@ -247,6 +264,7 @@ fn sums(
             filters: &req.filters,
             group: &keyed,
             period: period.clone(),
+            open_only,
         };
         for a in aggregate(conn, &sel)? {
             let width = table.width().min(a.sums.0.len());
@@ -289,15 +307,24 @@ fn backlog(
     req: &Request,
     today: Date,
 ) -> diesel::QueryResult<BTreeMap<Vec<String>, Vec<i64>>> {
-    let mut dims = req.dims();
-    if !dims.contains(&Dim::Status) {
-        dims.push(Dim::Status);
-    }
+    // By province alone (or nationally): the open-ticket rollups hold the answer. Otherwise
+    // the count rollups with status, open statuses only.
+    let by_province = req.dims().iter().all(|d| *d == Dim::Province);
+    let (rollups, mut dims) = if by_province {
+        (OPEN_ROLLUPS, vec![Dim::Province])
+    } else {
+        (COUNT_ROLLUPS, req.dims())
+    };
     let mut group: Vec<&'static str> = req.group_by.clone();
-    if !group.contains(&"status") {
-        group.push("status");
+    if !by_province {
+        if !dims.contains(&Dim::Status) {
+            dims.push(Dim::Status);
+        }
+        if !group.contains(&"status") {
+            group.push("status");
+        }
     }
-    let status_at = group.iter().position(|k| *k == "status").unwrap_or(0);
+    let status_at = group.iter().position(|k| *k == "status");
     let recent_from = today - Duration::days(90);
     let mut out: BTreeMap<Vec<String>, Vec<i64>> = BTreeMap::new();
     let windows = [
@@ -329,14 +356,16 @@ fn backlog(
             conn,
             &sub,
             Stored::Counts,
-            COUNT_ROLLUPS,
+            rollups,
             (&dims, today),
             ages,
+            !by_province,
         )? {
-            let open = keys
-                .get(status_at)
-                .and_then(|s| Status::parse(s))
-                .is_some_and(is_open);
+            let open = status_at.is_none_or(|at| {
+                keys.get(at)
+                    .and_then(|s| Status::parse(s))
+                    .is_some_and(is_open)
+            });
             let n = s.first().copied().unwrap_or_default();
             if !open || n == 0 {
                 continue;

@@ -354,10 +354,11 @@ pub fn clear(conn: &mut DbConn) -> QueryResult<()> {
 /// Every stored cell with a figure other than zero, as [`Cells`] (tests compare the
 /// incremental tables with a recomputation).
 pub fn load(conn: &mut DbConn) -> QueryResult<Cells> {
-    use super::cells::{COUNT_ROLLUPS, CountKey, FLOW_ROLLUPS, SLA_ROLLUPS, SlaKey};
+    use super::cells::{COUNT_ROLLUPS, CountKey, FLOW_ROLLUPS, OPEN_ROLLUPS, SLA_ROLLUPS, SlaKey};
     use super::read::cells_of;
     let mut cells = Cells::default();
-    for (rollup, a) in cells_of(conn, Table::Counts, COUNT_ROLLUPS)? {
+    let counts = [COUNT_ROLLUPS, OPEN_ROLLUPS].concat();
+    for (rollup, a) in cells_of(conn, Table::Counts, &counts)? {
         let dims = a.keys().map(str::to_owned);
         let n = a.sums.0.first().copied().unwrap_or_default();
         cells.counts.insert(

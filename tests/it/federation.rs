@@ -617,6 +617,43 @@ async fn demo_scenario_runs_with_background_workers() {
     );
     assert!(s.piled_up > 0);
     assert_eq!(c.undelivered().unwrap(), 0);
+
+    // The hub URLs the demo prints show the scenario: NTT's tickets, the flow from NTT to
+    // Jakarta, and the health of the three nodes.
+    use lapor_node::demo::scenario::{HUB_ANALYST, HUB_PUBLIC};
+    for n in c.nodes().filter(|n| n.id.as_str() != HUB) {
+        n.federation
+            .send_status(n.state.tickets.signing_key())
+            .await
+            .unwrap();
+    }
+    let hub = Api::of(node(&c, HUB));
+    for path in HUB_PUBLIC {
+        let (st, v) = hub.get(path, None).await.unwrap();
+        assert_eq!(st, 200, "{path}: {v}");
+        assert!(
+            v.to_string().contains("\"53\"") || v.to_string().contains("53,"),
+            "{path}: {v}"
+        );
+    }
+    let analyst = hub.officer("analis", Role::Analyst, None).await.unwrap();
+    let (st, flows) = hub.get(HUB_ANALYST[0], Some(&analyst)).await.unwrap();
+    assert_eq!(st, 200, "{flows}");
+    assert!(
+        flows["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["origin"] == "53" && r["handler"] == JAKARTA),
+        "{flows}"
+    );
+    let (st, backlog) = hub.get(HUB_ANALYST[1], Some(&analyst)).await.unwrap();
+    assert_eq!(st, 200, "{backlog}");
+    let (st, health) = hub.get(HUB_ANALYST[2], Some(&analyst)).await.unwrap();
+    assert_eq!(st, 200, "{health}");
+    for id in [NTT, JAKARTA] {
+        assert!(health.to_string().contains(id), "{id}: {health}");
+    }
     c.shutdown().await;
 }
 

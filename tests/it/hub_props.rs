@@ -278,6 +278,50 @@ fn statistics_are_filled_at_the_start_that_adds_them() {
     assert_eq!(stored(again.db()), expected);
 }
 
+/// A hub upgraded to the month × province × kind rollup, the open-ticket rollups and the
+/// quarterly flows: their
+/// migrations derive the new cells from the stored ones, equal to what the writers keep from
+/// then on.
+#[test]
+fn new_rollups_are_derived_at_the_start_that_adds_them() {
+    use diesel::RunQueryDsl as _;
+    for db in helpers::backends() {
+        let t = helpers::tickets(&db);
+        play(
+            &t,
+            4,
+            &[(0, 1, 2), (1, 0, 3), (2, 5, 1), (3, 13, 120), (3, 2, 1)],
+        );
+        let expected = stored(t.db());
+        for rollup in [7, 8, 9] {
+            let n = expected
+                .counts
+                .keys()
+                .filter(|k| k.rollup == rollup)
+                .count();
+            assert!(n > 0, "{}: no cells of rollup {rollup}", db.name);
+        }
+        assert!(expected.flows.keys().any(|k| k.rollup == 2), "{}", db.name);
+        t.db()
+            .write(|c| {
+                for sql in [
+                    "DELETE FROM stat_counts WHERE rollup IN (7, 8, 9)",
+                    "DELETE FROM stat_flows WHERE rollup = 2",
+                    "DELETE FROM __diesel_schema_migrations WHERE version LIKE '2026%12%07%000022%'",
+                    "DELETE FROM __diesel_schema_migrations WHERE version LIKE '2026%12%07%000023%'",
+                ] {
+                    diesel::sql_query(sql).execute(c)?;
+                }
+                Ok::<(), DbError>(())
+            })
+            .unwrap();
+        assert_ne!(stored(t.db()), expected, "{}", db.name);
+        drop(t);
+        let again = helpers::tickets(&db);
+        assert_eq!(stored(again.db()), expected, "{}", db.name);
+    }
+}
+
 /// The national generator writes what a hub would hold: every event accepted by the fold,
 /// tickets handled by provinces and the hub, and statistics equal to a rebuild's.
 #[test]

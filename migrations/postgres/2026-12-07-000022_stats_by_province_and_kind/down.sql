@@ -1,0 +1,1 @@
+DELETE FROM stat_counts WHERE rollup = 7;
