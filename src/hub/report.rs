@@ -10,13 +10,12 @@ use std::collections::BTreeMap;
 use time::{Date, Duration};
 
 use super::cells::{
-    COUNT_ROLLUPS, Dim, FLOW_ROLLUPS, Grain, LATENCY_HOURS, OPEN_ROLLUPS, SLA_ROLLUPS, is_open,
+    COUNT_ROLLUPS, Dim, FLOW_ROLLUPS, Grain, LATENCY_HOURS, OPEN_ROLLUPS, SLA_ROLLUPS,
 };
 use super::plan::plan;
 use super::query::{Dataset, EPOCH, Request};
 use super::read::{Aggregate, PeriodGroup, Select, Table as Stored, aggregate};
 use crate::db::DbConn;
-use crate::domain::ticket::Status;
 
 /// Who reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,23 +307,19 @@ fn backlog(
     today: Date,
 ) -> diesel::QueryResult<BTreeMap<Vec<String>, Vec<i64>>> {
     // By province alone (or nationally): the open-ticket rollups hold the answer. Otherwise
-    // the count rollups with status, open statuses only.
+    // the count rollups with status, read for open statuses only (`open_only`): either way,
+    // every cell read is of open tickets.
     let by_province = req.dims().iter().all(|d| *d == Dim::Province);
-    let (rollups, mut dims) = if by_province {
+    let (rollups, dims) = if by_province {
         (OPEN_ROLLUPS, vec![Dim::Province])
     } else {
-        (COUNT_ROLLUPS, req.dims())
-    };
-    let mut group: Vec<&'static str> = req.group_by.clone();
-    if !by_province {
+        let mut dims = req.dims();
         if !dims.contains(&Dim::Status) {
             dims.push(Dim::Status);
         }
-        if !group.contains(&"status") {
-            group.push("status");
-        }
-    }
-    let status_at = group.iter().position(|k| *k == "status");
+        (COUNT_ROLLUPS, dims)
+    };
+    let group: Vec<&'static str> = req.group_by.clone();
     let recent_from = today - Duration::days(90);
     let mut out: BTreeMap<Vec<String>, Vec<i64>> = BTreeMap::new();
     let windows = [
@@ -361,13 +356,8 @@ fn backlog(
             ages,
             !by_province,
         )? {
-            let open = status_at.is_none_or(|at| {
-                keys.get(at)
-                    .and_then(|s| Status::parse(s))
-                    .is_some_and(is_open)
-            });
             let n = s.first().copied().unwrap_or_default();
-            if !open || n == 0 {
+            if n == 0 {
                 continue;
             }
             let bucket = if by_day {
